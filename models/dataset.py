@@ -1,0 +1,100 @@
+"""The dataset the GUI and CLI look at: prices plus liquidations plus provenance.
+
+A ``Dataset`` answers "what is in this window" in one place so the headline
+strip, the CLI summary and the exports can never disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .liquidations import LiquidationModel
+from .paths import demo_dir
+from .prices import PriceModel
+
+DEMO_LABEL = "Demo data — synthetic, calibrated to figures reported for 2025-05-09"
+
+
+@dataclass
+class Dataset:
+    prices: PriceModel = field(default_factory=PriceModel)
+    liquidations: LiquidationModel = field(default_factory=LiquidationModel)
+    label: str = ""
+    is_demo: bool = False
+
+    @property
+    def assets(self) -> list[str]:
+        return sorted(set(self.prices.assets) | set(self.liquidations.assets))
+
+    @property
+    def exchanges(self) -> list[str]:
+        return sorted({k.exchange for k in self.prices.keys()} | set(self.liquidations.exchanges))
+
+    def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        ranges = [r for r in (self.prices.time_range(), self.liquidations.time_range()) if r]
+        if not ranges:
+            return None
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+    def busiest_day(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The UTC calendar day with the most liquidated USD (the default window)."""
+        daily = self.liquidations.daily_totals()
+        if daily.empty:
+            r = self.time_range()
+            if r is None:
+                return None
+            day = r[1].floor("D")
+        else:
+            day = daily.idxmax()
+        return day, day + pd.Timedelta(days=1)
+
+    def summary(self, start, end, *, exchanges=None, assets=None, side=None,
+                min_notional: float = 0.0, largest: int = 10) -> dict:
+        """The figures shown in the headline strip and ``liqscope summary --json``."""
+        sub = self.liquidations.filter(start, end, exchanges=exchanges, assets=assets,
+                                       side=side, min_notional=min_notional)
+        t = sub.totals()
+        top = sub.largest(largest)
+        return {
+            "source": self.label,
+            "start": _iso(start),
+            "end": _iso(end),
+            "total_usd": t.total_usd,
+            "long_usd": t.long_usd,
+            "short_usd": t.short_usd,
+            "short_share": t.short_share,
+            "count": t.count,
+            "by_exchange": t.by_exchange,
+            "by_asset": t.by_asset,
+            "largest": [
+                {
+                    "ts": _iso(r.ts),
+                    "exchange": str(r.exchange),
+                    "symbol": str(r.symbol),
+                    "side": str(r.side),
+                    "price": float(r.price),
+                    "qty": float(r.qty),
+                    "notional_usd": float(r.notional_usd),
+                }
+                for r in top.itertuples(index=False)
+            ],
+        }
+
+
+def _iso(ts) -> str:
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    spec = "milliseconds" if (t.microsecond or t.nanosecond) else "seconds"
+    return t.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def load_parquet_dataset(folder: Path, label: str, is_demo: bool = False) -> Dataset:
+    candles = pd.read_parquet(folder / "candles.parquet")
+    liqs = pd.read_parquet(folder / "liquidations.parquet")
+    return Dataset(PriceModel.from_long(candles), LiquidationModel(liqs), label=label, is_demo=is_demo)
+
+
+def load_demo() -> Dataset:
+    return load_parquet_dataset(demo_dir(), DEMO_LABEL, is_demo=True)

@@ -1,0 +1,45 @@
+"""Per-user directories (platformdirs), with overrides for tests and portable use."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "liqscope"
+DATA_DIR_ENV = "LIQSCOPE_DATA_DIR"
+_override: Path | None = None
+
+
+def set_data_dir(path: str | os.PathLike | None) -> None:
+    """Set by the CLI's global ``--data-dir``; wins over the environment."""
+    global _override
+    _override = Path(path).expanduser() if path else None
+
+
+def data_dir() -> Path:
+    if _override is not None:
+        return _override
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def resources_dir() -> Path:
+    """Bundled resources; works installed, editable, and inside a PyInstaller bundle."""
+    from liqscope import resources
+
+    return Path(resources.__file__).resolve().parent
+
+
+def demo_dir() -> Path:
+    return resources_dir() / "demo"

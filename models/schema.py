@@ -1,0 +1,111 @@
+"""Column contracts for candles and liquidations.
+
+Every importer, connector and the store produce frames that pass these
+validators, so the rest of the code can trust them: UTC ``ts``, sorted, and a
+liquidation ``side`` that always names the *position* that was liquidated.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+LONG, SHORT = "long", "short"
+SIDES = (LONG, SHORT)
+
+CANDLE_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
+LIQ_COLUMNS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd"]
+LIQ_CATEGORICAL = ["exchange", "symbol", "asset"]
+
+
+class SchemaError(ValueError):
+    """A frame does not follow the column contract; the message says how."""
+
+
+def to_utc(values) -> pd.Series | pd.DatetimeIndex:
+    """Coerce timestamps to ``datetime64[ns, UTC]``; naive values are taken as UTC."""
+    out = pd.to_datetime(values, utc=True)
+    if isinstance(out, pd.Series):
+        return out.dt.as_unit("ns")
+    return out.as_unit("ns")
+
+
+def order_side_to_position(order_side: pd.Series) -> pd.Series:
+    """Map an exchange *order* side to the liquidated *position* side.
+
+    A liquidation closes the position with an opposite order: a SELL order
+    liquidates a long, a BUY order liquidates a short.
+    """
+    s = order_side.astype(str).str.strip().str.lower()
+    out = s.map({"sell": LONG, "buy": SHORT})
+    bad = out.isna()
+    if bad.any():
+        first = s[bad].iloc[0]
+        raise SchemaError(f"unknown order side {first!r} (expected buy/sell)")
+    return out
+
+
+def side_categorical(values) -> pd.Categorical:
+    return pd.Categorical(values, categories=list(SIDES))
+
+
+def normalize_liquidations(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate and return a liquidation frame in canonical form (sorted by ts)."""
+    missing = [c for c in LIQ_COLUMNS if c not in df.columns]
+    if missing:
+        raise SchemaError(f"liquidations are missing columns: {', '.join(missing)}")
+    out = pd.DataFrame(
+        {
+            "ts": pd.Series(to_utc(df["ts"])).reset_index(drop=True),
+            "exchange": df["exchange"].astype(str).str.lower().to_numpy(),
+            "symbol": df["symbol"].astype(str).to_numpy(),
+            "asset": df["asset"].astype(str).str.upper().to_numpy(),
+            "side": df["side"].astype(str).str.lower().to_numpy(),
+            "price": pd.to_numeric(df["price"]).astype("float64").to_numpy(),
+            "qty": pd.to_numeric(df["qty"]).astype("float64").to_numpy(),
+            "notional_usd": pd.to_numeric(df["notional_usd"]).astype("float64").to_numpy(),
+        }
+    )
+    bad_side = ~out["side"].isin(SIDES)
+    if bad_side.any():
+        raise SchemaError(f"side must be 'long' or 'short', got {out['side'][bad_side].iloc[0]!r}")
+    for col in ("price", "qty", "notional_usd"):
+        vals = out[col].to_numpy()
+        if not np.isfinite(vals).all() or (vals < 0).any():
+            raise SchemaError(f"column {col!r} must hold finite non-negative numbers")
+    if out["ts"].isna().any():
+        raise SchemaError("column 'ts' has missing timestamps")
+    for col in LIQ_CATEGORICAL:
+        out[col] = out[col].astype("category")
+    out["side"] = side_categorical(out["side"])
+    out = out.sort_values("ts", kind="stable").reset_index(drop=True)
+    return out
+
+
+def normalize_candles(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate candles and return them indexed by UTC open time, sorted, unique."""
+    frame = df.reset_index() if "ts" not in df.columns and df.index.name == "ts" else df
+    missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"candles are missing columns: {', '.join(missing)}")
+    out = pd.DataFrame(
+        {c: pd.to_numeric(frame[c]).astype("float64").to_numpy() for c in CANDLE_COLUMNS[1:]},
+        index=pd.DatetimeIndex(to_utc(frame["ts"]), name="ts"),
+    )
+    out = out[~out.index.duplicated(keep="last")].sort_index()
+    hi, lo = out["high"].to_numpy(), out["low"].to_numpy()
+    if (hi < lo).any():
+        raise SchemaError("candles have high < low")
+    return out
+
+
+def empty_liquidations() -> pd.DataFrame:
+    return normalize_liquidations(pd.DataFrame({c: [] for c in LIQ_COLUMNS}).astype(
+        {"ts": "datetime64[ns, UTC]", "price": float, "qty": float, "notional_usd": float}))
+
+
+def ts_ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """UTC timestamps as int64 nanoseconds since the epoch (no copy when possible)."""
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC")
+    return idx.as_unit("ns").asi8

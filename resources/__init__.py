@@ -1,0 +1,1 @@
+"""Bundled, read-only resources: demo dataset, icons, styles."""
