@@ -118,12 +118,15 @@ class LiquidationModel:
         )
 
     def largest(self, n: int = 10) -> pd.DataFrame:
-        """The ``n`` largest single liquidations by notional, largest first."""
-        if not len(self):
-            return self.frame.copy()
+        """The ``n`` largest single liquidations by notional, largest first (ties: earlier first)."""
+        k = min(int(n), len(self))
+        if k <= 0:  # a negative n must not slice "all but the last" out of argpartition
+            return self.frame.iloc[:0].reset_index(drop=True)
         notional = self.frame["notional_usd"].to_numpy()
-        k = min(n, len(notional))
-        idx = np.argpartition(-notional, k - 1)[:k]
+        kth = np.partition(notional, len(notional) - k)[len(notional) - k]  # k-th largest value
+        above = np.flatnonzero(notional > kth)
+        ties = np.flatnonzero(notional == kth)[: k - len(above)]  # earliest of the tied values
+        idx = np.concatenate([above, ties])
         idx = idx[np.argsort(-notional[idx], kind="stable")]
         return self.frame.iloc[idx].reset_index(drop=True)
 
