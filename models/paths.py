@@ -26,7 +26,14 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP, appauthor=False))
 
 
+CONFIG_DIR_ENV = "LIQSCOPE_CONFIG_DIR"
+
+
 def config_dir() -> Path:
+    """Settings folder; ``LIQSCOPE_CONFIG_DIR`` redirects it (tests, portable installs)."""
+    env = os.environ.get(CONFIG_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
     return Path(platformdirs.user_config_dir(APP, appauthor=False))
 
 

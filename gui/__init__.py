@@ -1,0 +1,1 @@
+"""Liqscope's Qt views. Everything here observes one ``ViewState``; nothing reads files."""

@@ -1,0 +1,111 @@
+"""Start the GUI, or render it off screen for ``--screenshot``."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import replace
+
+from liqscope.models.cli import UsageError
+from liqscope.models.timeutil import TimeParseError, parse_time
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"invalid --size {text!r}: expected WIDTHxHEIGHT, e.g. 1600x1000") from None
+    if w < 400 or h < 300:
+        raise UsageError(f"--size {text} is too small (minimum 400x300)")
+    return w, h
+
+
+def make_app(argv: list[str] | None = None):
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    app.setApplicationName("Liqscope")
+    app.setOrganizationName("Liqscope")
+    return app
+
+
+def requested_view(args, dataset):
+    """A View from command-line options, validated against the dataset (None if none given)."""
+    from .state import View
+
+    fields = {}
+    if getattr(args, "asset", None):
+        asset = args.asset.upper()
+        if asset not in dataset.prices.assets:
+            raise UsageError(f"unknown asset {args.asset!r} (known: {', '.join(dataset.prices.assets)})")
+        fields["asset"] = asset
+    if getattr(args, "exchange", None):
+        fields["exchange"] = args.exchange.lower()
+    try:
+        if args.start:
+            fields["start"] = parse_time(args.start)
+        if args.end:
+            fields["end"] = parse_time(args.end)
+    except TimeParseError as exc:
+        raise UsageError(str(exc)) from None
+    if ("start" in fields) != ("end" in fields):
+        day = dataset.busiest_day()
+        span = day[1] - day[0]
+        fields.setdefault("end", fields.get("start", day[0]) + span)
+        fields.setdefault("start", fields["end"] - span)
+    if "start" in fields and fields["end"] <= fields["start"]:
+        raise UsageError("--end must be after --start")
+    return fields or None
+
+
+def run(args) -> int:
+    t0 = time.perf_counter()
+    if args.screenshot and "QT_QPA_PLATFORM" not in os.environ:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    size = _parse_size(args.size) if args.screenshot else None
+    from liqscope.models.sources import load_dataset
+
+    dataset = load_dataset(prefer_demo=getattr(args, "demo", False))
+    fields = requested_view(args, dataset)
+    app = make_app()
+    from .main_window import MainWindow
+    from .state import View
+
+    view = None
+    if fields:
+        start, end = dataset.busiest_day() or (None, None)
+        view = replace(View(start=start, end=end), **fields)
+    window = MainWindow(dataset, view, restore=not args.screenshot)
+    if args.screenshot:
+        return screenshot(window, args.screenshot, size)
+    window.show()
+    if os.environ.get("LIQSCOPE_TIMING"):
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: print(f"painted in {time.perf_counter() - t0:.3f} s", file=sys.stderr))
+    return app.exec()
+
+
+def settle(window) -> None:
+    """Let layout, coalesced state and repaints finish (the first grab can clip axis labels)."""
+    from PySide6.QtWidgets import QApplication
+
+    for _ in range(3):
+        QApplication.processEvents()
+        window.state.flush()
+        window._headline_timer.stop()
+        window.update_headline()
+        QApplication.processEvents()
+
+
+def screenshot(window, path: str, size: tuple[int, int]) -> int:
+    window.resize(*size)
+    window.show()
+    settle(window)
+    window.redraw(force=True)
+    settle(window)
+    image = window.grab()
+    if not image.save(path, "PNG"):
+        raise UsageError(f"cannot write {path}")
+    print(f"wrote {path} ({image.width()}x{image.height()})")
+    return 0

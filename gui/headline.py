@@ -1,0 +1,81 @@
+"""Headline strip: the figures a news headline quotes, for the visible window."""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from liqscope.models.format import number, usd
+
+from .theme import LONG_COLOR, SHORT_COLOR, display_name, exchange_color
+
+
+def _figure(caption: str) -> tuple[QWidget, QLabel]:
+    box = QWidget()
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(6, 2, 10, 2)
+    lay.setSpacing(0)
+    cap = QLabel(caption)
+    cap.setProperty("role", "caption")
+    val = QLabel("–")
+    val.setProperty("role", "figure")
+    lay.addWidget(cap)
+    lay.addWidget(val)
+    return box, val
+
+
+class HeadlineStrip(QFrame):
+    """Total, long vs short, per-exchange chips (click to drill down), largest order."""
+
+    exchange_clicked = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("headline")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 4)
+        box, self.total = _figure("Total liquidated")
+        lay.addWidget(box)
+        box, self.longs = _figure("Longs liquidated")
+        self.longs.setStyleSheet(f"color: {LONG_COLOR}")
+        lay.addWidget(box)
+        box, self.shorts = _figure("Shorts liquidated")
+        self.shorts.setStyleSheet(f"color: {SHORT_COLOR}")
+        lay.addWidget(box)
+        self.chips_box = QWidget()
+        self.chips = QHBoxLayout(self.chips_box)
+        self.chips.setContentsMargins(6, 0, 6, 0)
+        self.chips.setSpacing(4)
+        lay.addWidget(self.chips_box, 1)
+        box, self.largest = _figure("Largest single liquidation")
+        lay.addWidget(box)
+        self.scope = QLabel()
+        self.scope.setProperty("role", "caption")
+        self.figures: dict = {}
+
+    def set_figures(self, summary: dict, scope_text: str) -> None:
+        self.figures = summary
+        total = summary["total_usd"]
+        self.total.setText(usd(total))
+        self.total.setToolTip(f"{summary['count']:,} liquidations · {scope_text}")
+        self.longs.setText(usd(summary["long_usd"]))
+        self.shorts.setText(f"{usd(summary['short_usd'])} ({summary['short_share']:.0%})")
+        while self.chips.count():
+            w = self.chips.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        for i, (name, value) in enumerate(summary["by_exchange"].items()):
+            chip = QPushButton(f"● {display_name(name)} {usd(value)}")
+            chip.setProperty("role", "chip")
+            chip.setObjectName(f"chip_{name}")
+            chip.setStyleSheet(f"QPushButton {{ color: {exchange_color(name, i)}; }}")
+            chip.setToolTip(f"{name}: {value / total:.0%} of the window — click for details" if total else name)
+            chip.clicked.connect(lambda _=False, n=name: self.exchange_clicked.emit(n))
+            self.chips.addWidget(chip)
+        self.chips.addStretch(1)
+        if summary["largest"]:
+            top = summary["largest"][0]
+            self.largest.setText(f"{usd(top['notional_usd'])} {top['side']}")
+            self.largest.setToolTip(f"{top['ts']} {top['exchange']} {top['symbol']} "
+                                    f"{number(top['qty'])} @ {number(top['price'])}")
+        else:
+            self.largest.setText("–")

@@ -1,0 +1,188 @@
+"""Price pane: candles or close line, volume overlay, liquidation markers.
+
+Draws only the visible range (plus one view-width either side, so small pans
+reuse the cached picture) at a level of detail where candles are >= ~4 px wide.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+
+from liqscope.models.dataset import Dataset
+from liqscope.models.prices import resample
+from liqscope.models.prices import window as window_of
+from liqscope.models.schema import ts_ns
+from liqscope.models.timeutil import BUCKETS
+
+from .axis import OriginDateAxis, to_x
+from .items import CandlesItem, RectsItem
+from .theme import LONG_COLOR, SHORT_COLOR, Theme
+
+LADDER = list(BUCKETS.values())  # candle levels of detail, seconds
+MAX_MARKERS = 2000
+MARKER_SIZES = (5, 7, 9, 12, 16, 21)  # bucketed by notional decade-halves
+
+
+def marker_size_bucket(notional: np.ndarray) -> np.ndarray:
+    """Index into MARKER_SIZES: <$10k, <$50k, <$250k, <$1M, <$4M, larger."""
+    edges = np.array([1e4, 5e4, 2.5e5, 1e6, 4e6])
+    return np.searchsorted(edges, notional, side="right")
+
+
+class PriceAxis(pg.AxisItem):
+    """Prices with thousands separators; in log mode the view holds log10(price)."""
+
+    def tickStrings(self, values, scale, spacing):
+        from liqscope.models.format import number
+
+        if self.logMode:
+            return [number(10 ** v, 5) for v in values]
+        decimals = max(0, -int(np.floor(np.log10(spacing)))) if spacing > 0 else 0
+        return [f"{v:,.{decimals}f}" for v in values]
+
+
+class PricePane:
+    def __init__(self, plot: pg.PlotItem, origin_s: float):
+        self.plot = plot
+        self.origin_s = origin_s
+        self.candles = CandlesItem()
+        self.line = pg.PlotDataItem(pen=pg.mkPen("#8ab4f8", width=1))
+        self.line.setVisible(False)
+        plot.addItem(self.candles)
+        plot.addItem(self.line)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
+        plot.showGrid(x=True, y=True)
+        plot.hideAxis("left")
+        plot.showAxis("right")
+        plot.getAxis("right").setWidth(78)
+        plot.setMenuEnabled(False)
+        self.vb = plot.getViewBox()
+        self.vb.setLimits(minXRange=300)  # never zoom below 5 minutes
+        self.vb.setMouseMode(pg.ViewBox.PanMode)
+        self.vb.enableAutoRange(x=False, y=False)
+        # volume in its own view box, x-linked, occupying the bottom quarter
+        self.vol_vb = pg.ViewBox(enableMouse=False)
+        self.vol_vb.setXLink(self.vb)
+        plot.scene().addItem(self.vol_vb)
+        self.vol_vb.setZValue(-10)
+        self.volume = RectsItem()
+        self.vol_vb.addItem(self.volume)
+        self.vb.sigResized.connect(self._sync_volume_geometry)
+        # liquidation markers, one scatter per side (bucketed sizes keep it fast)
+        self.markers = {
+            side: pg.ScatterPlotItem(pen=pg.mkPen("#ffffff", width=0.6), brush=pg.mkBrush(color + "c8"),
+                                     symbol="o", name=f"{side} liquidated")
+            for side, color in (("long", LONG_COLOR), ("short", SHORT_COLOR))
+        }
+        for m in self.markers.values():
+            m.setZValue(20)
+            plot.addItem(m)
+        self.legend = pg.LegendItem(offset=(8, 8), labelTextSize="8pt")
+        self.legend.setParentItem(self.vb)
+        for side, m in self.markers.items():
+            self.legend.addItem(m, f"{side}s liquidated")
+        self.series: pd.DataFrame | None = None
+        self._lod: dict[int, pd.DataFrame] = {}
+        self._cached: tuple[int, float, float] | None = None  # (level, x0, x1) currently drawn
+        self.level = 60
+        self.visible: pd.DataFrame | None = None
+
+    def _sync_volume_geometry(self):
+        self.vol_vb.setGeometry(self.vb.sceneBoundingRect())
+
+    def set_theme(self, theme: Theme):
+        self.candles.set_colors(theme.candle_up, theme.candle_down)
+        self.plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
+        self.legend.setLabelTextColor(theme.foreground)
+
+    def set_series(self, candles: pd.DataFrame | None):
+        """New price source (asset/exchange changed): drop the LOD cache."""
+        self.series = candles
+        self._lod = {60: candles} if candles is not None else {}
+        self._cached = None
+
+    def lod(self, level: int) -> pd.DataFrame:
+        """Candles at ``level`` seconds, resampled once and cached (truthful OHLC merge)."""
+        if level not in self._lod:
+            self._lod[level] = resample(self.series, level)
+        return self._lod[level]
+
+    def pick_level(self, span_s: float) -> int:
+        px = max(self.vb.width(), 200)
+        for lvl in LADDER:
+            if span_s / lvl <= px / 4:
+                return lvl
+        return LADDER[-1]
+
+    def redraw(self, start: pd.Timestamp, end: pd.Timestamp, *, style: str, log: bool, force: bool = False):
+        if self.series is None or self.series.empty:
+            self.candles.set_data(*(np.empty(0),) * 5, width=60)
+            self.line.setData([], [])
+            self.volume.set_data([], [], [], [], [], [])
+            self.visible = None
+            return
+        x0 = (start.value / 1e9) - self.origin_s
+        x1 = (end.value / 1e9) - self.origin_s
+        span = x1 - x0
+        level = self.pick_level(span)
+        self.level = level
+        cached = self._cached
+        if force or cached is None or cached[0] != level or x0 < cached[1] or x1 > cached[2]:
+            frame = self.lod(level)
+            lo = frame.index.searchsorted(start - pd.Timedelta(seconds=span), "left")
+            hi = frame.index.searchsorted(end + pd.Timedelta(seconds=span), "right")
+            part = frame.iloc[lo:hi]
+            x = to_x(ts_ns(part.index), self.origin_s) + level / 2  # centre candles in their interval
+            o, h, l, c = (part[k].to_numpy() for k in ("open", "high", "low", "close"))
+            if log:
+                o, h, l, c = (np.log10(v) for v in (o, h, l, c))
+            if style == "candles":
+                self.candles.set_data(x, o, h, l, c, width=level)
+                self.line.setData([], [])
+            else:
+                self.candles.set_data(*(np.empty(0),) * 5, width=level)
+                self.line.setData(x, c)
+            self.candles.setVisible(style == "candles")
+            self.line.setVisible(style != "candles")
+            vol = part["volume"].to_numpy()
+            xs = x - level / 2
+            self.volume.set_data(xs + level * 0.1, xs + level * 0.9, np.zeros(len(vol)), vol,
+                                 (part["close"] < part["open"]).to_numpy().astype(int),
+                                 [self.candles.colors[0], self.candles.colors[1]], alpha=55)
+            self._cached = (level, float(x[0]) - level if len(x) else x0, float(x[-1]) + level if len(x) else x1)
+        vis = window_of(self.lod(level), start, end)
+        self.visible = vis
+        if len(vis):
+            lo_p, hi_p = float(vis["low"].min()), float(vis["high"].max())
+            if log:
+                lo_p, hi_p = np.log10(lo_p), np.log10(hi_p)
+            pad = (hi_p - lo_p) * 0.08 or abs(hi_p) * 0.001
+            self.vb.setYRange(lo_p - pad, hi_p + pad, padding=0)
+            self.vol_vb.setYRange(0, float(vis["volume"].max()) * 4 or 1, padding=0)
+        self.plot.getAxis("right").setLogMode(False, log)
+
+    def set_markers(self, events: pd.DataFrame, *, log: bool, visible: bool, limit: int = MAX_MARKERS):
+        """The largest events in view (at most ``limit``), sizes bucketed."""
+        for m in self.markers.values():
+            m.setVisible(visible)
+        if not visible:
+            return
+        limit = min(limit, MAX_MARKERS)
+        if len(events) > limit:
+            events = events.nlargest(limit, "notional_usd")
+        for side, item in self.markers.items():
+            ev = events[events["side"] == side]
+            x = to_x(ts_ns(ev["ts"]), self.origin_s)
+            y = ev["price"].to_numpy()
+            if log:
+                y = np.log10(y)
+            sizes = np.take(MARKER_SIZES, marker_size_bucket(ev["notional_usd"].to_numpy()))
+            item.setData(x=x, y=y, size=sizes)
+
+
+def dataset_origin(ds: Dataset) -> float:
+    """Seconds of the first whole UTC day in the data: the x origin of every pane."""
+    r = ds.time_range()
+    return 0.0 if r is None else float(r[0].floor("D").value // 1_000_000_000)
