@@ -20,9 +20,27 @@ def _parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _quiet_offscreen_warnings() -> None:
+    """The offscreen platform warns about window size hints on every resize; noise for users."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message):
+        if "propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            print(message, file=sys.stderr)
+
+    previous = qInstallMessageHandler(handler)
+
+
 def make_app(argv: list[str] | None = None):
     from PySide6.QtWidgets import QApplication
 
+    _quiet_offscreen_warnings()
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("Liqscope")
     app.setOrganizationName("Liqscope")

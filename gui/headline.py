@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from liqscope.models.format import number, usd
 
@@ -31,25 +31,29 @@ class HeadlineStrip(QFrame):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("headline")
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(6, 4, 6, 4)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.setSpacing(2)
+        lay = QHBoxLayout()
+        outer.addLayout(lay)
         box, self.total = _figure("Total liquidated")
         lay.addWidget(box)
         box, self.longs = _figure("Longs liquidated")
         self.longs.setStyleSheet(f"color: {LONG_COLOR}")
         lay.addWidget(box)
-        box, self.shorts = _figure("Shorts liquidated")
+        box, self.shorts = _figure("Shorts liquidated (share)")
         self.shorts.setStyleSheet(f"color: {SHORT_COLOR}")
         lay.addWidget(box)
+        lay.addStretch(1)
+        box, self.largest = _figure("Largest single liquidation")
+        lay.addWidget(box)
+        # per-exchange chips on their own row: they never squeeze the figures
         self.chips_box = QWidget()
         self.chips = QHBoxLayout(self.chips_box)
         self.chips.setContentsMargins(6, 0, 6, 0)
         self.chips.setSpacing(4)
-        lay.addWidget(self.chips_box, 1)
-        box, self.largest = _figure("Largest single liquidation")
-        lay.addWidget(box)
-        self.scope = QLabel()
-        self.scope.setProperty("role", "caption")
+        self.chips_box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        outer.addWidget(self.chips_box)
         self.figures: dict = {}
 
     def set_figures(self, summary: dict, scope_text: str) -> None:
@@ -63,6 +67,9 @@ class HeadlineStrip(QFrame):
             w = self.chips.takeAt(0).widget()
             if w is not None:
                 w.deleteLater()
+        caption = QLabel("By exchange:")
+        caption.setProperty("role", "caption")
+        self.chips.addWidget(caption)
         for i, (name, value) in enumerate(summary["by_exchange"].items()):
             chip = QPushButton(f"● {display_name(name)} {usd(value)}")
             chip.setProperty("role", "chip")
@@ -74,7 +81,7 @@ class HeadlineStrip(QFrame):
         self.chips.addStretch(1)
         if summary["largest"]:
             top = summary["largest"][0]
-            self.largest.setText(f"{usd(top['notional_usd'])} {top['side']}")
+            self.largest.setText(f"{usd(top['notional_usd'])} {top['side']} · {display_name(top['exchange'])}")
             self.largest.setToolTip(f"{top['ts']} {top['exchange']} {top['symbol']} "
                                     f"{number(top['qty'])} @ {number(top['price'])}")
         else:

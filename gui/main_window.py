@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
                         exchanges=self.dataset.exchanges)
         markers = margin.filter(v.start, v.end, assets=[v.asset]).frame
         self.price.set_markers(markers, log=v.log_scale, visible=v.markers,
-                               limit=max(50, int(self.price.vb.width() / 5)))
+                               limit=max(40, int(self.price.vb.width() / 8)))
 
     def update_headline(self) -> None:
         v = self.state.view

@@ -72,7 +72,7 @@ class PricePane:
         self.vb.sigResized.connect(self._sync_volume_geometry)
         # liquidation markers, one scatter per side (bucketed sizes keep it fast)
         self.markers = {
-            side: pg.ScatterPlotItem(pen=pg.mkPen("#ffffff", width=0.6), brush=pg.mkBrush(color + "c8"),
+            side: pg.ScatterPlotItem(pen=pg.mkPen("#ffffff", width=0.6), brush=pg.mkBrush(color + "b0"),
                                      symbol="o", name=f"{side} liquidated")
             for side, color in (("long", LONG_COLOR), ("short", SHORT_COLOR))
         }

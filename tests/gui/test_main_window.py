@@ -1,0 +1,197 @@
+"""Drive the real main window on the demo data and check what it shows."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liqscope.models.cli import main as cli_main
+from liqscope.models.dataset import load_demo
+from liqscope.models.format import number
+
+DAY = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-05-10", tz="UTC"))
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_demo()
+
+
+@pytest.fixture
+def window(qtbot, demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "config"))
+    from liqscope.gui.main_window import MainWindow
+    from liqscope.gui.state import View
+
+    w = MainWindow(demo, View(start=DAY[0], end=DAY[1]), restore=False)
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    settle(w)
+    return w
+
+
+def settle(w):
+    from liqscope.gui.app import settle as app_settle
+
+    app_settle(w)
+
+
+def test_headline_matches_summary_json(window, capsys):
+    assert cli_main(["--demo", "summary", "--start", "2025-05-09T00:00:00Z", "--end", "2025-05-10T00:00:00Z", "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    shown = window.headline.figures
+    assert shown["total_usd"] == pytest.approx(expected["total_usd"])
+    assert shown["short_share"] == pytest.approx(expected["short_share"])
+    assert shown["by_exchange"] == pytest.approx(expected["by_exchange"])
+    # and the labels a user reads
+    assert window.headline.total.text() == "$860.0M"
+    assert window.headline.shorts.text() == "$705.2M (82%)"
+    from PySide6.QtWidgets import QPushButton
+
+    texts = " ".join(b.text() for b in window.headline.chips_box.findChildren(QPushButton))
+    for fragment in ("Binance $360.0M", "OKX $180.0M", "Bybit $120.0M"):
+        assert fragment in texts
+
+
+def test_switching_asset_changes_plotted_candles(window, qtbot):
+    btc_close = window.price.candles.data[4].copy()
+    assert 99_000 < np.median(btc_close) < 104_500
+    combo = window.controls.asset
+    combo.setCurrentIndex(combo.findData("ETH"))
+    settle(window)
+    assert window.state.view.asset == "ETH"
+    eth_close = window.price.candles.data[4]
+    assert 1_500 < np.median(eth_close) < 3_000
+    # price markers follow the asset, and their y values are ETH prices
+    ys = np.concatenate([m.getData()[1] for m in window.price.markers.values()])
+    assert len(ys) and 1_500 < np.median(ys) < 3_000
+
+
+def test_zoom_changes_bucket_and_headline(window, qtbot):
+    day_bucket = window.liq.bucket
+    day_total = window.headline.figures["total_usd"]
+    vb = window.price.vb
+    x0, x1 = vb.viewRange()[0]
+    centre = (x0 + x1) / 2
+    vb.setXRange(centre - 1800, centre + 1800, padding=0)  # what a wheel zoom ends in: 1 h around noon
+    settle(window)
+    v = window.state.view
+    assert (v.end - v.start).total_seconds() == pytest.approx(3600, abs=1)
+    assert window.liq.bucket < day_bucket
+    assert window.liq.bucket == 60
+    expected = window.dataset.liquidations.filter(v.start, v.end).totals().total_usd
+    assert window.headline.figures["total_usd"] == pytest.approx(expected)
+    assert window.headline.figures["total_usd"] < day_total
+    # bars drawn for the visible window sum to the same money as the raw events
+    table = window.liq.table
+    vis = table[(table.index >= v.start) & (table.index < v.end)]
+    inner = window.dataset.liquidations.filter(vis.index[0], vis.index[-1] + pd.Timedelta(minutes=1))
+    assert vis.to_numpy().sum() == pytest.approx(inner.totals().total_usd)
+
+
+def test_presets_and_reset(window):
+    window.controls.preset_actions["4h"].trigger()
+    settle(window)
+    v = window.state.view
+    assert v.end - v.start == pd.Timedelta(hours=4)
+    assert v.end == DAY[1]
+    window.controls.reset.trigger()
+    settle(window)
+    assert (window.state.view.start, window.state.view.end) == DAY
+    window.controls.preset_actions["All"].trigger()
+    settle(window)
+    assert window.state.view.start <= pd.Timestamp("2025-05-07", tz="UTC")
+    assert window.liq.bucket >= 900  # four days never draw 1-minute bars
+
+
+def test_crosshair_readout_at_known_point(window):
+    window.state.update(start=pd.Timestamp("2025-05-09T12:00Z"), end=pd.Timestamp("2025-05-09T13:00Z"))
+    settle(window)
+    assert window.price.level == 60
+    t = pd.Timestamp("2025-05-09T12:30:20Z")
+    text = window.show_readout(t.value / 1e9 - window.origin_s)
+    key = window.dataset.prices.find("BTC", "binance")
+    candle = window.dataset.prices.candles(key).loc[pd.Timestamp("2025-05-09T12:30Z")]
+    assert "2025-05-09 12:30:20 UTC" in text
+    for k in ("open", "high", "low", "close"):
+        assert number(candle[k]) in text
+    bucket = window.dataset.liquidations.filter(pd.Timestamp("2025-05-09T12:30Z"), pd.Timestamp("2025-05-09T12:31Z")).totals()
+    from liqscope.models.format import usd
+
+    assert f"longs {usd(bucket.long_usd)}" in text
+    assert f"shorts {usd(bucket.short_usd)}" in text
+
+
+def test_side_and_size_filters_update_headline(window):
+    window.controls.side.setCurrentIndex(window.controls.side.findData("short"))
+    settle(window)
+    assert window.headline.figures["long_usd"] == 0
+    assert window.headline.figures["total_usd"] == pytest.approx(705.2e6, rel=0.005)
+    window.controls.min_size.setCurrentIndex(window.controls.min_size.findData(1e6))
+    settle(window)
+    expected = window.dataset.liquidations.filter(*DAY, side="short", min_notional=1e6).totals()
+    assert window.headline.figures["total_usd"] == pytest.approx(expected.total_usd)
+    assert window.headline.figures["count"] == expected.count
+
+
+def test_exchange_filter_menu(window):
+    window.controls.exch_actions["binance"].setChecked(False)
+    settle(window)
+    assert window.state.view.exchanges == frozenset({"okx", "bybit", "bitget", "gate"})
+    assert "binance" not in window.headline.figures["by_exchange"]
+    assert window.headline.figures["total_usd"] == pytest.approx(500e6, rel=0.005)
+
+
+def test_state_to_widgets_binding_has_no_feedback_loop(window, qtbot):
+    emitted = []
+    window.state.changed.connect(lambda names: emitted.append(names))
+    window.state.update(asset="SOL", theme="light")
+    settle(window)
+    assert window.controls.asset.currentData() == "SOL"
+    assert window.controls.theme_actions["light"].isChecked()
+    assert len(emitted) == 1  # one coalesced emission, no echo from the widgets
+
+
+def test_settings_persist_across_runs(qtbot, demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    from liqscope.gui.main_window import MainWindow
+
+    first = MainWindow(demo, restore=True)
+    qtbot.addWidget(first)
+    first.state.update(asset="XRP", exchange="okx", theme="light",
+                       start=pd.Timestamp("2025-05-08T06:00Z"), end=pd.Timestamp("2025-05-08T10:00Z"))
+    first.state.flush()
+    first.show()
+    first.resize(760, 560)  # within the offscreen platform's 800x600 screen
+    qtbot.waitExposed(first)
+    first.close()
+    second = MainWindow(demo, restore=True)
+    qtbot.addWidget(second)
+    v = second.state.view
+    assert (v.asset, v.exchange, v.theme) == ("XRP", "okx", "light")
+    assert (v.start, v.end) == (pd.Timestamp("2025-05-08T06:00Z"), pd.Timestamp("2025-05-08T10:00Z"))
+    assert (second.width(), second.height()) == (760, 560)
+
+
+def test_screenshot_cli_writes_png(tmp_path, monkeypatch, qapp):
+    from PySide6.QtGui import QImage
+
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    out = tmp_path / "shot.png"
+    assert cli_main(["--demo", "--screenshot", str(out), "--asset", "ETH", "--size", "1200x800",
+                     "--start", "2025-05-09T00:00Z", "--end", "2025-05-10T00:00Z"]) == 0
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (1200, 800)
+    small = img.scaled(60, 40)
+    colours = {small.pixel(x, y) for x in range(60) for y in range(40)}
+    assert len(colours) > 20  # not blank
+
+
+def test_screenshot_cli_rejects_bad_args(tmp_path, capsys, qapp):
+    assert cli_main(["--demo", "--screenshot", str(tmp_path / "x.png"), "--asset", "NOPE"]) == 2
+    assert "unknown asset" in capsys.readouterr().err
+    assert cli_main(["--demo", "--screenshot", str(tmp_path / "x.png"), "--size", "big"]) == 2
