@@ -23,7 +23,16 @@ class SchemaError(ValueError):
 
 def to_utc(values) -> pd.Series | pd.DatetimeIndex:
     """Coerce timestamps to ``datetime64[ns, UTC]``; naive values are taken as UTC."""
-    out = pd.to_datetime(values, utc=True)
+    try:
+        out = pd.to_datetime(values, utc=True)
+    except ValueError:
+        # pandas guesses one strptime format from the first string, so ISO strings that differ
+        # in precision or offset ("...T11:00:00Z" then "...T10:00:00.123Z", as isoformat() and
+        # many exports write them) fail; pandas' ISO-8601 parser takes each as it comes.
+        try:
+            out = pd.to_datetime(values, utc=True, format="ISO8601")
+        except ValueError as exc:
+            raise SchemaError(f"unparseable timestamps: {str(exc).splitlines()[0]}") from None
     if isinstance(out, pd.Series):
         return out.dt.as_unit("ns")
     return out.as_unit("ns")

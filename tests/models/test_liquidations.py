@@ -387,3 +387,20 @@ def test_order_side_to_position():
     assert out.tolist() == ["long", "short", "long", "short"]
     with pytest.raises(SchemaError, match="hold"):
         order_side_to_position(pd.Series(["sell", "hold"]))
+
+
+def test_normalize_parses_iso_strings_of_mixed_precision_and_offsets():
+    # isoformat() drops the fraction when it is zero; exports mix "Z" and "+02:00".
+    df = pd.DataFrame([ev(T0, "okx", "BTC", "long", 10)] * 4)
+    df["ts"] = ["2025-05-09T11:00:00Z", "2025-05-09T10:00:00.123Z", "2025-05-09T13:00:00+02:00",
+                "2025-05-09 09:00"]
+    out = normalize_liquidations(df)
+    assert out["ts"].tolist() == [pd.Timestamp("2025-05-09T09:00Z"), pd.Timestamp("2025-05-09T10:00:00.123Z"),
+                                  pd.Timestamp("2025-05-09T11:00Z"), pd.Timestamp("2025-05-09T11:00Z")]
+
+
+def test_normalize_rejects_unparseable_timestamps():
+    df = pd.DataFrame([ev(T0, "okx", "BTC", "long", 10)] * 2)
+    df["ts"] = ["2025-05-09T11:00:00Z", "yesterday-ish"]
+    with pytest.raises(SchemaError, match="timestamp"):
+        normalize_liquidations(df)
