@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 
-from liqscope.models.liquidations import LiquidationModel
+from liqscope.models.liq_index import LiquidationIndex
 from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import format_duration, pick_bucket
 
@@ -65,12 +65,13 @@ class LiqPane:
         px = max(self.vb.width(), 200)
         return pick_bucket(span_s, int(px / MIN_BAR_PX))
 
-    def redraw(self, liq: LiquidationModel, start: pd.Timestamp, end: pd.Timestamp, *,
-               override: int | None, stacked: bool, exchanges: list[str]) -> None:
+    def redraw(self, index: LiquidationIndex, start: pd.Timestamp, end: pd.Timestamp, *,
+               override: int | None, stacked: bool, exchanges: list[str], filters: dict) -> None:
+        """Re-bin for this view: the window plus one view-width either side (cheap pans)."""
         span = (end - start).total_seconds()
         self.bucket = self.pick_bucket(span, override)
-        table = liq.buckets(self.bucket, start - pd.Timedelta(seconds=span),
-                            end + pd.Timedelta(seconds=span), by="exchange")
+        table = index.buckets(self.bucket, start - pd.Timedelta(seconds=span),
+                              end + pd.Timedelta(seconds=span), by="exchange", **filters)
         names = [e for e in exchanges if e in table.columns.get_level_values(1)]
         self.table = table
         x = to_x(ts_ns(table.index), self.origin_s)

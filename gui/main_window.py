@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QApplication, QDateTimeEdit, QDialog, QDialogButt
 
 from liqscope.models.dataset import Dataset
 from liqscope.models.format import number, usd
+from liqscope.models.timeutil import format_duration
 
 from .axis import OriginDateAxis, from_x
 from .controls import Controls
@@ -73,6 +74,8 @@ class MainWindow(QMainWindow):
         price_plot.addItem(self.crosshair[0], ignoreBounds=True)
         price_plot.addItem(self.hline, ignoreBounds=True)
         liq_plot.addItem(self.crosshair[1], ignoreBounds=True)
+        for line in (*self.crosshair, self.hline):
+            line.setVisible(False)  # until the pointer is over a chart
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60,
                                            slot=lambda ev: self.on_mouse_scene(ev[0]))
 
@@ -184,15 +187,17 @@ class MainWindow(QMainWindow):
         if v.start is None:
             return
         self.price.redraw(v.start, v.end, style=v.price_style, log=v.log_scale, force=force)
-        liq = self.dataset.liquidations
-        span = v.end - v.start
         filt = v.liq_filter()
-        margin = liq.filter(v.start - span, v.end + span, **filt)
-        self.liq.redraw(margin, v.start, v.end, override=v.bucket, stacked=v.stacked,
-                        exchanges=self.dataset.exchanges)
-        markers = margin.filter(v.start, v.end, assets=[v.asset]).frame
-        self.price.set_markers(markers, log=v.log_scale, visible=v.markers,
-                               limit=max(40, int(self.price.vb.width() / 8)))
+        index = self.dataset.index(filt.pop("min_notional"))
+        self.liq.redraw(index, v.start, v.end, override=v.bucket, stacked=v.stacked,
+                        exchanges=self.dataset.exchanges, filters=filt)
+        if v.markers:
+            limit = max(40, int(self.price.vb.width() / 8))
+            markers = index.largest(v.start, v.end, limit, exchanges=filt["exchanges"], assets=[v.asset],
+                                    side=filt["side"])
+        else:
+            markers = None
+        self.price.set_markers(markers, log=v.log_scale, visible=v.markers)
 
     def update_headline(self) -> None:
         v = self.state.view
@@ -204,7 +209,8 @@ class MainWindow(QMainWindow):
         fmt = "%Y-%m-%d %H:%M"
         self.statusBar().showMessage(
             f"{v.start.strftime(fmt)} → {v.end.strftime(fmt)} UTC · {scope} · "
-            f"candles {self.price.level // 60}m · bars {self.liq.bucket // 60}m · {self.dataset.label}")
+            f"candles {format_duration(self.price.level)} · bars {format_duration(self.liq.bucket)} · "
+            f"{self.dataset.label}")
 
     def apply_theme(self) -> None:
         theme = THEMES[self.state.view.theme]
@@ -275,18 +281,17 @@ class MainWindow(QMainWindow):
         """Move the crosshair to x (seconds from origin) and describe what is under it."""
         for line in self.crosshair:
             line.setPos(x)
+            line.setVisible(True)
+        self.hline.setVisible(y is not None)
         if y is not None:
             self.hline.setPos(y)
         ts = from_x(x, self.origin_s)
         v = self.state.view
         parts = [f"<b>{ts.strftime('%Y-%m-%d %H:%M:%S')} UTC</b>"]
-        vis = self.price.lod(self.price.level) if self.price.series is not None else None
-        if vis is not None and len(vis):
-            i = vis.index.searchsorted(ts, "right") - 1
-            if i >= 0 and ts < vis.index[i] + pd.Timedelta(seconds=self.price.level):
-                c = vis.iloc[i]
-                parts.append(f"{v.asset} {v.exchange} {self.price.level // 60}m "
-                             f"O {number(c.open)} H {number(c.high)} L {number(c.low)} C {number(c.close)}")
+        c = self.price.candle_at(ts.value)
+        if c is not None:
+            parts.append(f"{v.asset} {v.exchange} {format_duration(self.price.level)} "
+                         f"O {number(c['open'])} H {number(c['high'])} L {number(c['low'])} C {number(c['close'])}")
         hit = self.liq.value_at(ts)
         if hit is not None:
             bucket_ts, row = hit

@@ -10,8 +10,7 @@ import pandas as pd
 import pyqtgraph as pg
 
 from liqscope.models.dataset import Dataset
-from liqscope.models.prices import resample
-from liqscope.models.prices import window as window_of
+from liqscope.models.lod import Candles, CandlePyramid
 from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import BUCKETS
 
@@ -83,9 +82,8 @@ class PricePane:
         self.legend.setParentItem(self.vb)
         for side, m in self.markers.items():
             self.legend.addItem(m, f"{side}s liquidated")
-        self.series: pd.DataFrame | None = None
-        self._lod: dict[int, pd.DataFrame] = {}
-        self._cached: tuple[int, float, float] | None = None  # (level, x0, x1) currently drawn
+        self.pyramid: CandlePyramid | None = None
+        self._cached: tuple[int, int, int] | None = None  # (level, start ns, end ns) in the picture
         self.level = 60
         self.visible: pd.DataFrame | None = None
 
@@ -98,80 +96,79 @@ class PricePane:
         self.legend.setLabelTextColor(theme.foreground)
 
     def set_series(self, candles: pd.DataFrame | None):
-        """New price source (asset/exchange changed): drop the LOD cache."""
-        self.series = candles
-        self._lod = {60: candles} if candles is not None else {}
+        """New price source (asset/exchange changed): a new level-of-detail pyramid."""
+        if candles is None or candles.empty:
+            self.pyramid = None
+        else:
+            base = int(np.median(np.diff(ts_ns(candles.index[:1000])))) // 1_000_000_000 if len(candles) > 1 else 60
+            self.pyramid = CandlePyramid(Candles.from_frame(candles), max(base, 1), LADDER)
         self._cached = None
 
-    def lod(self, level: int) -> pd.DataFrame:
-        """Candles at ``level`` seconds, resampled once and cached (truthful OHLC merge)."""
-        if level not in self._lod:
-            self._lod[level] = resample(self.series, level)
-        return self._lod[level]
+    def lod(self, level: int) -> Candles | None:
+        return self.pyramid.level(level) if self.pyramid is not None else None
 
     def pick_level(self, span_s: float) -> int:
-        px = max(self.vb.width(), 200)
-        for lvl in LADDER:
-            if span_s / lvl <= px / 4:
-                return lvl
-        return LADDER[-1]
+        """Candles at least ~4 px wide: never more candles than the pixels can show."""
+        return self.pyramid.pick(span_s, int(max(self.vb.width(), 200) / 4))
 
     def redraw(self, start: pd.Timestamp, end: pd.Timestamp, *, style: str, log: bool, force: bool = False):
-        if self.series is None or self.series.empty:
+        if self.pyramid is None:
             self.candles.set_data(*(np.empty(0),) * 5, width=60)
             self.line.setData([], [])
             self.volume.set_data([], [], [], [], [], [])
             self.visible = None
             return
-        x0 = (start.value / 1e9) - self.origin_s
-        x1 = (end.value / 1e9) - self.origin_s
-        span = x1 - x0
-        level = self.pick_level(span)
+        s_ns, e_ns = int(start.value), int(end.value)
+        span_ns = e_ns - s_ns
+        level = self.pick_level(span_ns / 1e9)
         self.level = level
         cached = self._cached
-        if force or cached is None or cached[0] != level or x0 < cached[1] or x1 > cached[2]:
-            frame = self.lod(level)
-            lo = frame.index.searchsorted(start - pd.Timedelta(seconds=span), "left")
-            hi = frame.index.searchsorted(end + pd.Timedelta(seconds=span), "right")
-            part = frame.iloc[lo:hi]
-            x = to_x(ts_ns(part.index), self.origin_s) + level / 2  # centre candles in their interval
-            o, h, l, c = (part[k].to_numpy() for k in ("open", "high", "low", "close"))
+        if force or cached is None or cached[0] != level or s_ns < cached[1] or e_ns > cached[2]:
+            # draw one view-width either side so small pans reuse the cached picture
+            lo_ns, hi_ns = s_ns - span_ns, e_ns + span_ns
+            part = self.lod(level).slice(lo_ns - level * 1_000_000_000, hi_ns)
+            x = to_x(part.ts, self.origin_s) + level / 2  # centre candles in their interval
+            o, h, l, c = part.open, part.high, part.low, part.close
             if log:
                 o, h, l, c = (np.log10(v) for v in (o, h, l, c))
-            if style == "candles":
-                self.candles.set_data(x, o, h, l, c, width=level)
-                self.line.setData([], [])
-            else:
-                self.candles.set_data(*(np.empty(0),) * 5, width=level)
-                self.line.setData(x, c)
+            empty = (np.empty(0),) * 5
+            self.candles.set_data(*((x, o, h, l, c) if style == "candles" else empty), width=level)
+            self.line.setData(*((x, c) if style != "candles" else ([], [])))
             self.candles.setVisible(style == "candles")
             self.line.setVisible(style != "candles")
-            vol = part["volume"].to_numpy()
             xs = x - level / 2
-            self.volume.set_data(xs + level * 0.1, xs + level * 0.9, np.zeros(len(vol)), vol,
-                                 (part["close"] < part["open"]).to_numpy().astype(int),
+            self.volume.set_data(xs + level * 0.1, xs + level * 0.9, np.zeros(len(part)), part.volume,
+                                 (part.close < part.open).astype(int),
                                  [self.candles.colors[0], self.candles.colors[1]], alpha=55)
-            self._cached = (level, float(x[0]) - level if len(x) else x0, float(x[-1]) + level if len(x) else x1)
-        vis = window_of(self.lod(level), start, end)
+            self._cached = (level, lo_ns, hi_ns)
+        vis = self.lod(level).slice(s_ns - level * 1_000_000_000 + 1, e_ns)
         self.visible = vis
         if len(vis):
-            lo_p, hi_p = float(vis["low"].min()), float(vis["high"].max())
+            lo_p, hi_p = float(vis.low.min()), float(vis.high.max())
             if log:
                 lo_p, hi_p = np.log10(lo_p), np.log10(hi_p)
             pad = (hi_p - lo_p) * 0.08 or abs(hi_p) * 0.001
             self.vb.setYRange(lo_p - pad, hi_p + pad, padding=0)
-            self.vol_vb.setYRange(0, float(vis["volume"].max()) * 4 or 1, padding=0)
+            self.vol_vb.setYRange(0, float(vis.volume.max()) * 4 or 1, padding=0)
         self.plot.getAxis("right").setLogMode(False, log)
 
-    def set_markers(self, events: pd.DataFrame, *, log: bool, visible: bool, limit: int = MAX_MARKERS):
-        """The largest events in view (at most ``limit``), sizes bucketed."""
+    def candle_at(self, ts_ns_value: int) -> dict | None:
+        """The drawn-level candle whose interval contains the time (for the crosshair)."""
+        c = self.lod(self.level)
+        if c is None or not len(c):
+            return None
+        i = int(np.searchsorted(c.ts, ts_ns_value, "right")) - 1
+        if i < 0 or ts_ns_value >= c.ts[i] + self.level * 1_000_000_000:
+            return None
+        return {"open": c.open[i], "high": c.high[i], "low": c.low[i], "close": c.close[i], "volume": c.volume[i]}
+
+    def set_markers(self, events: pd.DataFrame | None, *, log: bool, visible: bool):
+        """Draw the given events (the caller thins them to the largest in view), sizes bucketed."""
         for m in self.markers.values():
             m.setVisible(visible)
-        if not visible:
+        if not visible or events is None:
             return
-        limit = min(limit, MAX_MARKERS)
-        if len(events) > limit:
-            events = events.nlargest(limit, "notional_usd")
+        events = events.iloc[:MAX_MARKERS]
         for side, item in self.markers.items():
             ev = events[events["side"] == side]
             x = to_x(ts_ns(ev["ts"]), self.origin_s)

@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"liqscope: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `liqscope summary | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .liq_index import LiquidationIndex
 from .liquidations import LiquidationModel
 from .paths import demo_dir
 from .prices import PriceModel
@@ -23,6 +24,14 @@ class Dataset:
     liquidations: LiquidationModel = field(default_factory=LiquidationModel)
     label: str = ""
     is_demo: bool = False
+    _indexes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def index(self, min_notional: float = 0.0) -> LiquidationIndex:
+        """Prefix-sum index for fast window queries, built once per size threshold."""
+        key = float(min_notional)
+        if key not in self._indexes:
+            self._indexes[key] = LiquidationIndex(self.liquidations, key)
+        return self._indexes[key]
 
     @property
     def assets(self) -> list[str]:
@@ -53,10 +62,10 @@ class Dataset:
     def summary(self, start, end, *, exchanges=None, assets=None, side=None,
                 min_notional: float = 0.0, largest: int = 10) -> dict:
         """The figures shown in the headline strip and ``liqscope summary --json``."""
-        sub = self.liquidations.filter(start, end, exchanges=exchanges, assets=assets,
-                                       side=side, min_notional=min_notional)
-        t = sub.totals()
-        top = sub.largest(largest)
+        idx = self.index(min_notional)
+        filters = {"exchanges": exchanges, "assets": assets, "side": side}
+        t = idx.totals(start, end, **filters)
+        top = idx.largest(start, end, largest, **filters)
         return {
             "source": self.label,
             "start": _iso(start),

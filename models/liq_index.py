@@ -1,0 +1,148 @@
+"""Prefix-sum index over liquidations, for per-frame queries on millions of events.
+
+Events are regrouped into cells, one per (exchange, asset, side), each sorted by
+time, with one running sum of notional over the concatenation. The USD in any
+window for any cell is then two binary searches and a subtraction, so headline
+totals and re-binned bars cost O(cells × log n) instead of a scan per frame.
+Block maxima answer "largest order in this window" without a scan either.
+Results equal ``LiquidationModel.filter(...).totals()`` (tests check it).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .liquidations import LiquidationModel, Totals, _ns
+from .schema import SIDES, ts_ns
+
+BLOCK = 512  # events per block for range-maximum queries
+
+
+class LiquidationIndex:
+    def __init__(self, model: LiquidationModel, min_notional: float = 0.0):
+        f = model.frame
+        self.model = model
+        self.min_notional = float(min_notional)
+        self.exchanges = list(f["exchange"].cat.categories.astype(str))
+        self.assets = list(f["asset"].cat.categories.astype(str))
+        n_ex, n_as = max(len(self.exchanges), 1), max(len(self.assets), 1)
+        self.n_cells = n_ex * n_as * 2
+        notional = f["notional_usd"].to_numpy()
+        rows = np.arange(len(f), dtype=np.int64)
+        cell = ((f["exchange"].cat.codes.to_numpy().astype(np.int64) * n_as
+                 + f["asset"].cat.codes.to_numpy()) * 2 + f["side"].cat.codes.to_numpy())
+        ts = model.ts_ns
+        if min_notional > 0:
+            keep = notional >= min_notional
+            rows, cell, ts, notional = rows[keep], cell[keep], ts[keep], notional[keep]
+        order = np.argsort(cell, kind="stable")  # stable: time order kept inside each cell
+        self.rows = rows[order]
+        self.ts = ts[order]
+        self.notional = notional[order]
+        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
+        self.cum = np.concatenate([[0.0], np.cumsum(self.notional)])
+        n = len(self.notional)
+        starts = np.arange(0, n, BLOCK)
+        self.block_max = np.maximum.reduceat(self.notional, starts) if n else np.empty(0)
+        self.cell_exchange = np.repeat(np.arange(n_ex), n_as * 2)
+        self.cell_asset = np.tile(np.repeat(np.arange(n_as), 2), n_ex)
+        self.cell_side = np.tile(np.arange(2), n_ex * n_as)
+
+    # -- selection ------------------------------------------------------------
+    def cells(self, exchanges: Iterable[str] | None = None, assets: Iterable[str] | None = None,
+              side: str | None = None) -> np.ndarray:
+        """Cell ids matching the filters (unknown names simply match nothing)."""
+        mask = np.ones(self.n_cells, dtype=bool)
+        if exchanges is not None:
+            wanted = {e.lower() for e in exchanges}
+            mask &= np.isin(self.cell_exchange, [i for i, e in enumerate(self.exchanges) if e in wanted])
+        if assets is not None:
+            wanted = {a.upper() for a in assets}
+            mask &= np.isin(self.cell_asset, [i for i, a in enumerate(self.assets) if a in wanted])
+        if side not in (None, "both"):
+            mask &= self.cell_side == SIDES.index(side)
+        return np.flatnonzero(mask & (np.diff(self.offsets) > 0))
+
+    def _bounds(self, cells: np.ndarray, start_ns: int | None, end_ns: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Positions [a, b) of each cell's events with start <= ts < end."""
+        a = np.empty(len(cells), dtype=np.int64)
+        b = np.empty(len(cells), dtype=np.int64)
+        for i, c in enumerate(cells):
+            lo, hi = self.offsets[c], self.offsets[c + 1]
+            seg = self.ts[lo:hi]
+            a[i] = lo + (0 if start_ns is None else np.searchsorted(seg, start_ns, "left"))
+            b[i] = lo + (hi - lo if end_ns is None else np.searchsorted(seg, end_ns, "left"))
+        return a, b
+
+    # -- queries --------------------------------------------------------------
+    def totals(self, start=None, end=None, *, exchanges=None, assets=None, side=None) -> Totals:
+        cells = self.cells(exchanges, assets, side)
+        a, b = self._bounds(cells, _ns(start), _ns(end))
+        usd = self.cum[b] - self.cum[a]
+        by_side = np.bincount(self.cell_side[cells], weights=usd, minlength=2)
+        return Totals(
+            total_usd=float(usd.sum()),
+            long_usd=float(by_side[0]),
+            short_usd=float(by_side[1]),
+            count=int((b - a).sum()),
+            by_exchange=_ranked(self.exchanges, self.cell_exchange[cells], usd),
+            by_asset=_ranked(self.assets, self.cell_asset[cells], usd),
+        )
+
+    def largest(self, start=None, end=None, n: int = 10, *, exchanges=None, assets=None,
+                side=None) -> pd.DataFrame:
+        """The ``n`` largest events in the window, largest first, as frame rows."""
+        frame = self.model.frame
+        if n <= 0:
+            return frame.iloc[:0]
+        cells = self.cells(exchanges, assets, side)
+        a, b = self._bounds(cells, _ns(start), _ns(end))
+        candidates = [self._top_positions(lo, hi, n) for lo, hi in zip(a, b) if hi > lo]
+        if not candidates:
+            return frame.iloc[:0]
+        pos = np.concatenate(candidates)
+        vals = self.notional[pos]
+        k = min(n, len(pos))
+        top = np.argpartition(-vals, k - 1)[:k]
+        top = top[np.lexsort((self.rows[pos[top]], -vals[top]))]
+        return frame.iloc[self.rows[pos[top]]].reset_index(drop=True)
+
+    def _top_positions(self, lo: int, hi: int, n: int) -> np.ndarray:
+        """Positions that certainly include the n largest in [lo, hi) (block maxima prune)."""
+        if hi - lo <= 8 * BLOCK:
+            return np.arange(lo, hi)
+        first_full = -(-lo // BLOCK)
+        last_full = hi // BLOCK  # exclusive
+        edges = np.concatenate([np.arange(lo, first_full * BLOCK), np.arange(last_full * BLOCK, hi)])
+        blocks = np.arange(first_full, last_full)
+        if len(blocks) > n:
+            blocks = blocks[np.argpartition(-self.block_max[blocks], n - 1)[:n]]
+        inner = (blocks[:, None] * BLOCK + np.arange(BLOCK)[None, :]).ravel()
+        return np.concatenate([edges, inner])
+
+    def buckets(self, bucket_seconds: int, start, end, *, by: str = "exchange", exchanges=None,
+                assets=None, side=None) -> pd.DataFrame:
+        """Same table as ``LiquidationModel.buckets`` (USD per bucket × (side, group)), from prefix sums."""
+        size = int(bucket_seconds) * 1_000_000_000
+        lo, hi = _ns(start), _ns(end)
+        first = (lo // size) * size
+        nb = max(0, -(-(hi - first) // size))
+        edges = first + np.arange(nb + 1, dtype=np.int64) * size
+        edges[0], edges[-1] = max(edges[0], lo), min(edges[-1], hi) if nb else edges[-1]
+        groups = self.exchanges if by == "exchange" else self.assets
+        group_of = self.cell_exchange if by == "exchange" else self.cell_asset
+        out = np.zeros((2 * len(groups), nb))
+        for c in self.cells(exchanges, assets, side):
+            s, e = self.offsets[c], self.offsets[c + 1]
+            pos = s + np.searchsorted(self.ts[s:e], edges, "left")
+            out[self.cell_side[c] * len(groups) + group_of[c]] += np.diff(self.cum[pos])
+        index = pd.DatetimeIndex(first + np.arange(nb, dtype=np.int64) * size, tz="UTC", name="ts")
+        cols = pd.MultiIndex.from_product([list(SIDES), groups], names=["side", by])
+        return pd.DataFrame(out.T, index=index, columns=cols)
+
+
+def _ranked(names: list[str], codes: np.ndarray, usd: np.ndarray) -> dict[str, float]:
+    sums = np.bincount(codes, weights=usd, minlength=len(names))
+    return {names[i]: float(sums[i]) for i in np.argsort(-sums, kind="stable") if sums[i] > 0}

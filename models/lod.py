@@ -1,0 +1,86 @@
+"""Level-of-detail pyramid for candles: truthful OHLC merges, built once per level.
+
+Level k merges the candles of level k-1 into epoch-aligned bins
+(open=first, high=max, low=min, close=last, volume=sum) with ``reduceat``, so a
+zoomed-out candle shows exactly the wicks of the minutes it covers, unlike
+row-skipping decimation. Each level is built from the previous, coarser levels
+are ~5x smaller, and nothing is recomputed while panning.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .schema import ts_ns
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Candles:
+    """Column arrays of one candle series at one level (ts = bin open, int64 ns UTC)."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def slice(self, start_ns: int, end_ns: int) -> "Candles":
+        """Candles with start <= open time < end (binary search, no copy)."""
+        lo, hi = np.searchsorted(self.ts, [start_ns, end_ns], "left")
+        return Candles(*(a[lo:hi] for a in (self.ts, self.open, self.high, self.low, self.close, self.volume)))
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"open": self.open, "high": self.high, "low": self.low, "close": self.close,
+                             "volume": self.volume},
+                            index=pd.DatetimeIndex(self.ts.astype("datetime64[ns]")).tz_localize("UTC").rename("ts"))
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> "Candles":
+        return cls(ts_ns(frame.index), *(np.ascontiguousarray(frame[c].to_numpy(dtype=float))
+                                         for c in ("open", "high", "low", "close", "volume")))
+
+
+def merge(c: Candles, level_s: int) -> Candles:
+    """Merge candles into ``level_s``-second epoch-aligned bins."""
+    if not len(c):
+        return c
+    bins = c.ts // (level_s * NS)
+    starts = np.flatnonzero(np.concatenate([[True], bins[1:] != bins[:-1]]))
+    ends = np.concatenate([starts[1:], [len(bins)]]) - 1
+    return Candles(bins[starts] * level_s * NS, c.open[starts], np.maximum.reduceat(c.high, starts),
+                   np.minimum.reduceat(c.low, starts), c.close[ends], np.add.reduceat(c.volume, starts))
+
+
+class CandlePyramid:
+    """All levels of one series; ``level(s)`` builds lazily from the next finer level."""
+
+    def __init__(self, base: Candles, base_level_s: int, ladder: list[int]):
+        self.base_level = base_level_s
+        self.ladder = [lv for lv in ladder if lv >= base_level_s and lv % base_level_s == 0]
+        self._levels: dict[int, Candles] = {base_level_s: base}
+
+    def level(self, seconds: int) -> Candles:
+        if seconds not in self._levels:
+            finer = max((lv for lv in self._levels if lv < seconds and seconds % lv == 0), default=self.base_level)
+            self._levels[seconds] = merge(self._levels[finer], seconds)
+        return self._levels[seconds]
+
+    def pick(self, span_s: float, max_candles: int) -> int:
+        """Finest level that keeps the span within ``max_candles`` candles."""
+        for lv in self.ladder:
+            if span_s / lv <= max_candles:
+                return lv
+        return self.ladder[-1]
+
+    def build_all(self) -> None:
+        """Pre-compute every level (off the GUI thread for big series)."""
+        for lv in self.ladder:
+            self.level(lv)
