@@ -1,0 +1,10 @@
+"""Local on-disk store of the user's liquidations, candles and recorder gaps.
+
+``open_store()`` is the entry point; see :mod:`.core` for the API and
+:mod:`.atomic` for how a commit stays crash-safe.
+"""
+from .core import (SCHEMA_VERSION, AppendResult, Batch, Cancelled, Store, StoreError,
+                   StoreVersionError, open_store)
+
+__all__ = ["SCHEMA_VERSION", "AppendResult", "Batch", "Cancelled", "Store", "StoreError",
+           "StoreVersionError", "open_store"]

@@ -1,0 +1,81 @@
+"""Where each partition lives on disk and what ``store.json`` says.
+
+``liquidations/<exchange>/<symbol>/<YYYY-MM>.parquet``,
+``candles/<exchange>/<symbol>/<interval>/<YYYY-MM>.parquet`` and
+``gaps/gaps.parquet``. Names are percent-encoded so any exchange symbol
+(``BTC/USDT:USDT``) is a safe folder name. Month files keep rewrites small
+and let a time window skip whole files without opening them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import numpy as np
+import pandas as pd
+
+LIQ, CANDLES, GAPS = "liquidations", "candles", "gaps"
+STORE_FILE = "store.json"
+GAPS_FILE = f"{GAPS}/gaps.parquet"
+
+
+def encode(name: str) -> str:
+    text = quote(str(name), safe="-_")
+    return text.replace(".", "%2E")
+
+
+def decode(name: str) -> str:
+    return unquote(name)
+
+
+def month_keys(ts: pd.Series) -> np.ndarray:
+    """'YYYY-MM' per timestamp (UTC)."""
+    return pd.DatetimeIndex(ts).tz_convert("UTC").strftime("%Y-%m").to_numpy()
+
+
+def month_of(ts: pd.Timestamp) -> str:
+    return ts.tz_convert("UTC").strftime("%Y-%m")
+
+
+def liq_target(exchange: str, symbol: str, month: str) -> str:
+    return f"{LIQ}/{encode(exchange)}/{encode(symbol)}/{month}.parquet"
+
+
+def candle_target(exchange: str, symbol: str, interval: str, month: str) -> str:
+    return f"{CANDLES}/{encode(exchange)}/{encode(symbol)}/{encode(interval)}/{month}.parquet"
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """One data file and the partition keys read back from its path."""
+
+    kind: str
+    exchange: str
+    symbol: str
+    interval: str | None
+    month: str
+    path: Path
+
+
+def scan(root: Path, kind: str) -> list[PartFile]:
+    """Every partition file of ``kind``, sorted by series then month."""
+    base = root / kind
+    if not base.is_dir():
+        return []
+    depth = 3 if kind == LIQ else 4
+    out = []
+    for p in base.glob("/".join(["*"] * (depth - 1)) + "/*.parquet"):
+        parts = p.relative_to(base).parts
+        if len(parts) != depth or p.name.startswith("."):
+            continue
+        out.append(PartFile(kind, decode(parts[0]), decode(parts[1]),
+                            decode(parts[2]) if kind == CANDLES else None, p.stem, p))
+    return sorted(out, key=lambda f: (f.exchange, f.symbol, f.interval or "", f.month))
+
+
+def in_months(files: list[PartFile], start: pd.Timestamp | None, end: pd.Timestamp | None) -> list[PartFile]:
+    """Files whose month can hold ``start <= ts < end``."""
+    lo = month_of(start) if start is not None else None
+    hi = month_of(end - pd.Timedelta(1, "ns")) if end is not None else None
+    return [f for f in files if (lo is None or f.month >= lo) and (hi is None or f.month <= hi)]

@@ -1,0 +1,145 @@
+"""Arrow schemas of the store's Parquet files and the merge/dedupe rules.
+
+Merging is vectorised with ``np.lexsort``: rows from the existing partition
+come first (tag -1), then each appended part in order, so "new" means "first
+seen", and a re-import finds nothing new and rewrites nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..schema import SIDES, side_categorical
+
+TS = pa.timestamp("ns", tz="UTC")
+DICT = pa.dictionary(pa.int32(), pa.string())
+
+LIQ_SCHEMA = pa.schema([
+    ("ts", TS), ("exchange", DICT), ("symbol", DICT), ("asset", DICT), ("side", DICT),
+    ("price", pa.float64()), ("qty", pa.float64()), ("notional_usd", pa.float64()),
+])
+CANDLE_SCHEMA = pa.schema([
+    ("ts", TS), ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
+    ("close", pa.float64()), ("volume", pa.float64()),
+    ("exchange", DICT), ("symbol", DICT), ("interval", DICT), ("asset", DICT),
+])
+GAP_SCHEMA = pa.schema([("exchange", pa.string()), ("start", TS), ("end", TS), ("reason", pa.string())])
+OHLCV = ["open", "high", "low", "close", "volume"]
+
+
+def _dict_array(values: pd.Series) -> pa.Array:
+    return pa.array(values.astype(str).to_numpy(dtype=object), pa.string()).dictionary_encode().cast(DICT)
+
+
+def _ts_array(values: pd.Series) -> pa.Array:
+    ns = pd.DatetimeIndex(values).as_unit("ns").asi8
+    return pa.array(ns, pa.int64()).cast(TS)
+
+
+def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """A frame with the schema's columns as an Arrow table of exactly that schema."""
+    arrays = []
+    for f in schema:
+        col = frame[f.name]
+        if f.type == TS:
+            arrays.append(_ts_array(col))
+        elif f.type == DICT:
+            arrays.append(_dict_array(col))
+        else:
+            arrays.append(pa.array(col.to_numpy(), f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write and fsync one Parquet file (zstd; row groups sized for time pruning)."""
+    import os
+
+    with open(path, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd", row_group_size=262_144)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()
+
+
+def liq_frame_from_table(table: pa.Table) -> pd.DataFrame:
+    """Store rows to the canonical liquidation frame (categoricals, side order)."""
+    frame = table.to_pandas()
+    for col in ("exchange", "symbol", "asset"):
+        if not isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].astype("category")
+    frame["side"] = side_categorical(frame["side"].astype(str))
+    return frame
+
+
+# -- merging -------------------------------------------------------------------
+def _side_codes(side: pd.Series) -> np.ndarray:
+    return pd.Categorical(side.astype(str), categories=list(SIDES)).codes.astype(np.int8)
+
+
+def merge_liquidations(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):
+    """Union of one partition's rows, deduplicated on (ts, side, price, qty).
+
+    Exchange and symbol are constant within a partition. Returns the merged
+    frame (sorted), rows first seen per tag, and whether anything changed.
+    """
+    frames = ([existing] if existing is not None else []) + [p for _, p in parts]
+    tags = np.concatenate(
+        ([np.full(len(existing), -1)] if existing is not None else [])
+        + [np.full(len(p), t) for t, p in parts]
+    )
+    df = pd.concat(frames, ignore_index=True)
+    ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
+    side = _side_codes(df["side"])
+    price, qty = df["price"].to_numpy(), df["qty"].to_numpy()
+    order = np.lexsort((tags, qty, price, side, ts))
+    ts, side, price, qty, tags = ts[order], side[order], price[order], qty[order], tags[order]
+    first = np.ones(len(ts), dtype=bool)
+    first[1:] = (ts[1:] != ts[:-1]) | (side[1:] != side[:-1]) | (price[1:] != price[:-1]) | (qty[1:] != qty[:-1])
+    new = _count_new(tags[first], [t for t, _ in parts])
+    changed = any(new.values())
+    merged = df.iloc[order[first]].reset_index(drop=True)
+    return merged, new, changed
+
+
+def merge_candles(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):
+    """Union of one series partition keyed by open time; later parts win on values."""
+    frames = ([existing] if existing is not None else []) + [p for _, p in parts]
+    tags = np.concatenate(
+        ([np.full(len(existing), -1)] if existing is not None else [])
+        + [np.full(len(p), t) for t, p in parts]
+    )
+    df = pd.concat(frames, ignore_index=True)
+    ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
+    order = np.lexsort((tags, ts))
+    ts_sorted = ts[order]
+    first = np.ones(len(ts), dtype=bool)
+    first[1:] = ts_sorted[1:] != ts_sorted[:-1]
+    last = np.ones(len(ts), dtype=bool)
+    last[:-1] = ts_sorted[1:] != ts_sorted[:-1]
+    new = _count_new(tags[order][first], [t for t, _ in parts])
+    merged = df.iloc[order[last]].reset_index(drop=True)
+    changed = existing is None or len(merged) != len(existing) or not np.array_equal(
+        merged[OHLCV].to_numpy(), existing[OHLCV].to_numpy())
+    return merged, new, changed
+
+
+def merge_gaps(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):
+    """Disconnected periods, deduplicated on (exchange, start, end)."""
+    frames = ([existing.assign(_tag=-1)] if existing is not None else []) + [p.assign(_tag=t) for t, p in parts]
+    df = pd.concat(frames, ignore_index=True)
+    df = df.sort_values(["start", "exchange", "end", "_tag"], kind="stable")
+    df = df[~df.duplicated(["exchange", "start", "end"], keep="first")]
+    new = _count_new(df["_tag"].to_numpy(), [t for t, _ in parts])
+    return df.drop(columns="_tag").reset_index(drop=True), new, any(new.values())
+
+
+def _count_new(first_tags: np.ndarray, tags: list[int]) -> dict[int, int]:
+    counts = pd.Series(first_tags).value_counts()
+    return {t: int(counts.get(t, 0)) for t in tags}
