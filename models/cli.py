@@ -115,8 +115,12 @@ def _check_names(kind: str, given: list[str] | None, known: list[str], norm) -> 
 
 def _load(args):
     from .sources import load_dataset
+    from .store import StoreError
 
-    return load_dataset(prefer_demo=getattr(args, "demo", False))
+    try:
+        return load_dataset(prefer_demo=getattr(args, "demo", False))
+    except StoreError as exc:  # e.g. a store written by a newer Liqscope
+        raise UsageError(str(exc)) from None
 
 
 def cmd_summary(args) -> int:

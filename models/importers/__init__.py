@@ -1,0 +1,17 @@
+"""Importers for users' own files: exchange dumps, vendor CSVs, anything mapped.
+
+``import_files(paths, store=..., progress=..., cancelled=...)`` is the one call
+the CLI and the GUI need; every failure is an :class:`InputError` whose message
+is one line naming file, line and column. Formats are detected from the
+header: see :data:`FORMATS` and each module's docstring for its documented
+columns and side convention.
+"""
+from .build import SIDE_CONVENTIONS, Options, Parsed
+from .detect import FORMATS, detect
+from .errors import ImportCancelled, InputError
+from .generic import parse_mapping
+from .run import ImportReport, import_files, read_file
+from .symbols import asset_from_symbol
+
+__all__ = ["FORMATS", "SIDE_CONVENTIONS", "ImportCancelled", "ImportReport", "InputError", "Options", "Parsed",
+           "asset_from_symbol", "detect", "import_files", "parse_mapping", "read_file"]

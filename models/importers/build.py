@@ -1,0 +1,155 @@
+"""What an importer returns, and the shared steps that turn checked columns into it.
+
+Side conventions live here, once: a liquidation is stored with the side of the
+*position* that was liquidated. Exchanges that publish the liquidation *order*
+side are converted: the exchange closes a long with a SELL order and a short
+with a BUY order.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..schema import LONG, SHORT, side_categorical
+from .errors import InputError
+from .rows import Rows
+
+POSITION, ORDER = "position", "order"
+SIDE_CONVENTIONS = (POSITION, ORDER)
+
+
+@dataclass
+class Options:
+    """What the user told us; importers fill in the rest from the file."""
+
+    exchange: str | None = None
+    symbol: str | None = None
+    interval: str | None = None
+    mapping: dict[str, str] | None = None
+    side_convention: str | None = None
+
+
+@dataclass
+class Parsed:
+    kind: str                      # "liquidations" or "candles"
+    frame: pd.DataFrame
+    format: str
+    exchange: str | None = None    # candles only: the series key
+    symbol: str | None = None
+    interval: str | None = None
+    asset: str | None = None
+    skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def file_pattern(stem: str, pattern: str) -> re.Match | None:
+    return re.match(pattern, stem, flags=re.I)
+
+
+# -- sides -----------------------------------------------------------------------
+ORDER_TO_POSITION = {"sell": LONG, "buy": SHORT}
+POSITION_WORDS = {"long": LONG, "short": SHORT, "buy": LONG, "sell": SHORT}
+
+
+def positions(rows: Rows, column: str, values, convention: str) -> pd.Categorical:
+    """Side words to 'long'/'short' under ``convention`` ('order' or 'position')."""
+    cats = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
+    table = ORDER_TO_POSITION if convention == ORDER else POSITION_WORDS
+    words = [str(c).strip().lower() for c in cats.categories]
+    mapped = np.array([table.get(w, "") for w in words] + [""], dtype=object)
+    out = mapped[cats.codes]  # code -1 (missing) picks the trailing ""
+    bad = out == ""
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        word = "" if cats.codes[i] < 0 else str(cats.categories[cats.codes[i]])
+        if convention == ORDER and word.strip().lower() in ("long", "short"):
+            hint = "a position side in a column read as order sides"
+        else:
+            hint = f"expected {' or '.join(sorted(set(table)))}"
+        raise rows.error(i, column, f"unknown side {word!r} ({hint})")
+    return side_categorical(out)
+
+
+# -- frames ----------------------------------------------------------------------
+def _cat(values, n: int) -> pd.Categorical:
+    if isinstance(values, str):
+        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[values])
+    if isinstance(values, pd.Categorical):
+        return values.remove_unused_categories()
+    return pd.Categorical(values)
+
+
+def liq_frame(rows: Rows, ts: np.ndarray, *, exchange, symbol, asset, side,
+              price: np.ndarray, qty: np.ndarray, notional: np.ndarray, warnings: list[str]) -> pd.DataFrame:
+    """Canonical liquidation frame (schema.LIQ_COLUMNS), sorted by time."""
+    n = len(ts)
+    frame = pd.DataFrame({
+        "ts": pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC"),
+        "exchange": _cat(exchange.lower() if isinstance(exchange, str) else exchange, n),
+        "symbol": _cat(symbol, n),
+        "asset": _cat(asset.upper() if isinstance(asset, str) else asset, n),
+        "side": side if isinstance(side, pd.Categorical) else side_categorical(side),
+        "price": price.astype("float64"),
+        "qty": qty.astype("float64"),
+        "notional_usd": notional.astype("float64"),
+    })
+    return _sorted(frame, ts, warnings)
+
+
+def _sorted(frame: pd.DataFrame, ts: np.ndarray, warnings: list[str]) -> pd.DataFrame:
+    if n_back := int((np.diff(ts) < 0).sum()):
+        warnings.append(f"{n_back} rows were out of time order; sorted")
+        order = np.argsort(ts, kind="stable")
+        return frame.iloc[order].reset_index(drop=True)
+    return frame
+
+
+def candle_frame(rows: Rows, ts: np.ndarray, ohlcv: dict[str, np.ndarray], warnings: list[str]) -> pd.DataFrame:
+    """Checked, sorted candles; repeated open times must repeat the same values."""
+    o, h, lo, c = (ohlcv[k] for k in ("open", "high", "low", "close"))
+    rows.fail_first(h < lo, "high", lambda i: f"high {h[i]:g} is below low {lo[i]:g}")
+    rows.fail_first((h < np.maximum(o, c)) | (lo > np.minimum(o, c)), "high",
+                    lambda i: f"open/close outside high-low range ({o[i]:g}, {c[i]:g} vs {lo[i]:g}-{h[i]:g})")
+    frame = pd.DataFrame({"ts": pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC"), **ohlcv})
+    frame["_line"] = rows.lines
+    frame = _sorted(frame, ts, warnings)
+    dup = frame["ts"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        cols = ["open", "high", "low", "close", "volume"]
+        groups = frame[dup].groupby("ts", sort=True)
+        for _, g in groups:
+            if (g[cols].nunique() > 1).any():
+                first, second = int(g["_line"].iloc[0]), int(g["_line"].iloc[1])
+                raise InputError(rows.display, f"second candle for open time {g['ts'].iloc[0]} with "
+                                 f"different values (first on {rows.unit} {first})", line=second, unit=rows.unit)
+        n_dup = int(frame["ts"].duplicated().sum())
+        warnings.append(f"{n_dup} repeated candles skipped")
+        frame = frame[~frame["ts"].duplicated()].reset_index(drop=True)
+    return frame.drop(columns="_line")
+
+
+def per_value(values: np.ndarray, func, dtype=object) -> np.ndarray:
+    """``func`` applied once per distinct value (symbols repeat millions of times)."""
+    cats = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
+    mapped = np.array([func(c) for c in cats.categories], dtype=dtype)
+    return mapped[cats.codes] if len(mapped) else np.empty(len(values), dtype=dtype)
+
+
+def infer_interval(ts: np.ndarray) -> int | None:
+    """Most common positive spacing of open times, in seconds."""
+    d = np.diff(np.unique(ts))
+    if not len(d):
+        return None
+    vals, counts = np.unique(d, return_counts=True)
+    return int(round(vals[np.argmax(counts)] / 1e9)) or None

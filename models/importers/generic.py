@@ -1,0 +1,196 @@
+"""Any CSV or Parquet file, with a column mapping and a side convention.
+
+The mapping names, for each Liqscope field, the file's column
+(``ts=time,side=dir,price=px,qty=size``); fields not mapped are looked up under
+their own name. Liquidations need ``ts``, ``side`` and two of ``price``, ``qty``
+(base units), ``notional_usd``; candles need ``ts, open, high, low, close``
+(``volume`` optional). ``exchange`` and ``symbol`` come from columns or from
+``--exchange``/``--symbol``.
+
+Side convention: ``position`` means the side names the liquidated position
+(``long``/``short``; also Bybit's ``Buy`` = a long was liquidated); ``order``
+means it names the liquidation order (``sell`` liquidates a long). A file whose
+sides read ``buy``/``sell`` must say which -- guessing would flip every bar.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..timeutil import format_duration, parse_duration
+from .build import (ORDER, POSITION, Options, Parsed, candle_frame, infer_interval, is_number,
+                    liq_frame, per_value, positions)
+from .csvread import header_fields, read_csv, sniff_delimiter
+from .errors import InputError
+from .rows import Rows
+from .source import Source, parquet_file
+from .symbols import asset_from_symbol
+
+NAME = "generic"
+LIQ_FIELDS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd"]
+CANDLE_FIELDS = ["ts", "open", "high", "low", "close", "volume", "exchange", "symbol", "asset"]
+FIELDS = list(dict.fromkeys(LIQ_FIELDS + CANDLE_FIELDS))
+NUMERIC = {"price", "qty", "notional_usd", "open", "high", "low", "close", "volume"}
+TEXT = {"exchange", "symbol", "asset", "side"}
+
+
+def parse_mapping(specs: str | list[str] | dict | None) -> dict[str, str]:
+    """``"ts=time,side=dir"`` (or several such strings) to ``{"ts": "time", "side": "dir"}``."""
+    if not specs:
+        return {}
+    if isinstance(specs, dict):
+        items = list(specs.items())
+    else:
+        items = []
+        for spec in [specs] if isinstance(specs, str) else specs:
+            for part in str(spec).split(","):
+                if not part.strip():
+                    continue
+                if "=" not in part:
+                    raise ValueError(f"bad --map entry {part.strip()!r}: expected FIELD=COLUMN")
+                k, v = part.split("=", 1)
+                items.append((k.strip(), v.strip()))
+    out = {}
+    for k, v in items:
+        if k not in FIELDS:
+            raise ValueError(f"unknown field {k!r} in --map (fields: {', '.join(FIELDS)})")
+        if not v:
+            raise ValueError(f"--map {k}= needs a column name")
+        out[k] = v
+    return out
+
+
+def sniff(fields: list[str]) -> bool:
+    names = set(fields)
+    return "ts" in names and ("side" in names or {"open", "high", "low", "close"} <= names)
+
+
+def _resolve(display: str, mapping: dict[str, str], names: list[str]) -> dict[str, str]:
+    cols = set(names)
+    for field, col in mapping.items():
+        if col not in cols:
+            raise InputError(display, f"column {col!r} (mapped to {field}) is not in the file; "
+                                      f"columns: {', '.join(names)}", line=1)
+    return {**{f: f for f in FIELDS if f in cols}, **mapping}
+
+
+def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
+    mapping = parse_mapping(opts.mapping)
+    if src.container == "parquet":
+        schema = pq.read_schema(parquet_file(src))
+        m = _resolve(src.display, mapping, schema.names)
+        kind = _kind(src.display, m)
+        table = pq.read_table(parquet_file(src), columns=sorted(set(m.values())))
+        rows = Rows(src.display, table, np.arange(1, table.num_rows + 1, dtype=np.int64), unit="row")
+    else:
+        delimiter = sniff_delimiter(src)
+        names = header_fields(src, delimiter)
+        if not names or all(is_number(n) for n in names):
+            raise InputError(src.display, "a generic CSV needs a header line naming its columns", line=1)
+        if len(set(names)) != len(names):
+            raise InputError(src.display, "repeated column names in the header", line=1)
+        m = _resolve(src.display, mapping, names)
+        kind = _kind(src.display, m)
+        types = {}
+        for field, col in m.items():
+            types[col] = pa.float64() if field in NUMERIC else pa.string()
+        rows = read_csv(src, names=names, header=True, types=types, include=sorted(set(m.values()), key=names.index),
+                        delimiter=delimiter, progress=progress, cancelled=cancelled)
+    return (_liquidations if kind == "liquidations" else _candles)(rows, m, opts)
+
+
+def _kind(display: str, m: dict[str, str]) -> str:
+    if {"open", "high", "low", "close"} <= set(m):
+        if "ts" not in m:
+            raise InputError(display, "no time column: map one with --map ts=COLUMN", line=1)
+        return "candles"
+    missing = [f for f in ("ts", "side") if f not in m]
+    if missing:
+        raise InputError(display, f"no {' or '.join(missing)} column: map with --map "
+                                  f"{','.join(f + '=COLUMN' for f in missing)} (or open/high/low/close for candles)",
+                         line=1)
+    if sum(f in m for f in ("price", "qty", "notional_usd")) < 2:
+        raise InputError(display, "liquidations need two of price, qty, notional_usd: map them with --map", line=1)
+    return "liquidations"
+
+
+def _one(rows: Rows, m: dict[str, str], field: str, given: str | None) -> str:
+    """A single exchange/symbol for a candle series: the option, or a constant column."""
+    if given:
+        return given
+    if field in m and len(rows):
+        cats = rows.categorical(m[field])
+        if len(cats.categories) != 1:
+            raise rows.error(None, m[field], f"candles must be one series; found {len(cats.categories)} {field}s")
+        return str(cats.categories[0])
+    raise InputError(rows.display, f"no {field} column: pass --{field}")
+
+
+def _side_convention(rows: Rows, col: str, cats, chosen: str | None) -> str:
+    words = {str(c).strip().lower() for c in cats.categories}
+    if chosen:
+        return chosen
+    if words <= {"long", "short"}:
+        return POSITION
+    raise rows.error(None, col, "side holds buy/sell: pass --side-convention order (the liquidation order: "
+                                "SELL liquidates a long, as Binance/OKX/Tardis report) or position (the "
+                                "liquidated position: Bybit's Buy means a long was liquidated)")
+
+
+def _liquidations(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
+    warnings: list[str] = []
+    ts = rows.times(m["ts"])
+    num = {f: rows.numbers(m[f]) for f in ("price", "qty", "notional_usd") if f in m}
+    price = num["price"] if "price" in num else num["notional_usd"] / num["qty"]
+    qty = num["qty"] if "qty" in num else num["notional_usd"] / price
+    notional = num["notional_usd"] if "notional_usd" in num else price * qty
+    side_cats = rows.categorical(m["side"])
+    side = positions(rows, m["side"], side_cats, _side_convention(rows, m["side"], side_cats, opts.side_convention))
+    if opts.exchange:
+        exchange = opts.exchange.lower()
+    elif "exchange" in m:
+        ex = rows.categorical(m["exchange"])
+        exchange = per_value(ex, lambda e: str(e).lower())
+    else:
+        raise InputError(rows.display, "no exchange column: pass --exchange or map one with --map exchange=COLUMN")
+    if opts.symbol:
+        symbol = opts.symbol
+    elif "symbol" in m:
+        symbol = rows.categorical(m["symbol"])
+    else:
+        raise InputError(rows.display, "no symbol column: pass --symbol or map one with --map symbol=COLUMN")
+    if "asset" in m:
+        asset = per_value(rows.categorical(m["asset"]), lambda a: str(a).upper())
+    elif isinstance(symbol, str):
+        asset = asset_from_symbol(symbol)
+    else:
+        asset = per_value(symbol, asset_from_symbol)
+    frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset, side=side,
+                      price=price, qty=qty, notional=notional, warnings=warnings)
+    return Parsed("liquidations", frame, NAME, warnings=warnings)
+
+
+def _candles(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
+    warnings: list[str] = []
+    exchange = _one(rows, m, "exchange", opts.exchange).lower()
+    symbol = _one(rows, m, "symbol", opts.symbol)
+    ts = rows.times(m["ts"])
+    ohlcv = {f: rows.numbers(m[f]) for f in ("open", "high", "low", "close")}
+    if "volume" in m:
+        ohlcv["volume"] = rows.numbers(m["volume"], allow_zero=True)
+    else:
+        ohlcv["volume"] = np.zeros(len(rows))
+        warnings.append("no volume column; volume stored as 0")
+    if opts.interval:
+        interval = format_duration(parse_duration(opts.interval))
+    else:
+        secs = infer_interval(ts)
+        if secs is None:
+            raise InputError(rows.display, "cannot tell the candle interval from one row: pass --interval")
+        interval = format_duration(secs)
+    frame = candle_frame(rows, ts, ohlcv, warnings)
+    asset = str(rows.categorical(m["asset"]).categories[0]).upper() if "asset" in m and len(rows) \
+        else asset_from_symbol(symbol)
+    return Parsed("candles", frame, NAME, exchange=exchange, symbol=symbol, interval=interval, asset=asset,
+                  warnings=warnings)

@@ -1,0 +1,133 @@
+"""``liqscope import FILE...`` and ``liqscope store info``: the store from a terminal."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .cli import UsageError
+
+
+def register(sub) -> None:
+    from .importers import FORMATS, SIDE_CONVENTIONS
+
+    p = sub.add_parser(
+        "import", help="import exchange or vendor files into the local store",
+        description="Import CSV/Parquet files (plain, .gz or .zip) into the local store. The format is "
+                    "detected from the header; re-importing a file adds nothing. All files land together "
+                    "or not at all.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=["auto", *FORMATS], default="auto", help="skip detection")
+    p.add_argument("--exchange", help="exchange name (overrides the file's)")
+    p.add_argument("--symbol", help="symbol, when the file name does not tell it")
+    p.add_argument("--interval", help="candle interval for generic candle files, e.g. 1m")
+    p.add_argument("--map", action="append", dest="mapping", metavar="FIELD=COLUMN,...",
+                   help="generic files: which column holds each field, e.g. ts=time,side=dir,price=px,qty=size")
+    p.add_argument("--side-convention", choices=SIDE_CONVENTIONS,
+                   help="generic files: side names the liquidated position, or the liquidation order")
+    p.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
+                   help="progress bar on stderr (auto: when stderr is a terminal)")
+    p.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("store", help="what the local store holds")
+    ssub = s.add_subparsers(dest="store_command", metavar="ACTION")
+    i = ssub.add_parser("info", help="rows and time span per kind, exchange, symbol and interval")
+    i.add_argument("--json", action="store_true", help="print JSON lines")
+    i.set_defaults(func=cmd_store_info)
+    s.set_defaults(func=lambda args: (_ for _ in ()).throw(UsageError("store needs an action: info")))
+
+
+class _Bar:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.last, self.drawn = enabled, 0.0, False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and done < total):
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        width = 30
+        fill = int(frac * width)
+        sys.stderr.write(f"\rimporting [{'#' * fill}{'.' * (width - fill)}] {frac:4.0%} "
+                         f"{_size(done)}/{_size(total)}")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def cmd_import(args) -> int:
+    from .importers import ImportCancelled, InputError, import_files
+    from .store import StoreError, open_store
+
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    bar = _Bar(show)
+    try:
+        store = open_store()
+        reports = import_files(args.files, store=store, fmt=None if args.format == "auto" else args.format,
+                               exchange=args.exchange, symbol=args.symbol, interval=args.interval,
+                               mapping=args.mapping, side_convention=args.side_convention, progress=bar)
+    except (InputError, StoreError, ImportCancelled) as exc:
+        raise UsageError(f"{exc} (store unchanged)") from None
+    finally:
+        bar.close()
+    for r in reports:
+        for w in r.warnings:
+            print(f"liqscope: warning: {r.path}: {w}", file=sys.stderr)
+        print(r.summary())
+    return 0
+
+
+def cmd_store_info(args) -> int:
+    from .store import StoreError, open_store
+
+    try:
+        store = open_store()
+        info = store.info()
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        for rec in info.to_dict("records"):
+            print(json.dumps({k: _jsonable(v) for k, v in rec.items()}))
+        return 0
+    print(f"Store: {store.root} (schema {store.schema_version or '-'})")
+    if info.empty:
+        print("empty: import files with `liqscope import FILE...`")
+        return 0
+    print(f"{'kind':<13}{'exchange':<14}{'symbol':<18}{'interval':<9}{'rows':>12}  {'first (UTC)':<26}{'last (UTC)'}")
+    for r in info.itertuples(index=False):
+        print(f"{r.kind:<13}{r.exchange:<14}{_s(r.symbol):<18}{_s(r.interval):<9}{r.rows:>12,}  "
+              f"{_t(r.first):<26}{_t(r.last)}")
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= div:
+            return f"{n / div:,.1f} {unit}"
+    return f"{n} B"
+
+
+def _s(v) -> str:
+    return "-" if v is None or v != v else str(v)
+
+
+def _t(v) -> str:
+    return "-" if v is None or v != v else v.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _jsonable(v):
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if hasattr(v, "isoformat"):
+        return _t(v)
+    if hasattr(v, "item"):
+        return v.item()
+    return v
