@@ -83,25 +83,61 @@ def run(args) -> int:
     size = _parse_size(args.size) if args.screenshot else None
     from liqscope.models.sources import load_dataset
 
-    dataset = load_dataset(prefer_demo=getattr(args, "demo", False))
-    fields = requested_view(args, dataset)
-    app = make_app()
-    from .main_window import MainWindow
-    from .state import View
+    prefer_demo = getattr(args, "demo", False)
+    if args.screenshot:  # deterministic: load first, then render once
+        dataset = load_dataset(prefer_demo=prefer_demo)
+        view = _view_for(args, dataset)
+        make_app()
+        from .main_window import MainWindow
 
-    view = None
-    if fields:
-        start, end = dataset.busiest_day() or (None, None)
-        view = replace(View(start=start, end=end), **fields)
-    window = MainWindow(dataset, view, restore=not args.screenshot)
-    if args.screenshot:
-        return screenshot(window, args.screenshot, size)
+        return screenshot(MainWindow(dataset, view, restore=False), args.screenshot, size)
+
+    app = make_app()
+    from liqscope.models.dataset import Dataset
+
+    from .loader import BackgroundLoader, prepare
+    from .main_window import MainWindow
+
+    # paint the window at once; the data arrives from a worker thread
+    window = MainWindow(Dataset(label="Loading data…"), restore=True)
     window.show()
+    window.statusBar().showMessage("Loading data…")
+    loader = BackgroundLoader(window)
+
+    def loaded(dataset):
+        try:
+            view = _view_for(args, dataset)
+        except UsageError as exc:
+            window.statusBar().showMessage(f"Ignored command-line view: {exc}", 10_000)
+            view = None
+        window.set_dataset(dataset, view, restore=view is None)
+        if os.environ.get("LIQSCOPE_TIMING"):
+            print(f"data shown after {time.perf_counter() - t0:.3f} s", file=sys.stderr)
+
+    def failed(message):
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(window, "Liqscope", f"Could not load data: {message}")
+
+    loader.loaded.connect(loaded)
+    loader.failed.connect(failed)
+    loader.start(lambda: prepare(load_dataset(prefer_demo=prefer_demo)))
     if os.environ.get("LIQSCOPE_TIMING"):
         from PySide6.QtCore import QTimer
 
-        QTimer.singleShot(0, lambda: print(f"painted in {time.perf_counter() - t0:.3f} s", file=sys.stderr))
+        QTimer.singleShot(0, lambda: print(f"window painted after {time.perf_counter() - t0:.3f} s", file=sys.stderr))
     return app.exec()
+
+
+def _view_for(args, dataset):
+    """The View asked for on the command line, or None to use defaults/saved settings."""
+    from .state import View
+
+    fields = requested_view(args, dataset)
+    if not fields:
+        return None
+    start, end = dataset.busiest_day() or (None, None)
+    return replace(View(start=start, end=end), **fields)
 
 
 def settle(window) -> None:

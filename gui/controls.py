@@ -77,15 +77,9 @@ class Controls:
         self.exch_button.setObjectName("exchanges_button")
         self.exch_button.setText("Exchanges ▾")
         self.exch_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.exch_button)
+        self.exch_button.setMenu(QMenu(self.exch_button))
         self.exch_actions = {}
-        for name in exchanges:
-            act = menu.addAction(name)
-            act.setCheckable(True)
-            act.setChecked(True)
-            act.toggled.connect(self._exchanges_toggled)
-            self.exch_actions[name] = act
-        self.exch_button.setMenu(menu)
+        self._fill_exchanges(exchanges)
         liq.addWidget(self.exch_button)
         self.side = _combo({"longs + shorts": "both", "longs only": "long", "shorts only": "short"},
                            "side_combo", "Which liquidated positions to count")
@@ -133,6 +127,27 @@ class Controls:
         menu.addSeparator()
         for act in list(self.preset_actions.values()) + [self.custom, self.reset]:
             menu.addAction(act)
+
+    def _fill_exchanges(self, exchanges: list[str]) -> None:
+        menu = self.exch_button.menu()
+        menu.clear()
+        self.exch_actions = {}
+        for name in exchanges:
+            act = menu.addAction(name)
+            act.setCheckable(True)
+            act.setChecked(True)
+            act.toggled.connect(self._exchanges_toggled)
+            self.exch_actions[name] = act
+
+    def set_choices(self, assets: list[str], exchanges: list[str]) -> None:
+        """New dataset: refill the asset list and the exchange filter."""
+        with QSignalBlocker(self.asset):
+            self.asset.clear()
+            for a in assets:
+                self.asset.addItem(a, a)
+        if list(self.exch_actions) != list(exchanges):
+            self._fill_exchanges(exchanges)
+        self.sync(None)
 
     def _toggle(self, key: str, on: bool) -> None:
         if key == "line":

@@ -94,6 +94,22 @@ class MainWindow(QMainWindow):
             self.resize(1500, 950)
         self._on_changed(frozenset({"asset", "exchange", "theme", "start", "end", "utc"}))
 
+    def set_dataset(self, dataset: Dataset, view: View | None = None, *, restore: bool = False) -> None:
+        """Show another dataset without a restart (background load finished, import landed)."""
+        self.dataset = dataset
+        self.origin_s = dataset_origin(dataset)
+        self.price.origin_s = self.liq.origin_s = self.origin_s
+        self.price_axis.set_origin(self.origin_s)
+        self.liq_axis.set_origin(self.origin_s)
+        self.banner.setText(dataset.label)
+        self.banner.setObjectName("banner" if dataset.is_demo else "source")
+        self.banner.style().polish(self.banner)
+        self.controls.set_choices(dataset.prices.assets, dataset.exchanges)
+        v = self._initial_view(view, restore) if (view is not None or restore) else self._validated(self.state.view)
+        self.state.update(**{k: getattr(v, k) for k in ("asset", "exchange", "start", "end")})
+        self.state.flush()
+        self._on_changed(frozenset({"asset", "exchange", "start", "end"}))
+
     # -- set-up -------------------------------------------------------------
     def _initial_view(self, view: View | None, restore: bool) -> View:
         if view is not None:
@@ -118,7 +134,9 @@ class MainWindow(QMainWindow):
         exchange = v.exchange if v.exchange in exchanges else (exchanges[0] if exchanges else v.exchange)
         start, end = v.start, v.end
         r = self.dataset.time_range()
-        if r is not None and (start is None or end is None or end <= start or end < r[0] or start > r[1]):
+        if r is None:
+            start = end = None
+        elif start is None or end is None or end <= start or end < r[0] or start > r[1]:
             start, end = self.dataset.busiest_day()
         theme = v.theme if v.theme in THEMES else "dark"
         return replace(v, asset=asset, exchange=exchange, start=start, end=end, theme=theme)
@@ -163,7 +181,9 @@ class MainWindow(QMainWindow):
             self._headline_timer.start()
         self.save_settings()
 
-    def _apply_range(self, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    def _apply_range(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
+        if start is None or end is None:
+            return
         x0 = start.value / 1e9 - self.origin_s
         x1 = end.value / 1e9 - self.origin_s
         cur = self.price.vb.viewRange()[0]

@@ -195,3 +195,42 @@ def test_screenshot_cli_rejects_bad_args(tmp_path, capsys, qapp):
     assert cli_main(["--demo", "--screenshot", str(tmp_path / "x.png"), "--asset", "NOPE"]) == 2
     assert "unknown asset" in capsys.readouterr().err
     assert cli_main(["--demo", "--screenshot", str(tmp_path / "x.png"), "--size", "big"]) == 2
+
+
+def test_window_paints_empty_then_shows_data_loaded_in_background(qtbot, demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    from liqscope.gui.loader import BackgroundLoader, prepare
+    from liqscope.gui.main_window import MainWindow
+    from liqscope.models.dataset import Dataset
+
+    w = MainWindow(Dataset(label="Loading data…"), restore=False)
+    qtbot.addWidget(w)
+    w.show()
+    settle(w)
+    assert w.headline.figures == {}  # nothing to show yet, and no crash
+    loader = BackgroundLoader(w)
+    loader.loaded.connect(w.set_dataset)
+    with qtbot.waitSignal(loader.loaded, timeout=10_000):
+        thread = loader.start(lambda: prepare(load_demo()))
+    thread.join()
+    settle(w)
+    assert w.dataset.is_demo
+    assert (w.state.view.start, w.state.view.end) == DAY
+    assert w.headline.total.text() == "$860.0M"
+    assert w.controls.asset.count() == 5
+    assert len(w.price.candles.data[0]) > 0
+
+
+def test_loader_reports_failures(qtbot):
+    from PySide6.QtCore import QObject
+
+    from liqscope.gui.loader import BackgroundLoader
+
+    loader = BackgroundLoader(QObject())
+
+    def boom():
+        raise ValueError("store is corrupt: bad magic")
+
+    with qtbot.waitSignal(loader.failed, timeout=5000) as sig:
+        loader.start(boom)
+    assert sig.args == ["ValueError: store is corrupt: bad magic"]
