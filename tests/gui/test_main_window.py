@@ -222,11 +222,9 @@ def test_window_paints_empty_then_shows_data_loaded_in_background(qtbot, demo, t
 
 
 def test_loader_reports_failures(qtbot):
-    from PySide6.QtCore import QObject
-
     from liqscope.gui.loader import BackgroundLoader
 
-    loader = BackgroundLoader(QObject())
+    loader = BackgroundLoader()
 
     def boom():
         raise ValueError("store is corrupt: bad magic")
