@@ -57,36 +57,61 @@ def side_categorical(values) -> pd.Categorical:
     return pd.Categorical(values, categories=list(SIDES))
 
 
+def _text_codes(values: pd.Series, col: str, transform=None) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, sorted distinct names) of a text column; ``transform`` runs on the distinct names only.
+
+    String operations on millions of rows take seconds; on the handful of distinct exchange,
+    symbol, asset and side names they are free. Missing values are rejected.
+    """
+    cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
+    codes = np.asarray(cat.codes)
+    if codes.size and codes.min() < 0:
+        raise SchemaError(f"column {col!r} has missing values")
+    used = np.bincount(codes, minlength=len(cat.categories)) > 0  # unused categories are dropped
+    names = pd.Index(cat.categories)[used].astype(str)
+    if transform is not None:
+        names = transform(names.str)
+    uniq, inverse = np.unique(np.asarray(names, dtype=object), return_inverse=True)
+    lookup = np.full(len(used), -1, dtype=np.int32)
+    lookup[used] = inverse.reshape(-1)
+    return lookup[codes], uniq
+
+
+def _text_categorical(values: pd.Series, col: str, transform=None) -> pd.Categorical:
+    codes, names = _text_codes(values, col, transform)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=str))
+
+
 def normalize_liquidations(df: pd.DataFrame) -> pd.DataFrame:
     """Validate and return a liquidation frame in canonical form (sorted by ts)."""
     missing = [c for c in LIQ_COLUMNS if c not in df.columns]
     if missing:
         raise SchemaError(f"liquidations are missing columns: {', '.join(missing)}")
+    side_codes, side_names = _text_codes(df["side"], "side", lambda s: s.lower())
+    bad = [name for name in side_names if name not in SIDES]
+    if bad:
+        raise SchemaError(f"side must be 'long' or 'short', got {bad[0]!r}")
+    side_map = np.array([SIDES.index(name) for name in side_names], dtype=np.int8)
     out = pd.DataFrame(
         {
             "ts": pd.Series(to_utc(df["ts"])).reset_index(drop=True),
-            "exchange": df["exchange"].astype(str).str.lower().to_numpy(),
-            "symbol": df["symbol"].astype(str).to_numpy(),
-            "asset": df["asset"].astype(str).str.upper().to_numpy(),
-            "side": df["side"].astype(str).str.lower().to_numpy(),
+            "exchange": _text_categorical(df["exchange"], "exchange", lambda s: s.lower()),
+            "symbol": _text_categorical(df["symbol"], "symbol"),
+            "asset": _text_categorical(df["asset"], "asset", lambda s: s.upper()),
+            "side": pd.Categorical.from_codes(side_map[side_codes], categories=list(SIDES)),
             "price": pd.to_numeric(df["price"]).astype("float64").to_numpy(),
             "qty": pd.to_numeric(df["qty"]).astype("float64").to_numpy(),
             "notional_usd": pd.to_numeric(df["notional_usd"]).astype("float64").to_numpy(),
         }
     )
-    bad_side = ~out["side"].isin(SIDES)
-    if bad_side.any():
-        raise SchemaError(f"side must be 'long' or 'short', got {out['side'][bad_side].iloc[0]!r}")
     for col in ("price", "qty", "notional_usd"):
         vals = out[col].to_numpy()
         if not np.isfinite(vals).all() or (vals < 0).any():
             raise SchemaError(f"column {col!r} must hold finite non-negative numbers")
     if out["ts"].isna().any():
         raise SchemaError("column 'ts' has missing timestamps")
-    for col in LIQ_CATEGORICAL:
-        out[col] = out[col].astype("category")
-    out["side"] = side_categorical(out["side"])
-    out = out.sort_values("ts", kind="stable").reset_index(drop=True)
+    if not out["ts"].is_monotonic_increasing:
+        out = out.sort_values("ts", kind="stable").reset_index(drop=True)
     return out
 
 

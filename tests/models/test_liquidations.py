@@ -404,3 +404,26 @@ def test_normalize_rejects_unparseable_timestamps():
     df["ts"] = ["2025-05-09T11:00:00Z", "yesterday-ish"]
     with pytest.raises(SchemaError, match="timestamp"):
         normalize_liquidations(df)
+
+
+def test_normalize_categorical_input_collapses_case_and_drops_unused_names():
+    df = pd.DataFrame([ev(T0 + pd.Timedelta(seconds=i), "x", "btc", "long", 10 + i) for i in range(5)])
+    df["exchange"] = pd.Categorical(["Binance", "binance", "OKX", "okx", "gate"],
+                                    categories=["Binance", "binance", "OKX", "okx", "gate", "mtgox"])
+    df["side"] = pd.Categorical(["LONG", "short", "Short", "long", "long"])
+    out = normalize_liquidations(df)
+    assert out["exchange"].astype(str).tolist() == ["binance", "binance", "okx", "okx", "gate"]
+    assert list(out["exchange"].cat.categories) == ["binance", "gate", "okx"]
+    assert out["side"].astype(str).tolist() == ["long", "short", "short", "long", "long"]
+    assert list(out["side"].cat.categories) == ["long", "short"]
+    m = LiquidationModel(df)
+    assert list(m.buckets(3600).columns.get_level_values("exchange").unique()) == ["binance", "gate", "okx"]
+    assert m.totals().by_exchange == {"gate": 14, "okx": 25, "binance": 21}
+
+
+@pytest.mark.parametrize("col", ["exchange", "symbol", "asset"])
+def test_normalize_rejects_missing_names(col):
+    df = pd.DataFrame([ev(T0, "okx", "BTC", "long", 10), ev(T0, "okx", "BTC", "long", 10)])
+    df.loc[1, col] = None
+    with pytest.raises(SchemaError, match=col):
+        normalize_liquidations(df)
