@@ -8,6 +8,7 @@ category codes: no Python loop per event, so millions of rows stay fast.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 import numpy as np
@@ -54,11 +55,12 @@ class LiquidationModel:
     def ts_ns(self) -> np.ndarray:
         return self._ts
 
-    @property
+    @cached_property
     def exchanges(self) -> list[str]:
+        """Exchanges present (cached: the model is immutable)."""
         return sorted(self.frame["exchange"].unique().astype(str)) if len(self) else []
 
-    @property
+    @cached_property
     def assets(self) -> list[str]:
         return sorted(self.frame["asset"].unique().astype(str)) if len(self) else []
 
@@ -137,6 +139,8 @@ class LiquidationModel:
         ``(side, group)``. Buckets are aligned to multiples of the bucket size
         since the Unix epoch, so 1h buckets start on the hour.
         """
+        if int(bucket_seconds) <= 0:
+            raise ValueError(f"bucket_seconds must be positive, not {bucket_seconds!r}")
         size = int(bucket_seconds) * 1_000_000_000
         lo = _ns(start) if start is not None else (int(self._ts[0]) if len(self) else 0)
         hi = _ns(end) if end is not None else (int(self._ts[-1]) + 1 if len(self) else 0)

@@ -38,7 +38,7 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_duration(text: str) -> int:
     """'5m' -> 300 seconds. Used for buckets and intervals."""
     m = _DUR.match(text)
-    if not m:
+    if not m or int(m.group(1)) == 0:
         raise TimeParseError(f"invalid duration {text!r}: expected e.g. 1m, 15m, 4h, 1d")
     return int(m.group(1)) * _UNIT_S[m.group(2)]
 

@@ -427,3 +427,9 @@ def test_normalize_rejects_missing_names(col):
     df.loc[1, col] = None
     with pytest.raises(SchemaError, match=col):
         normalize_liquidations(df)
+
+
+@pytest.mark.parametrize("seconds", [0, -60])
+def test_buckets_reject_non_positive_sizes(model, seconds):
+    with pytest.raises(ValueError, match="positive"):
+        model.buckets(seconds)
