@@ -31,6 +31,8 @@ class HeadlineStrip(QFrame):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("headline")
+        # fixed height: new figures must never re-layout (and so repaint) the charts below
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 4, 6, 4)
         outer.setSpacing(2)
@@ -54,7 +56,19 @@ class HeadlineStrip(QFrame):
         self.chips.setSpacing(4)
         self.chips_box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         outer.addWidget(self.chips_box)
+        self._chips_caption = QLabel("By exchange:")
+        self._chips_caption.setProperty("role", "caption")
+        self._chips: dict[str, QPushButton] = {}
         self.figures: dict = {}
+
+    def _make_chip(self, name: str) -> QPushButton:
+        chip = QPushButton(self.chips_box)
+        chip.setProperty("role", "chip")
+        chip.setObjectName(f"chip_{name}")
+        chip.setStyleSheet(f"QPushButton {{ color: {exchange_color(name)}; }}")
+        chip.clicked.connect(lambda _=False, n=name: self.exchange_clicked.emit(n))
+        self._chips[name] = chip
+        return chip
 
     def set_figures(self, summary: dict, scope_text: str) -> None:
         self.figures = summary
@@ -63,20 +77,20 @@ class HeadlineStrip(QFrame):
         self.total.setToolTip(f"{summary['count']:,} liquidations · {scope_text}")
         self.longs.setText(usd(summary["long_usd"]))
         self.shorts.setText(f"{usd(summary['short_usd'])} ({summary['short_share']:.0%})")
+        # chips are reused (created once per exchange), only re-ordered and re-labelled
         while self.chips.count():
-            w = self.chips.takeAt(0).widget()
-            if w is not None:
-                w.deleteLater()
-        caption = QLabel("By exchange:")
-        caption.setProperty("role", "caption")
-        self.chips.addWidget(caption)
-        for i, (name, value) in enumerate(summary["by_exchange"].items()):
-            chip = QPushButton(f"● {display_name(name)} {usd(value)}")
-            chip.setProperty("role", "chip")
-            chip.setObjectName(f"chip_{name}")
-            chip.setStyleSheet(f"QPushButton {{ color: {exchange_color(name, i)}; }}")
-            chip.setToolTip(f"{name}: {value / total:.0%} of the window — click for details" if total else name)
-            chip.clicked.connect(lambda _=False, n=name: self.exchange_clicked.emit(n))
+            self.chips.takeAt(0)
+        self.chips.addWidget(self._chips_caption)
+        for name, chip in self._chips.items():
+            if name not in summary["by_exchange"] and not chip.isHidden():
+                chip.hide()
+        for name, value in summary["by_exchange"].items():
+            chip = self._chips.get(name) or self._make_chip(name)
+            chip.setText(f"● {display_name(name)} {usd(value)}")
+            chip.setToolTip(f"{display_name(name)}: {value / total:.0%} of the window — click for details"
+                            if total else name)
+            if chip.isHidden():
+                chip.show()
             self.chips.addWidget(chip)
         self.chips.addStretch(1)
         if summary["largest"]:

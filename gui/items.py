@@ -3,6 +3,9 @@
 Callers hand over only what is visible (plus a margin) at a level of detail
 that fits the pixels, so painting cost follows the screen, not the dataset.
 ``BarGraphItem`` would draw every bar it holds; these draw what they are given.
+Primitives are written straight into contiguous QLineF/QRectF arrays from
+numpy (pyqtgraph's PrimitiveArray, the same fast path BarGraphItem uses)
+instead of building one Python object per candle.
 """
 from __future__ import annotations
 
@@ -10,6 +13,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPicture
+
+try:
+    from pyqtgraph.Qt.internals import PrimitiveArray
+except ImportError:  # pragma: no cover - older/newer pyqtgraph without it
+    PrimitiveArray = None
 
 
 def _pen(color: str) -> QPen:
@@ -19,13 +27,46 @@ def _pen(color: str) -> QPen:
     return pen
 
 
-class CandlesItem(pg.GraphicsObject):
-    """OHLC candlesticks; bodies are skipped when narrower than ~2 px."""
+def draw_lines(painter: QPainter, x0, y0, x1, y1) -> None:
+    if PrimitiveArray is None:
+        painter.drawLines([QLineF(*v) for v in zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist())])
+        return
+    arr = PrimitiveArray(QLineF, 4)
+    arr.resize(len(x0))
+    mem = arr.ndarray()
+    mem[:, 0], mem[:, 1], mem[:, 2], mem[:, 3] = x0, y0, x1, y1
+    painter.drawLines(*arr.drawargs())
 
-    def __init__(self, up: str = "#26a69a", down: str = "#ef5350"):
+
+def draw_rects(painter: QPainter, x, y, w, h) -> None:
+    if PrimitiveArray is None:
+        painter.drawRects([QRectF(*v) for v in zip(x.tolist(), y.tolist(), w.tolist(), h.tolist())])
+        return
+    arr = PrimitiveArray(QRectF, 4)
+    arr.resize(len(x))
+    mem = arr.ndarray()
+    mem[:, 0], mem[:, 1], mem[:, 2], mem[:, 3] = x, y, w, h
+    painter.drawRects(*arr.drawargs())
+
+
+class _PictureItem(pg.GraphicsObject):
+    def __init__(self):
         super().__init__()
         self._picture = QPicture()
         self._bounds = QRectF()
+
+    def paint(self, painter, *args):
+        painter.drawPicture(QPointF(0, 0), self._picture)
+
+    def boundingRect(self):
+        return QRectF(self._bounds)
+
+
+class CandlesItem(_PictureItem):
+    """OHLC candlesticks: one wick line and one body rectangle per candle."""
+
+    def __init__(self, up: str = "#26a69a", down: str = "#ef5350"):
+        super().__init__()
         self.colors = (up, down)
         self.data = (np.empty(0),) * 5
         self.width = 60.0
@@ -35,45 +76,37 @@ class CandlesItem(pg.GraphicsObject):
         self.set_data(*self.data, width=self.width)
 
     def set_data(self, x, o, h, l, c, width: float) -> None:
-        self.data = (np.asarray(x), np.asarray(o), np.asarray(h), np.asarray(l), np.asarray(c))
+        self.data = tuple(np.asarray(a, dtype=float) for a in (x, o, h, l, c))
         self.width = float(width)
         self.prepareGeometryChange()
         self._picture = QPicture()
         painter = QPainter(self._picture)
         x, o, h, l, c = self.data
         half = self.width * 0.35
-        for up, color in ((True, self.colors[0]), (False, self.colors[1])):
-            sel = (c >= o) if up else (c < o)
+        up_mask = c >= o
+        for sel, color in ((up_mask, self.colors[0]), (~up_mask, self.colors[1])):
             if not sel.any():
                 continue
-            xs, os_, hs, ls, cs = x[sel], o[sel], h[sel], l[sel], c[sel]
+            xs = x[sel]
             painter.setPen(_pen(color))
-            painter.drawLines([QLineF(a, b, a, d) for a, b, d in zip(xs.tolist(), ls.tolist(), hs.tolist())])
+            draw_lines(painter, xs, l[sel], xs, h[sel])
             painter.setBrush(QBrush(QColor(color)))
-            lo, hi = np.minimum(os_, cs), np.maximum(os_, cs)
-            painter.drawRects([QRectF(a - half, b, 2 * half, d - b) for a, b, d in zip(xs.tolist(), lo.tolist(), hi.tolist())])
+            lo = np.minimum(o[sel], c[sel])
+            draw_rects(painter, xs - half, lo, np.full(len(xs), 2 * half), np.maximum(o[sel], c[sel]) - lo)
         painter.end()
         if len(x):
-            self._bounds = QRectF(float(x[0]) - self.width, float(np.min(l)),
-                                  float(x[-1] - x[0]) + 2 * self.width, float(np.max(h) - np.min(l)))
+            lo, hi = float(np.min(l)), float(np.max(h))
+            self._bounds = QRectF(float(x[0]) - self.width, lo, float(x[-1] - x[0]) + 2 * self.width, hi - lo)
         else:
             self._bounds = QRectF()
         self.update()
 
-    def paint(self, painter, *args):
-        painter.drawPicture(QPointF(0, 0), self._picture)
 
-    def boundingRect(self):
-        return QRectF(self._bounds)
-
-
-class RectsItem(pg.GraphicsObject):
+class RectsItem(_PictureItem):
     """Filled rectangles coloured by group: volume bars and stacked liquidation bars."""
 
     def __init__(self):
         super().__init__()
-        self._picture = QPicture()
-        self._bounds = QRectF()
         self.rects = np.empty((0, 4))
         self.groups = np.empty(0, dtype=int)
 
@@ -93,7 +126,7 @@ class RectsItem(pg.GraphicsObject):
             q.setAlpha(alpha)
             painter.setBrush(QBrush(q))
             r = self.rects[sel]
-            painter.drawRects([QRectF(a, c, b - a, d - c) for a, b, c, d in r.tolist()])
+            draw_rects(painter, r[:, 0], r[:, 2], r[:, 1] - r[:, 0], r[:, 3] - r[:, 2])
         painter.end()
         if len(self.rects):
             r = self.rects
@@ -102,9 +135,3 @@ class RectsItem(pg.GraphicsObject):
         else:
             self._bounds = QRectF()
         self.update()
-
-    def paint(self, painter, *args):
-        painter.drawPicture(QPointF(0, 0), self._picture)
-
-    def boundingRect(self):
-        return QRectF(self._bounds)

@@ -1,8 +1,9 @@
 """Liquidation pane: bars per time bucket, stacked and coloured by exchange.
 
 Shorts liquidated plot above zero and longs below (or both stacked upwards).
-The bucket follows the zoom so there are never more bars than pixels allow;
-bars are re-binned for the view instead of handing pyqtgraph every bucket.
+The bucket follows the zoom so there are never more bars than pixels allow.
+Bars are re-binned from the prefix-sum index for the view plus one view-width
+either side; pans inside that range only move the view (finplot's 3x cache).
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 
-from liqscope.models.liq_index import LiquidationIndex
-from liqscope.models.schema import ts_ns
+from liqscope.models.format import usd
+from liqscope.models.liq_index import BucketSums, LiquidationIndex
 from liqscope.models.timeutil import format_duration, pick_bucket
 
 from .axis import to_x
@@ -25,8 +26,6 @@ class UsdAxis(pg.AxisItem):
     """Ticks like $120M / -$40M (longs plot negative, labels show magnitude with sign)."""
 
     def tickStrings(self, values, scale, spacing):
-        from liqscope.models.format import usd
-
         return [("-" if v < 0 else "") + usd(abs(v)) if v else "0" for v in values]
 
 
@@ -52,7 +51,10 @@ class LiqPane:
         self.label = pg.TextItem(anchor=(1, 0))
         self.label.setParentItem(self.vb)
         self.bucket = 3600
-        self.table: pd.DataFrame | None = None  # buckets × (side, exchange) USD, what is drawn
+        self.table: BucketSums | None = None  # what is drawn: USD per (side, exchange, bucket)
+        self._cache_key = None
+        self._range_ns = (0, 0)
+        self._tops = self._bottoms = np.empty(0)
         self._legend_names: tuple[str, ...] = ()
 
     def set_foreground(self, color: str):
@@ -66,52 +68,70 @@ class LiqPane:
         return pick_bucket(span_s, int(px / MIN_BAR_PX))
 
     def redraw(self, index: LiquidationIndex, start: pd.Timestamp, end: pd.Timestamp, *,
-               override: int | None, stacked: bool, exchanges: list[str], filters: dict) -> None:
-        """Re-bin for this view: the window plus one view-width either side (cheap pans)."""
-        span = (end - start).total_seconds()
-        self.bucket = self.pick_bucket(span, override)
-        table = index.buckets(self.bucket, start - pd.Timedelta(seconds=span),
-                              end + pd.Timedelta(seconds=span), by="exchange", **filters)
-        names = [e for e in exchanges if e in table.columns.get_level_values(1)]
-        self.table = table
-        x = to_x(ts_ns(table.index), self.origin_s)
-        w = self.bucket
-        x0s, x1s, y0s, y1s, groups = [], [], [], [], []
-        pos_base = np.zeros(len(table))
-        neg_base = np.zeros(len(table))
+               override: int | None, stacked: bool, exchanges: list[str], filters: dict,
+               force: bool = False) -> bool:
+        """Re-bin if the bucket, the filters or the cached range no longer fit; returns True if it did."""
+        s_ns, e_ns = int(start.value), int(end.value)
+        span = e_ns - s_ns
+        self.bucket = self.pick_bucket(span / 1e9, override)
+        key = (id(index), self.bucket, stacked, tuple(exchanges), repr(sorted(filters.items())))
+        rebinned = force or key != self._cache_key or s_ns < self._range_ns[0] or e_ns > self._range_ns[1]
+        if rebinned:
+            lo, hi = s_ns - span, e_ns + span
+            self.table = index.bucket_sums(self.bucket, pd.Timestamp(lo, tz="UTC"), pd.Timestamp(hi, tz="UTC"),
+                                           by="exchange", **filters)
+            self._draw(stacked, exchanges)
+            self._cache_key, self._range_ns = key, (lo, hi)
+        self._fit_y(s_ns, e_ns, stacked)
+        self.label.setText(f"liquidations per {format_duration(self.bucket)} bucket · "
+                           + ("stacked" if stacked else "▲ shorts  ▼ longs"))
+        self.label.setPos(self.vb.width(), 0)
+        return rebinned
+
+    def _draw(self, stacked: bool, exchanges: list[str]) -> None:
+        t = self.table
+        names = [e for e in exchanges if e in t.groups]
+        x = to_x(t.starts_ns, self.origin_s)
+        w = t.size_ns / 1e9
+        pos_base, neg_base = np.zeros(t.n), np.zeros(t.n)
+        parts = []
         for gi, name in enumerate(names):
-            for side in ("short", "long"):
-                vals = table[(side, name)].to_numpy()
+            g = t.groups.index(name)
+            for side in (1, 0):  # shorts first, then longs
+                vals = t.sums[side, g]
                 nz = vals > 0
                 if not nz.any():
                     continue
-                if side == "long" and not stacked:
-                    y0, y1 = neg_base[nz], neg_base[nz] - vals[nz]
+                if side == 0 and not stacked:
+                    y0 = neg_base[nz].copy()
                     neg_base[nz] -= vals[nz]
+                    y1 = neg_base[nz]
                 else:
-                    y0, y1 = pos_base[nz], pos_base[nz] + vals[nz]
+                    y0 = pos_base[nz].copy()
                     pos_base[nz] += vals[nz]
-                x0s.append(x[nz] + w * 0.08)
-                x1s.append(x[nz] + w * 0.92)
-                y0s.append(y0)
-                y1s.append(y1)
-                groups.append(np.full(nz.sum(), gi))
-        colors = [exchange_color(n, i) for i, n in enumerate(names)]
-        if x0s:
-            self.bars.set_data(np.concatenate(x0s), np.concatenate(x1s), np.concatenate(y0s),
-                               np.concatenate(y1s), np.concatenate(groups), colors)
+                    y1 = pos_base[nz]
+                parts.append((x[nz], y0, y1, np.full(nz.sum(), gi)))
+        colors = [exchange_color(n) for n in names]
+        if parts:
+            xs, y0, y1, grp = (np.concatenate(p) for p in zip(*parts))
+            self.bars.set_data(xs + w * 0.08, xs + w * 0.92, y0, y1, grp, colors)
         else:
             self.bars.set_data([], [], [], [], [], colors)
-        # y range from the visible buckets only
-        vis = (table.index >= start - pd.Timedelta(seconds=w)) & (table.index < end)
-        top = float(pos_base[vis].max()) if vis.any() else 0.0
-        bottom = float(neg_base[vis].min()) if vis.any() else 0.0
+        self._tops, self._bottoms = pos_base, neg_base
+        self._update_legend(names, colors)
+
+    def _fit_y(self, s_ns: int, e_ns: int, stacked: bool) -> None:
+        """Fit the y axis to the buckets in view (cheap: runs on every pan)."""
+        t = self.table
+        if t is None or not t.n:
+            top, bottom = 0.0, 0.0
+        else:
+            lo = max(0, (s_ns - t.first_ns) // t.size_ns)
+            hi = min(t.n, -(-(e_ns - t.first_ns) // t.size_ns))
+            top = float(self._tops[lo:hi].max()) if hi > lo else 0.0
+            bottom = float(self._bottoms[lo:hi].min()) if hi > lo else 0.0
         top, bottom = max(top, 1.0), min(bottom, 0.0 if stacked else -1.0)
         self.vb.setYRange(bottom * 1.1, top * 1.1, padding=0)
-        self._update_legend(names, colors)
-        arrows = "stacked" if stacked else "▲ shorts  ▼ longs"
-        self.label.setText(f"liquidations per {format_duration(self.bucket)} bucket · {arrows}")
-        self.label.setPos(self.vb.width(), 0)
 
     def _update_legend(self, names: list[str], colors: list[str]) -> None:
         if tuple(names) == self._legend_names:
@@ -122,11 +142,16 @@ class LiqPane:
             swatch = pg.BarGraphItem(x=[0], height=[1], width=1, brush=color, pen=None)
             self.legend.addItem(swatch, display_name(name))
 
-    def value_at(self, ts: pd.Timestamp) -> tuple[pd.Timestamp, pd.Series] | None:
-        """The drawn bucket containing ``ts`` and its USD per (side, exchange)."""
-        if self.table is None or not len(self.table):
+    def value_at(self, ts: pd.Timestamp) -> tuple[pd.Timestamp, dict] | None:
+        """The drawn bucket containing ``ts``: its start and USD for longs, shorts, and per exchange."""
+        t = self.table
+        if t is None or not t.n:
             return None
-        i = self.table.index.searchsorted(ts, "right") - 1
-        if i < 0 or ts >= self.table.index[i] + pd.Timedelta(seconds=self.bucket):
+        i = (int(ts.value) - t.first_ns) // t.size_ns
+        if not 0 <= i < t.n:
             return None
-        return self.table.index[i], self.table.iloc[i]
+        per_ex = {g: float(t.sums[0, j, i] + t.sums[1, j, i]) for j, g in enumerate(t.groups)}
+        return pd.Timestamp(int(t.starts_ns[i]), tz="UTC"), {
+            "long": float(t.sums[0, :, i].sum()), "short": float(t.sums[1, :, i].sum()),
+            "by_exchange": dict(sorted(per_ex.items(), key=lambda kv: -kv[1])),
+        }

@@ -15,12 +15,14 @@ from liqscope.models.timeutil import format_duration
 
 from .axis import OriginDateAxis, from_x
 from .controls import Controls
+from .drilldown import install_drilldown
+from .export import install_export_menu
 from .headline import HeadlineStrip
 from .liq_pane import LiqPane, UsdAxis
 from .price_pane import PriceAxis, PricePane, dataset_origin
 from .settings import load_view, open_settings, save_view
 from .state import View, ViewState
-from .theme import THEMES, palette, stylesheet
+from .theme import LONG_COLOR, SHORT_COLOR, THEMES, display_name, palette, stylesheet
 
 HEADLINE_THROTTLE_MS = 80
 
@@ -82,6 +84,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.controls = Controls(self, self.state, dataset.prices.assets, dataset.exchanges)
         self.menuBar().addMenu(self.help_menu)  # keep Help last
+        self.exports = install_export_menu(self)  # File ▸ Export PNG / Export CSV
+        self.drilldown = install_drilldown(self)  # Panels menu, headline chip clicks, asset Details
         self._headline_timer = QTimer(self)
         self._headline_timer.setSingleShot(True)
         self._headline_timer.setInterval(HEADLINE_THROTTLE_MS)
@@ -175,7 +179,7 @@ class MainWindow(QMainWindow):
             self.price.plot.setTitle(None)
         if names & {"start", "end"}:
             self._apply_range(v.start, v.end)
-        force = bool(names & {"asset", "exchange", "price_style", "log_scale", "theme"})
+        force = bool(names & {"asset", "exchange", "price_style", "log_scale", "theme", "markers"})
         self.redraw(force=force)
         if not self._headline_timer.isActive():
             self._headline_timer.start()
@@ -209,15 +213,21 @@ class MainWindow(QMainWindow):
         self.price.redraw(v.start, v.end, style=v.price_style, log=v.log_scale, force=force)
         filt = v.liq_filter()
         index = self.dataset.index(filt.pop("min_notional"))
-        self.liq.redraw(index, v.start, v.end, override=v.bucket, stacked=v.stacked,
-                        exchanges=self.dataset.exchanges, filters=filt)
+        rebinned = self.liq.redraw(index, v.start, v.end, override=v.bucket, stacked=v.stacked,
+                                   exchanges=self.dataset.exchanges, filters=filt, force=force)
+        if rebinned or force:
+            self.update_markers(index, filt)
+
+    def update_markers(self, index, filt: dict) -> None:
+        """The largest liquidations of the asset over the cached range (about width/8 per view)."""
+        v = self.state.view
+        rows = None
         if v.markers:
-            limit = max(40, int(self.price.vb.width() / 8))
-            markers = index.largest(v.start, v.end, limit, exchanges=filt["exchanges"], assets=[v.asset],
-                                    side=filt["side"])
-        else:
-            markers = None
-        self.price.set_markers(markers, log=v.log_scale, visible=v.markers)
+            lo, hi = (pd.Timestamp(t, tz="UTC") for t in self.liq._range_ns)
+            limit = 3 * max(40, int(self.price.vb.width() / 8))
+            rows = index.largest_rows(lo, hi, limit, exchanges=filt["exchanges"], assets=[v.asset],
+                                      side=filt["side"])
+        self.price.set_markers(self.dataset.liquidations.arrays, rows, log=v.log_scale, visible=v.markers)
 
     def update_headline(self) -> None:
         v = self.state.view
@@ -314,13 +324,11 @@ class MainWindow(QMainWindow):
                          f"O {number(c['open'])} H {number(c['high'])} L {number(c['low'])} C {number(c['close'])}")
         hit = self.liq.value_at(ts)
         if hit is not None:
-            bucket_ts, row = hit
-            longs, shorts = float(row["long"].sum()), float(row["short"].sum())
-            per_ex = (row["long"] + row["short"]).sort_values(ascending=False)
-            ex_txt = ", ".join(f"{k} {usd(val)}" for k, val in per_ex.items() if val > 0)
-            parts.append(f"bucket {bucket_ts.strftime('%H:%M')}: "
-                         f"<span style='color:#D55E00'>longs {usd(longs)}</span> · "
-                         f"<span style='color:#0072B2'>shorts {usd(shorts)}</span>"
+            bucket_ts, sums = hit
+            ex_txt = ", ".join(f"{display_name(k)} {usd(val)}" for k, val in sums["by_exchange"].items() if val > 0)
+            parts.append(f"{format_duration(self.liq.bucket)} bucket {bucket_ts.strftime('%H:%M')}: "
+                         f"<span style='color:{LONG_COLOR}'>longs {usd(sums['long'])}</span> · "
+                         f"<span style='color:{SHORT_COLOR}'>shorts {usd(sums['short'])}</span>"
                          + (f" ({ex_txt})" if ex_txt else ""))
         text = " &nbsp;│&nbsp; ".join(parts)
         self.readout.setText(text)

@@ -162,21 +162,20 @@ class PricePane:
             return None
         return {"open": c.open[i], "high": c.high[i], "low": c.low[i], "close": c.close[i], "volume": c.volume[i]}
 
-    def set_markers(self, events: pd.DataFrame | None, *, log: bool, visible: bool):
-        """Draw the given events (the caller thins them to the largest in view), sizes bucketed."""
+    def set_markers(self, arrays: dict, rows: np.ndarray | None, *, log: bool, visible: bool):
+        """Draw the events at ``rows`` (already thinned to the largest), sizes bucketed."""
         for m in self.markers.values():
             m.setVisible(visible)
-        if not visible or events is None:
+        if not visible or rows is None:
             return
-        events = events.iloc[:MAX_MARKERS]
-        for side, item in self.markers.items():
-            ev = events[events["side"] == side]
-            x = to_x(ts_ns(ev["ts"]), self.origin_s)
-            y = ev["price"].to_numpy()
+        rows = rows[:MAX_MARKERS]
+        for code, (side, item) in enumerate(self.markers.items()):  # SIDES order: long, short
+            r = rows[arrays["side"][rows] == code]
+            y = arrays["price"][r]
             if log:
                 y = np.log10(y)
-            sizes = np.take(MARKER_SIZES, marker_size_bucket(ev["notional_usd"].to_numpy()))
-            item.setData(x=x, y=y, size=sizes)
+            sizes = np.take(MARKER_SIZES, marker_size_bucket(arrays["notional_usd"][r]))
+            item.setData(x=to_x(arrays["ts"][r], self.origin_s), y=y, size=sizes)
 
 
 def dataset_origin(ds: Dataset) -> float:

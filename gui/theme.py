@@ -27,8 +27,13 @@ def display_name(exchange: str) -> str:
     return DISPLAY_NAMES.get(exchange, exchange.capitalize())
 
 
-def exchange_color(name: str, index: int = 0) -> str:
-    return EXCHANGE_COLORS.get(name, _FALLBACK[index % len(_FALLBACK)])
+def exchange_color(name: str, index: int | None = None) -> str:
+    """Fixed colour per exchange everywhere; unknown names get a stable fallback by name."""
+    if name in EXCHANGE_COLORS:
+        return EXCHANGE_COLORS[name]
+    import zlib
+
+    return _FALLBACK[(zlib.crc32(name.encode()) if index is None else index) % len(_FALLBACK)]
 
 
 @dataclass(frozen=True)

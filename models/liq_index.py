@@ -9,6 +9,7 @@ Results equal ``LiquidationModel.filter(...).totals()`` (tests check it).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -94,20 +95,25 @@ class LiquidationIndex:
     def largest(self, start=None, end=None, n: int = 10, *, exchanges=None, assets=None,
                 side=None) -> pd.DataFrame:
         """The ``n`` largest events in the window, largest first, as frame rows."""
-        frame = self.model.frame
+        rows = self.largest_rows(start, end, n, exchanges=exchanges, assets=assets, side=side)
+        return self.model.frame.iloc[rows].reset_index(drop=True)
+
+    def largest_rows(self, start=None, end=None, n: int = 10, *, exchanges=None, assets=None,
+                     side=None) -> np.ndarray:
+        """Row numbers (into the model's frame) of the ``n`` largest events, largest first."""
         if n <= 0:
-            return frame.iloc[:0]
+            return np.empty(0, dtype=np.int64)
         cells = self.cells(exchanges, assets, side)
         a, b = self._bounds(cells, _ns(start), _ns(end))
         candidates = [self._top_positions(lo, hi, n) for lo, hi in zip(a, b) if hi > lo]
         if not candidates:
-            return frame.iloc[:0]
+            return np.empty(0, dtype=np.int64)
         pos = np.concatenate(candidates)
         vals = self.notional[pos]
         k = min(n, len(pos))
         top = np.argpartition(-vals, k - 1)[:k]
         top = top[np.lexsort((self.rows[pos[top]], -vals[top]))]
-        return frame.iloc[self.rows[pos[top]]].reset_index(drop=True)
+        return self.rows[pos[top]]
 
     def _top_positions(self, lo: int, hi: int, n: int) -> np.ndarray:
         """Positions that certainly include the n largest in [lo, hi) (block maxima prune)."""
@@ -125,6 +131,14 @@ class LiquidationIndex:
     def buckets(self, bucket_seconds: int, start, end, *, by: str = "exchange", exchanges=None,
                 assets=None, side=None) -> pd.DataFrame:
         """Same table as ``LiquidationModel.buckets`` (USD per bucket × (side, group)), from prefix sums."""
+        t = self.bucket_sums(bucket_seconds, start, end, by=by, exchanges=exchanges, assets=assets, side=side)
+        index = pd.DatetimeIndex(t.first_ns + np.arange(t.n, dtype=np.int64) * t.size_ns, tz="UTC", name="ts")
+        cols = pd.MultiIndex.from_product([list(SIDES), t.groups], names=["side", by])
+        return pd.DataFrame(t.sums.reshape(2 * len(t.groups), t.n).T, index=index, columns=cols)
+
+    def bucket_sums(self, bucket_seconds: int, start, end, *, by: str = "exchange", exchanges=None,
+                    assets=None, side=None) -> "BucketSums":
+        """USD per (side, group, bucket) as a plain array: the per-frame path, no pandas."""
         size = int(bucket_seconds) * 1_000_000_000
         lo, hi = _ns(start), _ns(end)
         first = (lo // size) * size
@@ -138,9 +152,25 @@ class LiquidationIndex:
             s, e = self.offsets[c], self.offsets[c + 1]
             pos = s + np.searchsorted(self.ts[s:e], edges, "left")
             out[self.cell_side[c] * len(groups) + group_of[c]] += np.diff(self.cum[pos])
-        index = pd.DatetimeIndex(first + np.arange(nb, dtype=np.int64) * size, tz="UTC", name="ts")
-        cols = pd.MultiIndex.from_product([list(SIDES), groups], names=["side", by])
-        return pd.DataFrame(out.T, index=index, columns=cols)
+        return BucketSums(first, size, list(groups), out.reshape(2, len(groups), nb))
+
+
+@dataclass(frozen=True)
+class BucketSums:
+    """Bars for a view: ``sums[side, group, i]`` is the USD in bucket i (side 0=long, 1=short)."""
+
+    first_ns: int
+    size_ns: int
+    groups: list[str]
+    sums: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.sums.shape[2]
+
+    @property
+    def starts_ns(self) -> np.ndarray:
+        return self.first_ns + np.arange(self.n, dtype=np.int64) * self.size_ns
 
 
 def _ranked(names: list[str], codes: np.ndarray, usd: np.ndarray) -> dict[str, float]:

@@ -88,9 +88,11 @@ def test_zoom_changes_bucket_and_headline(window, qtbot):
     assert window.headline.figures["total_usd"] < day_total
     # bars drawn for the visible window sum to the same money as the raw events
     table = window.liq.table
-    vis = table[(table.index >= v.start) & (table.index < v.end)]
-    inner = window.dataset.liquidations.filter(vis.index[0], vis.index[-1] + pd.Timedelta(minutes=1))
-    assert vis.to_numpy().sum() == pytest.approx(inner.totals().total_usd)
+    starts = table.starts_ns
+    vis = (starts >= v.start.value) & (starts < v.end.value)
+    first, last = (pd.Timestamp(int(t), tz="UTC") for t in (starts[vis][0], starts[vis][-1]))
+    inner = window.dataset.liquidations.filter(first, last + pd.Timedelta(minutes=1))
+    assert table.sums[:, :, vis].sum() == pytest.approx(inner.totals().total_usd)
 
 
 def test_presets_and_reset(window):
