@@ -1,0 +1,253 @@
+"""The data behind a view as CSV that pandas and spreadsheets read as-is (Qt-free).
+
+Why this lives in ``models``: File ▸ Export CSV in the window, the Export button
+of every drill-down panel and ``liqscope export`` must write the same file for
+the same view, so all three describe the view as a :class:`Selection` and call
+:func:`selection_frame` and :func:`write_csv`.
+
+File layout, on purpose: one header row, no comment lines, ISO-8601 UTC
+timestamps with milliseconds (``2025-05-09T00:00:00.000Z``), plain numbers
+(no thousands separators, full float precision), ``\\n`` line ends, UTF-8.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .liquidations import LiquidationModel
+from .prices import PriceModel, resample
+from .prices import window as window_of
+from .timeutil import format_duration, parse_duration
+
+WHATS = ("candles", "buckets", "liquidations")
+CHUNK_ROWS = 20_000
+
+# progress(done_rows, total_rows) -> False to cancel (anything else continues)
+Progress = Callable[[int, int], "bool | None"]
+
+
+class ExportError(ValueError):
+    """An export that cannot be done (unwritable path, nothing to write); one line for the user."""
+
+
+class ExportCancelled(Exception):
+    """The progress callback asked to stop; the partial file has been removed."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A view in model terms: window ``[start, end)``, price sources, liquidation filters, levels.
+
+    ``candle_interval`` and ``bucket`` are the levels of detail the view draws, in
+    seconds, so the CSV holds the candles and bars the user is looking at.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    asset: str | None = None                      # price asset (candles)
+    price_exchanges: tuple[str, ...] = ()         # candle sources, in column order
+    exchanges: tuple[str, ...] | None = None      # liquidation filter; None = all
+    assets: tuple[str, ...] | None = None         # liquidation filter; None = all
+    side: str = "both"
+    min_usd: float = 0.0
+    candle_interval: int = 60
+    bucket: int = 3600
+    by: str = "exchange"                          # bucket columns split by exchange or asset
+
+    def liq_filter(self) -> dict:
+        """Keyword arguments for :meth:`LiquidationModel.filter`."""
+        return {"exchanges": list(self.exchanges) if self.exchanges is not None else None,
+                "assets": list(self.assets) if self.assets is not None else None,
+                "side": self.side, "min_notional": self.min_usd}
+
+
+def main_view_selection(*, start, end, asset: str, exchange: str, exchanges=None, liq_scope: str = "all",
+                        side: str = "both", min_usd: float = 0.0, candle_interval: int = 60,
+                        bucket: int = 3600) -> Selection:
+    """The main window's view as a Selection: one price source, liquidations as filtered there.
+
+    The window's File ▸ Export CSV and ``liqscope export`` both build their
+    selection here, so they cannot drift apart.
+    """
+    return Selection(start=start, end=end, asset=asset, price_exchanges=(exchange,),
+                     exchanges=tuple(sorted(exchanges)) if exchanges is not None else None,
+                     assets=(asset,) if liq_scope == "asset" else None, side=side, min_usd=min_usd,
+                     candle_interval=int(candle_interval), bucket=int(bucket), by="exchange")
+
+
+def main_view_name(*, start, end, asset: str, exchange: str, exchanges=None, liq_scope: str = "all",
+                   what: str | None = None, ext: str = "csv") -> str:
+    """Default file name for the main view: candles name their source, liquidations their filters."""
+    if what in (None, "candles"):
+        parts = [asset, exchange]
+    else:
+        parts = [asset if liq_scope == "asset" else "all-assets",
+                 "+".join(sorted(exchanges)) if exchanges is not None else "all-exchanges"]
+    return default_name(parts, start, end, ext, what)
+
+
+# -- frames ------------------------------------------------------------------
+def candles_table(prices: PriceModel, asset: str, exchanges: tuple[str, ...] | list[str],
+                  start: pd.Timestamp, end: pd.Timestamp, interval: int) -> pd.DataFrame:
+    """Candles of ``asset`` on each exchange at ``interval`` seconds with open time in ``[start, end)``.
+
+    Bins are epoch-aligned and complete (a 5m candle at 10:05 holds 10:05–10:10 even
+    if the window starts at 10:07), exactly as the price pane draws them.
+    """
+    parts = []
+    for ex in exchanges:
+        key = prices.find(asset, ex)
+        if key is None:
+            continue
+        native = parse_duration(key.interval)
+        src = prices.candles(key)
+        if interval > native:  # resample whole epoch-aligned bins, then keep those opening in the window
+            src = resample(window_of(src, start.floor(f"{interval}s"), end), interval)
+        part = window_of(src, start, end)
+        if not len(part):
+            continue
+        f = part.reset_index()
+        f.insert(1, "exchange", key.exchange)
+        f.insert(2, "symbol", key.symbol)
+        f.insert(3, "asset", asset.upper())
+        f.insert(4, "interval", format_duration(max(interval, native)))
+        parts.append(f)
+    cols = ["ts", "exchange", "symbol", "asset", "interval", "open", "high", "low", "close", "volume"]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]" if c == "ts" else float)
+                             for c in cols})
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def buckets_table(liq: LiquidationModel, bucket: int, start: pd.Timestamp, end: pd.Timestamp,
+                  by: str = "exchange") -> pd.DataFrame:
+    """USD liquidated per bucket: ``ts, long_usd, short_usd, total_usd`` then per-group columns.
+
+    ``liq`` must already be filtered to the window; buckets are epoch-aligned (the
+    first may start before ``start``, holding only the part inside the window), so
+    the column sums equal the window's totals. Per-group columns are
+    ``<group>_long_usd, <group>_short_usd`` for every group with any money, largest first.
+    """
+    table = liq.buckets(bucket, start, end, by=by)
+    out = pd.DataFrame({"ts": table.index})
+    long_ = table["long"] if len(table.columns) else pd.DataFrame(index=table.index)
+    short = table["short"] if len(table.columns) else pd.DataFrame(index=table.index)
+    out["long_usd"] = long_.sum(axis=1).to_numpy()
+    out["short_usd"] = short.sum(axis=1).to_numpy()
+    out["total_usd"] = out["long_usd"] + out["short_usd"]
+    sums = (long_.sum() + short.sum()).sort_values(ascending=False, kind="stable")
+    for group in [g for g, v in sums.items() if v > 0]:
+        out[f"{group}_long_usd"] = long_[group].to_numpy()
+        out[f"{group}_short_usd"] = short[group].to_numpy()
+    return out
+
+
+def liquidations_table(liq: LiquidationModel) -> pd.DataFrame:
+    """Raw events, oldest first, in the canonical column order."""
+    f = liq.frame
+    return pd.DataFrame({c: (f[c].astype(str) if str(f[c].dtype) == "category" else f[c]).to_numpy()
+                         for c in f.columns})
+
+
+def selection_frame(prices: PriceModel, liquidations: LiquidationModel, sel: Selection,
+                    what: str) -> pd.DataFrame:
+    """The rows behind a view: ``what`` is 'candles', 'buckets' or 'liquidations'."""
+    if what not in WHATS:
+        raise ExportError(f"unknown export {what!r} (choose {', '.join(WHATS)})")
+    if what == "candles":
+        if not sel.asset or not sel.price_exchanges:
+            raise ExportError("this view shows no candles; export buckets or liquidations instead")
+        return candles_table(prices, sel.asset, sel.price_exchanges, sel.start, sel.end, sel.candle_interval)
+    liq = liquidations.filter(sel.start, sel.end, **sel.liq_filter())
+    if what == "buckets":
+        return buckets_table(liq, sel.bucket, sel.start, sel.end, by=sel.by)
+    return liquidations_table(liq)
+
+
+# -- writing -----------------------------------------------------------------
+def iso_ms(values) -> np.ndarray:
+    """UTC timestamps as ``2025-05-09T00:00:00.000Z`` strings, vectorised (100k rows in ms)."""
+    idx = pd.DatetimeIndex(values)
+    idx = idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx
+    return np.char.add(np.datetime_as_string(idx.to_numpy().astype("datetime64[ms]"), unit="ms"), "Z")
+
+
+def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps to ISO strings, categories to text; numbers untouched (full precision)."""
+    out = frame.copy()
+    for col in out.columns:
+        dtype = out[col].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            out[col] = iso_ms(out[col])
+        elif isinstance(dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(str)
+    return out
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early, in one line, when ``path`` cannot be written (before any rendering work)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ExportError(f"cannot write {p}: it is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ExportError(f"cannot write {p}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ExportError(f"cannot write {p}: permission denied")
+    return p
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike, progress: Progress | None = None,
+              chunk_rows: int = CHUNK_ROWS) -> int:
+    """Write ``frame`` as CSV in chunks (reporting progress), atomically; returns rows written.
+
+    The file appears only when complete (temp file + rename), so a cancelled or
+    failed export never leaves half a CSV under the user's chosen name.
+    """
+    p = check_writable(path)
+    data = csv_ready(frame)
+    total = len(data)
+    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            data.iloc[:0].to_csv(fh, index=False, lineterminator="\n")
+            for lo in range(0, total, chunk_rows):
+                data.iloc[lo:lo + chunk_rows].to_csv(fh, index=False, header=False, lineterminator="\n")
+                if progress is not None and progress(min(lo + chunk_rows, total), total) is False:
+                    raise ExportCancelled()
+            if progress is not None and total == 0:
+                progress(0, 0)
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise ExportError(f"cannot write {p}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return total
+
+
+# -- names -------------------------------------------------------------------
+def _stamp(ts: pd.Timestamp) -> str:
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H-%MZ")
+
+
+def default_name(parts: list[str], start: pd.Timestamp, end: pd.Timestamp, ext: str,
+                 what: str | None = None) -> str:
+    """``BTC_binance_2025-05-09T00-00Z_2025-05-10T00-00Z.csv`` (+ ``_buckets`` etc. unless candles).
+
+    Colons are replaced so the name is valid on Windows and macOS too.
+    """
+    safe = ["".join(ch if ch.isalnum() or ch in "-+." else "-" for ch in str(p)) for p in parts if p]
+    name = "_".join([*safe, _stamp(start), _stamp(end)])
+    if what and what != "candles":
+        name += f"_{what}"
+    return f"{name}.{ext.lstrip('.')}"
+
