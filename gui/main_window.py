@@ -13,11 +13,14 @@ from liqscope.models.dataset import Dataset
 from liqscope.models.format import number, usd
 from liqscope.models.timeutil import format_duration
 
+from .about import show_about
 from .axis import OriginDateAxis, from_x
+from .banner import DemoBanner
 from .controls import Controls
 from .drilldown import install_drilldown
 from .export import install_export_menu
 from .headline import HeadlineStrip
+from .importing import ImportController, accept_drop
 from .liq_pane import LiqPane, UsdAxis
 from .price_pane import PriceAxis, PricePane, dataset_origin
 from .settings import load_view, open_settings, save_view
@@ -43,8 +46,7 @@ class MainWindow(QMainWindow):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.setSpacing(4)
-        self.banner = QLabel(dataset.label)
-        self.banner.setObjectName("banner" if dataset.is_demo else "source")
+        self.banner = DemoBanner(self, dataset)  # first run: demo notice + ways to get real data
         lay.addWidget(self.banner)
         self.headline = HeadlineStrip()
         lay.addWidget(self.headline)
@@ -55,6 +57,10 @@ class MainWindow(QMainWindow):
         self.graphics = pg.GraphicsLayoutWidget()
         lay.addWidget(self.graphics, 1)
         self.setCentralWidget(central)
+        # what is shown, permanently; transient messages (imports, errors) use showMessage
+        self.view_info = QLabel()
+        self.view_info.setObjectName("view_info")
+        self.statusBar().addPermanentWidget(self.view_info)
 
         self.price_axis = OriginDateAxis(self.origin_s, utc=initial.utc, orientation="bottom")
         self.liq_axis = OriginDateAxis(self.origin_s, utc=initial.utc, orientation="bottom")
@@ -105,9 +111,7 @@ class MainWindow(QMainWindow):
         self.price.origin_s = self.liq.origin_s = self.origin_s
         self.price_axis.set_origin(self.origin_s)
         self.liq_axis.set_origin(self.origin_s)
-        self.banner.setText(dataset.label)
-        self.banner.setObjectName("banner" if dataset.is_demo else "source")
-        self.banner.style().polish(self.banner)
+        self.banner.set_dataset(dataset)
         self.controls.set_choices(dataset.prices.assets, dataset.exchanges)
         v = self._initial_view(view, restore) if (view is not None or restore) else self._validated(self.state.view)
         self.state.update(**{k: getattr(v, k) for k in ("asset", "exchange", "start", "end")})
@@ -147,6 +151,15 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.importer = ImportController(self)
+        self.setAcceptDrops(True)  # drop data files on the window to import them
+        import_act = QAction("&Import files…", self)
+        import_act.setObjectName("action_import")
+        import_act.setShortcut("Ctrl+I")
+        import_act.setToolTip("Add CSV/Parquet files (Binance, Tardis, any mapped CSV) to the local store")
+        import_act.triggered.connect(self.open_import_dialog)
+        file_menu.addAction(import_act)
+        file_menu.addSeparator()
         quit_act = QAction("&Quit", self)
         quit_act.setShortcut("Ctrl+Q")
         quit_act.triggered.connect(self.close)
@@ -156,7 +169,27 @@ class MainWindow(QMainWindow):
         keys = QAction("Keyboard shortcuts", self)
         keys.triggered.connect(self._show_keys)
         help_menu.addAction(keys)
+        about = QAction("&About Liqscope", self)
+        about.setObjectName("action_about")
+        about.triggered.connect(self.show_about)
+        help_menu.addAction(about)
         self.help_menu = help_menu
+
+    def open_import_dialog(self) -> None:
+        self.importer.ask_and_import()
+
+    def dragEnterEvent(self, event) -> None:
+        if accept_drop(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = accept_drop(event)
+        if paths:
+            event.acceptProposedAction()
+            self.importer.start(paths)
+
+    def show_about(self):
+        return show_about(self)
 
     def _show_keys(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts",
@@ -237,7 +270,7 @@ class MainWindow(QMainWindow):
         scope = "all assets" if v.liq_scope == "all" else v.asset
         self.headline.set_figures(summary, scope)
         fmt = "%Y-%m-%d %H:%M"
-        self.statusBar().showMessage(
+        self.view_info.setText(
             f"{v.start.strftime(fmt)} → {v.end.strftime(fmt)} UTC · {scope} · "
             f"candles {format_duration(self.price.level)} · bars {format_duration(self.liq.bucket)} · "
             f"{self.dataset.label}")

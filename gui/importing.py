@@ -1,0 +1,239 @@
+"""File → Import… and drag-and-drop: the user's files into the local store.
+
+The importers run in a worker thread behind a cancellable progress dialog; a
+cancel or a bad file leaves the store as it was (the store commits all files of
+one import atomically). Afterwards the store is re-read off the GUI thread and
+swapped into the window, so the data appears without a restart. A file whose
+columns no format recognises gets a column-mapping dialog.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel,
+                               QLineEdit, QMessageBox, QProgressDialog, QPushButton)
+
+from liqscope.models.importers import SIDE_CONVENTIONS, ImportCancelled, InputError, import_files
+from liqscope.models.importers.generic import CANDLE_FIELDS, LIQ_FIELDS
+from liqscope.models.store import StoreError, open_store
+
+from .loader import BackgroundLoader, prepare
+
+FILE_FILTER = "Data files (*.csv *.csv.gz *.gz *.zip *.parquet *.txt);;All files (*)"
+NOT_IN_FILE = "(not in file)"
+
+
+def file_columns(path: str) -> list[str]:
+    """Column names of a CSV (plain, gzip or zip) or Parquet file, for the mapping dialog."""
+    from liqscope.models.importers.csvread import header_fields, sniff_delimiter
+    from liqscope.models.importers.source import open_source, parquet_file
+
+    src = open_source(path)
+    try:
+        if src.container == "parquet":
+            return list(parquet_file(src).schema_arrow.names)
+        return header_fields(src, sniff_delimiter(src))
+    finally:
+        src.close()
+
+
+class MappingDialog(QDialog):
+    """Which column holds which field, and what the side column means."""
+
+    def __init__(self, path: str, columns: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Map columns")
+        form = QFormLayout(self)
+        form.addRow(QLabel(f"<b>{Path(path).name}</b>: Liqscope does not recognise these columns.<br>"
+                           "Say which column holds each field."))
+        self.kind = QComboBox()
+        self.kind.addItem("Liquidations", LIQ_FIELDS)
+        self.kind.addItem("Candles (OHLCV)", CANDLE_FIELDS)
+        self.kind.currentIndexChanged.connect(self._fill)
+        form.addRow("File holds", self.kind)
+        self.columns = columns
+        self.combos: dict[str, QComboBox] = {}
+        self._form = form
+        self.side = QComboBox()
+        self.side.setObjectName("side_convention")
+        for conv in SIDE_CONVENTIONS:
+            label = {"position": "position side (long/short = the position liquidated)",
+                     "order": "order side (a SELL order liquidates a long)"}.get(conv, conv)
+            self.side.addItem(label, conv)
+        self.exchange = QLineEdit()
+        self.exchange.setPlaceholderText("if the file has no exchange column, e.g. binance")
+        self.symbol = QLineEdit()
+        self.symbol.setPlaceholderText("if the file has no symbol column, e.g. BTCUSDT")
+        self._fill()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self._buttons = buttons
+        form.addRow(buttons)
+
+    def _fill(self) -> None:
+        for combo in self.combos.values():
+            self._form.removeRow(combo)
+        for w in (self.side, self.exchange, self.symbol):
+            if w.parent() is not None:
+                self._form.takeRow(w)
+        self.combos = {}
+        insert_at = 2
+        for field in self.kind.currentData():
+            box = QComboBox()
+            box.setObjectName(f"map_{field}")
+            box.addItem(NOT_IN_FILE, None)
+            for col in self.columns:
+                box.addItem(col, col)
+            guess = next((c for c in self.columns if c.lower() == field.lower()), None)
+            if guess:
+                box.setCurrentIndex(box.findData(guess))
+            self._form.insertRow(insert_at, field, box)
+            insert_at += 1
+            self.combos[field] = box
+        if self.kind.currentIndex() == 0:
+            self._form.insertRow(insert_at, "Side means", self.side)
+            insert_at += 1
+        self._form.insertRow(insert_at, "Exchange", self.exchange)
+        self._form.insertRow(insert_at + 1, "Symbol", self.symbol)
+
+    def options(self) -> dict:
+        """Keyword arguments for ``import_files``."""
+        mapping = {f: b.currentData() for f, b in self.combos.items() if b.currentData()}
+        opts = {"fmt": "generic", "mapping": mapping}
+        if self.kind.currentIndex() == 0:
+            opts["side_convention"] = self.side.currentData()
+        if self.exchange.text().strip():
+            opts["exchange"] = self.exchange.text().strip().lower()
+        if self.symbol.text().strip():
+            opts["symbol"] = self.symbol.text().strip()
+        return opts
+
+
+class ImportController(QObject):
+    """Runs imports for one main window; signals carry worker results to the GUI thread."""
+
+    progressed = Signal(int, int)
+    finished = Signal(object)   # list[ImportReport]
+    failed = Signal(object)     # exception
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.dialog: QProgressDialog | None = None
+        self._cancel = threading.Event()
+        self._paths: list[str] = []
+        self.thread: threading.Thread | None = None
+        self.progressed.connect(self._on_progress)
+        self.finished.connect(self._on_finished)
+        self.failed.connect(self._on_failed)
+        self.reloader = BackgroundLoader(self)
+        self.reloader.loaded.connect(self._show_dataset)
+        self.reloader.failed.connect(lambda msg: QMessageBox.critical(window, "Liqscope", f"Could not read the store: {msg}"))
+
+    def ask_and_import(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Import files into the local store", "", FILE_FILTER)
+        if paths:
+            self.start(paths)
+
+    def start(self, paths: list[str], **options) -> threading.Thread | None:
+        """Import ``paths`` in a worker; returns the thread (tests join it)."""
+        if self.thread is not None and self.thread.is_alive():
+            QMessageBox.information(self.window, "Import", "An import is already running.")
+            return None
+        self._paths = [str(p) for p in paths]
+        self._cancel.clear()
+        self.dialog = QProgressDialog(f"Importing {len(paths)} file(s)…", "Cancel", 0, 1000, self.window)
+        self.dialog.setWindowTitle("Import")
+        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        self.dialog.setMinimumDuration(300)
+        self.dialog.canceled.connect(self._cancel.set)
+        store_root = None
+
+        def work():
+            try:
+                store = open_store(store_root)
+                reports = import_files(self._paths, store=store, cancelled=self._cancel.is_set,
+                                       progress=lambda done, total: self.progressed.emit(done, max(total, 1)),
+                                       **options)
+            except Exception as exc:  # shown to the user, store untouched
+                self.failed.emit(exc)
+            else:
+                self.finished.emit(reports)
+
+        self.thread = threading.Thread(target=work, name="liqscope-import", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    # -- results (GUI thread) --------------------------------------------------
+    def _on_progress(self, done: int, total: int) -> None:
+        if self.dialog is not None:
+            self.dialog.setValue(int(1000 * done / total))
+
+    def _close_dialog(self) -> None:
+        if self.dialog is not None:
+            self.dialog.canceled.disconnect()
+            self.dialog.reset()
+            self.dialog.deleteLater()
+            self.dialog = None
+
+    def _on_finished(self, reports) -> None:
+        self._close_dialog()
+        lines = [r.summary() for r in reports]
+        self.window.statusBar().showMessage("; ".join(lines), 15_000)
+        self.last_reports = reports
+        self.reloader.start(lambda: prepare(open_store().load_dataset()))
+
+    def _on_failed(self, exc: Exception) -> None:
+        self._close_dialog()
+        self.last_error = exc
+        if isinstance(exc, ImportCancelled):
+            self.window.statusBar().showMessage("Import cancelled: the store is unchanged.", 10_000)
+            return
+        if isinstance(exc, (InputError, StoreError, ValueError, OSError)):
+            self._explain(exc)
+            return
+        QMessageBox.critical(self.window, "Import failed", f"{type(exc).__name__}: {exc}\n\nThe store is unchanged.")
+
+    def _explain(self, exc: Exception) -> None:
+        """One-line error; offer column mapping when the format was not recognised."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Import failed", str(exc), parent=self.window)
+        box.setInformativeText("Nothing was added: the store is unchanged.")
+        box.setObjectName("import_error")
+        map_button = None
+        file = getattr(exc, "file", None)
+        if isinstance(exc, InputError) and file and ("unrecognised columns" in str(exc) or "missing" in str(exc)):
+            map_button = box.addButton("Map columns…", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        self.error_box = box
+        box.exec()
+        if map_button is not None and box.clickedButton() is map_button:
+            path = next((p for p in self._paths if Path(p).name == Path(file).name or p == file), self._paths[0])
+            self.map_and_import(path)
+
+    def map_and_import(self, path: str) -> None:
+        try:
+            columns = file_columns(path)
+        except Exception as exc:
+            QMessageBox.warning(self.window, "Import failed", f"{path}: cannot read columns: {exc}")
+            return
+        dlg = MappingDialog(path, columns, self.window)
+        self.mapping_dialog = dlg
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.start([path], **dlg.options())
+
+    def _show_dataset(self, dataset) -> None:
+        self.window.set_dataset(dataset)
+
+
+def accept_drop(event) -> list[str]:
+    """Local file paths in a drag-and-drop event (empty if it carries none)."""
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and Path(u.toLocalFile()).is_file()]

@@ -1,0 +1,129 @@
+"""File → Import and drag-and-drop through the real window, against a temporary store."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from liqscope.models.dataset import load_demo
+from liqscope.models.importers import read_file
+from liqscope.models.store import open_store
+
+FIXTURES = Path(__file__).parents[1] / "models" / "fixtures"
+TARDIS = FIXTURES / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
+
+
+def store_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, _isolated_data_dir):
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    from liqscope.gui.main_window import MainWindow
+
+    w = MainWindow(load_demo(), restore=False)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    return w
+
+
+def wait_import(qtbot, window, thread):
+    assert thread is not None
+    with qtbot.waitSignal(window.importer.reloader.loaded, timeout=20_000):
+        thread.join(20)
+
+
+def test_import_shows_the_new_data_without_restart(qtbot, window):
+    expected = read_file(TARDIS).frame
+    thread = window.importer.start([str(TARDIS)])
+    wait_import(qtbot, window, thread)
+    qtbot.waitUntil(lambda: not window.dataset.is_demo, timeout=5000)
+    assert "Local store" in window.dataset.label
+    got = window.dataset.liquidations.totals()
+    assert got.count == len(expected)
+    assert got.total_usd == pytest.approx(expected["notional_usd"].sum())
+    assert window.importer.last_reports[0].new == len(expected)
+    assert f"imported {len(expected)} rows ({len(expected)} new)" in window.statusBar().currentMessage()
+    # re-importing the same file adds nothing
+    thread = window.importer.start([str(TARDIS)])
+    wait_import(qtbot, window, thread)
+    assert window.importer.last_reports[0].new == 0
+    assert window.dataset.liquidations.totals().count == len(expected)
+
+
+def test_cancel_leaves_the_store_unchanged(qtbot, window, _isolated_data_dir):
+    thread = window.importer.start([str(TARDIS)])
+    wait_import(qtbot, window, thread)
+    before = store_digest(_isolated_data_dir)
+    window.importer._cancel.set()  # as if the user pressed Cancel at once
+    original = window.importer._cancel.clear
+    window.importer._cancel.clear = lambda: None  # keep it set through start()
+    try:
+        thread = window.importer.start([str(FIXTURES / "generic-bybit-liquidations.csv")],
+                                       fmt="generic", side_convention="position")
+        with qtbot.waitSignal(window.importer.failed, timeout=20_000):
+            thread.join(20)
+    finally:
+        window.importer._cancel.clear = original
+    assert "cancelled" in window.statusBar().currentMessage()
+    assert store_digest(_isolated_data_dir) == before
+
+
+def test_bad_file_gets_one_line_error_and_no_write(qtbot, window, tmp_path, monkeypatch, _isolated_data_dir):
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: 0)
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(b"\x00\x8f\xffPK\x03\x04 not a csv \x00\x01" * 50)
+    before = store_digest(_isolated_data_dir)
+    thread = window.importer.start([str(garbage)])
+    with qtbot.waitSignal(window.importer.failed, timeout=20_000):
+        thread.join(20)
+    text = window.importer.error_box.text()
+    assert "garbage.csv" in text and "\n" not in text
+    assert store_digest(_isolated_data_dir) == before
+    assert window.dataset.is_demo
+
+
+def test_unrecognised_columns_offer_a_mapping_dialog(qtbot, window, tmp_path):
+    from liqscope.gui.importing import MappingDialog, file_columns
+
+    odd = tmp_path / "vendor.csv"
+    odd.write_text("time,venue,ticker,dir,px,size\n"
+                   "2025-05-09T10:00:00Z,okx,BTC-USDT-SWAP,sell,100000,0.5\n"
+                   "2025-05-09T10:00:01Z,okx,BTC-USDT-SWAP,buy,100010,2\n")
+    cols = file_columns(str(odd))
+    assert cols == ["time", "venue", "ticker", "dir", "px", "size"]
+    dlg = MappingDialog(str(odd), cols)
+    qtbot.addWidget(dlg)
+    for field, col in {"ts": "time", "exchange": "venue", "symbol": "ticker", "side": "dir",
+                       "price": "px", "qty": "size"}.items():
+        box = dlg.combos[field]
+        box.setCurrentIndex(box.findData(col))
+    dlg.side.setCurrentIndex(dlg.side.findData("order"))
+    opts = dlg.options()
+    assert opts["mapping"]["ts"] == "time" and opts["side_convention"] == "order"
+    thread = window.importer.start([str(odd)], **opts)
+    wait_import(qtbot, window, thread)
+    frame = window.dataset.liquidations.frame
+    # order side: a SELL order liquidates a long, a BUY order a short
+    assert frame.set_index("price")["side"].to_dict() == {100000.0: "long", 100010.0: "short"}
+    assert frame["notional_usd"].sum() == pytest.approx(100000 * 0.5 + 100010 * 2)
+
+
+def test_drop_files_on_the_window_imports_them(qtbot, window):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(TARDIS))])
+    event = QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    wait_import(qtbot, window, window.importer.thread)
+    qtbot.waitUntil(lambda: not window.dataset.is_demo, timeout=5000)
+    assert window.dataset.liquidations.totals().count == len(read_file(TARDIS).frame)
+    assert len(open_store().info()) >= 1
