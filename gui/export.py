@@ -1,0 +1,260 @@
+"""Export what a view shows: PNG at 1× or 2×, CSV of the rows behind it (via models.export).
+
+PNG: ``QWidget.render`` into a ``QImage`` whose device pixel ratio is the scale,
+so at 2× Qt paints text, lines and pyqtgraph items at twice the resolution
+instead of upscaling a screen grab (``QWidget.grab`` only gives the screen's own
+ratio; pyqtgraph's ImageExporter covers one plot, not the headline or tables).
+
+Every exporter (main window, each panel) is an :class:`ExportTarget`, so the
+File menu, the panels' Export buttons and ``liqscope export`` share one path.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+from PySide6.QtCore import QObject, QPoint, Qt
+from PySide6.QtGui import QAction, QColor, QImage, QPainter
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
+
+from liqscope.models.dataset import Dataset
+from liqscope.models.export import (ExportCancelled, ExportError, Progress, Selection, check_writable,
+                                    main_view_name, main_view_selection, selection_frame, write_csv)
+
+from .theme import THEMES
+
+WHAT_LABELS = {"candles": "Candles (OHLCV)…", "buckets": "Liquidation buckets…",
+               "liquidations": "Raw liquidations…"}
+PROGRESS_MIN_ROWS = 50_000  # smaller exports finish before a dialog could be read
+
+
+class ExportTarget(Protocol):
+    """Anything that can be exported: the main window's view or a drill-down panel."""
+
+    dataset: Dataset
+    export_whats: tuple[str, ...]
+
+    def export_widget(self) -> QWidget: ...
+
+    def export_selection(self) -> Selection: ...
+
+    def export_name(self, what: str | None, ext: str) -> str: ...
+
+
+# -- PNG ---------------------------------------------------------------------
+def render_widget(widget: QWidget, scale: float = 1.0, background: str | None = None) -> QImage:
+    """The widget as an image of ``scale`` × its logical size, painted at that resolution."""
+    w, h = widget.width(), widget.height()
+    image = QImage(max(1, round(w * scale)), max(1, round(h * scale)), QImage.Format.Format_ARGB32_Premultiplied)
+    image.setDevicePixelRatio(scale)
+    image.fill(QColor(background) if background else widget.palette().window().color())
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+    widget.render(painter, QPoint(0, 0))
+    painter.end()
+    return image
+
+
+def save_image(image: QImage, path: str | os.PathLike) -> Path:
+    """Write a PNG atomically (temp file + rename); ExportError in one line on failure."""
+    p = check_writable(path)
+    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        if not image.save(str(tmp), "PNG"):
+            raise ExportError(f"cannot write {p}")
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise ExportError(f"cannot write {p}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def export_png(target: ExportTarget, path: str | os.PathLike, scale: float = 1.0) -> tuple[int, int]:
+    """Render ``target`` to ``path``; returns the PNG's pixel size."""
+    check_writable(path)
+    widget = target.export_widget()
+    theme = getattr(getattr(target, "state", None), "view", None)
+    bg = THEMES[theme.theme].background if theme is not None else None
+    image = render_widget(widget, scale, bg)
+    save_image(image, path)
+    return image.width(), image.height()
+
+
+# -- CSV ---------------------------------------------------------------------
+def export_csv(target: ExportTarget, path: str | os.PathLike, what: str,
+               progress: Progress | None = None) -> int:
+    """Write the rows behind ``target``'s view; returns the number of data rows."""
+    check_writable(path)
+    frame = selection_frame(target.dataset.prices, target.dataset.liquidations, target.export_selection(), what)
+    return write_csv(frame, path, progress)
+
+
+class ProgressDialog:
+    """A progress callback that shows a cancellable dialog only for long exports."""
+
+    def __init__(self, parent: QWidget | None, label: str, min_rows: int = PROGRESS_MIN_ROWS):
+        self.parent, self.label, self.min_rows = parent, label, min_rows
+        self.dialog: QProgressDialog | None = None
+
+    def __call__(self, done: int, total: int) -> bool:
+        if total < self.min_rows:
+            return True
+        if self.dialog is None:
+            self.dialog = QProgressDialog(self.label, "Cancel", 0, total, self.parent)
+            self.dialog.setWindowTitle("Exporting")
+            self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
+            self.dialog.setMinimumDuration(0)
+        self.dialog.setValue(done)
+        QApplication.processEvents()
+        return not self.dialog.wasCanceled()
+
+    def close(self) -> None:
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog.deleteLater()
+            self.dialog = None
+
+
+# -- interactive (dialogs) ---------------------------------------------------
+def _settings(parent: QWidget):
+    window = parent.window()
+    return getattr(window, "settings", None)
+
+
+def ask_path(parent: QWidget, caption: str, name: str, file_filter: str) -> str | None:
+    """A save dialog starting in the last export folder; None when cancelled."""
+    settings = _settings(parent)
+    folder = settings.value("export/dir") if settings is not None else None
+    folder = folder if folder and Path(str(folder)).is_dir() else str(Path.home())
+    path, _ = QFileDialog.getSaveFileName(parent, caption, str(Path(folder) / name), file_filter)
+    if not path:
+        return None
+    if settings is not None:
+        settings.setValue("export/dir", str(Path(path).parent))
+    return path
+
+
+def _report(parent: QWidget, text: str) -> None:
+    window = parent.window()
+    bar = window.statusBar() if hasattr(window, "statusBar") else None
+    if bar is not None:
+        bar.showMessage(text, 8000)
+
+
+def interactive_png(parent: QWidget, target: ExportTarget, scale: float) -> str | None:
+    """File dialog, then PNG; errors go to a message box, not a traceback."""
+    path = ask_path(parent, "Export PNG", target.export_name(None, "png"), "PNG images (*.png)")
+    if path is None:
+        return None
+    try:
+        w, h = export_png(target, path, scale)
+    except ExportError as exc:
+        QMessageBox.warning(parent, "Export PNG", str(exc))
+        return None
+    _report(parent, f"Wrote {path} ({w}×{h})")
+    return path
+
+
+def interactive_csv(parent: QWidget, target: ExportTarget, what: str) -> str | None:
+    """File dialog, then CSV with a progress dialog for long exports."""
+    path = ask_path(parent, "Export CSV", target.export_name(what, "csv"), "CSV files (*.csv)")
+    if path is None:
+        return None
+    progress = ProgressDialog(parent, f"Writing {Path(path).name}…")
+    try:
+        rows = export_csv(target, path, what, progress)
+    except ExportCancelled:
+        _report(parent, "Export cancelled")
+        return None
+    except ExportError as exc:
+        QMessageBox.warning(parent, "Export CSV", str(exc))
+        return None
+    finally:
+        progress.close()
+    _report(parent, f"Wrote {path} ({rows:,} rows)")
+    return path
+
+
+def export_menu(parent: QWidget, target: ExportTarget, title: str = "Export") -> QMenu:
+    """PNG 1×/2× and one CSV entry per kind of data the target has (panels' Export button)."""
+    menu = QMenu(title, parent)
+    for scale, text in ((1, "PNG, screen scale (1×)…"), (2, "PNG, double scale (2×)…")):
+        act = menu.addAction(text)
+        act.setObjectName(f"export_png_{scale}x")
+        act.triggered.connect(lambda _=False, s=scale: interactive_png(parent, target, s))
+    menu.addSeparator()
+    for what in target.export_whats:
+        act = menu.addAction(f"CSV: {WHAT_LABELS[what]}")
+        act.setObjectName(f"export_csv_{what}")
+        act.triggered.connect(lambda _=False, w=what: interactive_csv(parent, target, w))
+    return menu
+
+
+# -- the main window as a target ---------------------------------------------
+class MainViewExport(QObject):
+    """The main window's view (headline + charts, no toolbars) as an export target."""
+
+    export_whats = ("candles", "buckets", "liquidations")
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.dataset = window.dataset
+        self.state = window.state
+
+    def export_widget(self) -> QWidget:
+        return self.window.centralWidget()
+
+    def export_selection(self) -> Selection:
+        """The drawn levels (candle interval, bar bucket) and the view's filters."""
+        v = self.state.view
+        return main_view_selection(start=v.start, end=v.end, asset=v.asset, exchange=v.exchange,
+                                   exchanges=v.exchanges, liq_scope=v.liq_scope, side=v.side, min_usd=v.min_usd,
+                                   candle_interval=self.window.price.level, bucket=self.window.liq.bucket)
+
+    def export_name(self, what: str | None, ext: str) -> str:
+        v = self.state.view
+        return main_view_name(start=v.start, end=v.end, asset=v.asset, exchange=v.exchange,
+                              exchanges=v.exchanges, liq_scope=v.liq_scope, what=what, ext=ext)
+
+
+def install_export_menu(window) -> MainViewExport:
+    """File ▸ Export PNG / Export CSV, just above Quit (after whatever else the File menu holds)."""
+    target = MainViewExport(window)
+    menu = window.file_menu
+    actions = menu.actions()
+    quit_at = next((i for i, a in enumerate(actions) if a.text().replace("&", "") == "Quit"), None)
+    if quit_at is None:
+        first = None  # no Quit entry: append at the end
+    else:  # just above Quit, and above the separator that sets Quit apart
+        first = actions[quit_at - 1] if quit_at and actions[quit_at - 1].isSeparator() else actions[quit_at]
+    png = QMenu("Export &PNG", window)
+    png.setObjectName("export_png_menu")
+    for scale, text in ((1, "Screen scale (1×)…"), (2, "Double scale (2×)…")):
+        act = QAction(text, window)
+        act.setObjectName(f"export_png_{scale}x")
+        if scale == 1:
+            act.setShortcut("Ctrl+Shift+P")
+        act.triggered.connect(lambda _=False, s=scale: interactive_png(window, target, s))
+        png.addAction(act)
+    csv = QMenu("Export &CSV", window)
+    csv.setObjectName("export_csv_menu")
+    for what in target.export_whats:
+        act = QAction(WHAT_LABELS[what], window)
+        act.setObjectName(f"export_csv_{what}")
+        act.triggered.connect(lambda _=False, w=what: interactive_csv(window, target, w))
+        csv.addAction(act)
+    for sub in (png, csv):
+        if first is not None:
+            menu.insertMenu(first, sub)
+        else:
+            menu.addMenu(sub)
+    if first is not None and not first.isSeparator():
+        menu.insertSeparator(first)
+    target.png_menu, target.csv_menu = png, csv
+    return target

@@ -1,0 +1,163 @@
+"""Small building blocks shared by the drill-down panels: split bar, tables, bars, plot set-up."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableView, QWidget
+
+from liqscope.models.format import usd
+
+from .axis import OriginDateAxis
+from .table_model import DataFrameModel
+from .theme import LONG_COLOR, SHORT_COLOR, Theme
+
+AXIS_WIDTH = 72  # fixed right-axis width so stacked plots line up
+TITLE_HEIGHT = 18
+
+
+class SplitBar(QWidget):
+    """Longs vs shorts as one horizontal bar, each part labelled with USD and share."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.long_usd = 0.0
+        self.short_usd = 0.0
+        self.setMinimumHeight(22)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 22)
+
+    def set_values(self, long_usd: float, short_usd: float) -> None:
+        self.long_usd, self.short_usd = float(long_usd), float(short_usd)
+        total = self.long_usd + self.short_usd
+        self.setToolTip(f"longs {usd(self.long_usd)} · shorts {usd(self.short_usd)}"
+                        + (f" ({self.short_usd / total:.0%} shorts)" if total else ""))
+        self.update()
+
+    def texts(self) -> tuple[str, str]:
+        total = self.long_usd + self.short_usd
+        if not total:
+            return "no liquidations", ""
+        return (f"Longs {usd(self.long_usd)} ({self.long_usd / total:.0%})",
+                f"Shorts {usd(self.short_usd)} ({self.short_usd / total:.0%})")
+
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        total = self.long_usd + self.short_usd
+        if not total:
+            p.fillRect(r, QColor("#555555"))
+        else:
+            w_long = r.width() * self.long_usd / total
+            p.fillRect(QRectF(r.left(), r.top(), w_long, r.height()), QColor(LONG_COLOR))
+            p.fillRect(QRectF(r.left() + w_long, r.top(), r.width() - w_long, r.height()), QColor(SHORT_COLOR))
+        p.setPen(QColor("#ffffff"))
+        left, right = self.texts()
+        inner = r.adjusted(6, 0, -6, 0)
+        p.drawText(inner, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), left)
+        p.drawText(inner, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), right)
+        p.end()
+
+
+def make_table(model: DataFrameModel, name: str, sort_column: int | None = None,
+               descending: bool = True) -> QTableView:
+    """A sortable, row-selecting table; column widths from the first 200 rows only (fast at 100k)."""
+    view = QTableView()
+    view.setObjectName(name)
+    view.setModel(model)
+    view.setAlternatingRowColors(True)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(20)
+    header = view.horizontalHeader()
+    header.setResizeContentsPrecision(200)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(True)
+    if sort_column is not None:
+        order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+        header.setSortIndicator(sort_column, order)
+    view.setSortingEnabled(True)  # sorts by the indicator now, and on every header click
+    return view
+
+
+def stacked_bars(x: np.ndarray, width: float, longs: list[np.ndarray], shorts: list[np.ndarray],
+                 stacked: bool = False):
+    """Rectangles for per-group bars: shorts stacked above zero, longs below (or all above).
+
+    Returns ``(x0, x1, y0, y1, group)`` arrays for :class:`RectsItem`; group ``i`` is
+    ``longs[i]``/``shorts[i]``. The summed heights equal the inputs exactly.
+    """
+    x0s, x1s, y0s, y1s, gs = [], [], [], [], []
+    pos = np.zeros(len(x))
+    neg = np.zeros(len(x))
+    for gi, (lo, sh) in enumerate(zip(longs, shorts)):
+        for side, vals in (("short", sh), ("long", lo)):
+            nz = vals > 0
+            if not nz.any():
+                continue
+            if side == "long" and not stacked:
+                y0, y1 = neg[nz], neg[nz] - vals[nz]
+                neg[nz] -= vals[nz]
+            else:
+                y0, y1 = pos[nz], pos[nz] + vals[nz]
+                pos[nz] += vals[nz]
+            x0s.append(x[nz] + width * 0.08)
+            x1s.append(x[nz] + width * 0.92)
+            y0s.append(y0)
+            y1s.append(y1)
+            gs.append(np.full(int(nz.sum()), gi))
+    if not x0s:
+        return (np.empty(0),) * 4 + (np.empty(0, dtype=int),), 0.0, 0.0
+    arrays = tuple(np.concatenate(a) for a in (x0s, x1s, y0s, y1s, gs))
+    return arrays, float(pos.max(initial=0.0)), float(neg.min(initial=0.0))
+
+
+def add_plot(layout: pg.GraphicsLayoutWidget, row: int, origin_s: float, utc: bool,
+             right_axis: pg.AxisItem | None = None, show_time: bool = True) -> pg.PlotItem:
+    """A plot with a UTC date axis at the bottom and a fixed-width value axis on the right."""
+    bottom = OriginDateAxis(origin_s, utc=utc, orientation="bottom")
+    axes = {"bottom": bottom}
+    if right_axis is not None:
+        axes["right"] = right_axis
+    plot = layout.addPlot(row=row, col=0, axisItems=axes)
+    plot.hideAxis("left")
+    plot.showAxis("right")
+    plot.getAxis("right").setWidth(AXIS_WIDTH)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    if not show_time:
+        bottom.setStyle(showValues=False)
+        bottom.setHeight(6)
+    vb = plot.getViewBox()
+    vb.setMouseMode(pg.ViewBox.PanMode)
+    vb.enableAutoRange(x=False, y=False)
+    vb.setMouseEnabled(x=True, y=False)
+    vb.setLimits(minXRange=300)
+    return plot
+
+
+def set_title(plot: pg.PlotItem, html: str, color: str) -> None:
+    """A one-line, left-aligned caption row above the plot (it never covers the data)."""
+    plot.setTitle(html, size="8pt", color=color, justify="left")
+    plot.titleLabel.setMinimumWidth(0)  # a long caption must not widen the plot past the dock
+    plot.titleLabel.setMaximumHeight(TITLE_HEIGHT)
+    plot.layout.setRowFixedHeight(0, TITLE_HEIGHT)
+
+
+def swatch(color: str, text: str, mark: str = "■") -> str:
+    """An inline legend entry for a title: coloured mark, then the name."""
+    return f"<span style='color:{color}'>{mark}</span>&nbsp;{text}"
+
+
+def style_plot(plot: pg.PlotItem, theme: Theme) -> None:
+    for name in ("bottom", "right"):
+        ax = plot.getAxis(name)
+        ax.setPen(pg.mkPen(theme.crosshair))
+        ax.setTextPen(pg.mkPen(theme.foreground))
+    plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
