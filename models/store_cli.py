@@ -17,11 +17,12 @@ def register(sub) -> None:
         description="Import CSV/Parquet files (plain, .gz or .zip) into the local store. The format is "
                     "detected from the header; re-importing a file adds nothing. All files land together "
                     "or not at all.")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=["auto", *FORMATS], default="auto", help="skip detection")
-    p.add_argument("--exchange", help="exchange name (overrides the file's)")
-    p.add_argument("--symbol", help="symbol, when the file name does not tell it")
-    p.add_argument("--interval", help="candle interval for generic candle files, e.g. 1m")
+    p.add_argument("files", nargs="+", metavar="FILE", help="CSV or Parquet file, plain, .gz or .zip")
+    p.add_argument("--format", choices=["auto", *FORMATS], default="auto",
+                   help="file format (default auto: detected from the header)")
+    p.add_argument("--exchange", metavar="X", help="exchange name (overrides the file's)")
+    p.add_argument("--symbol", metavar="S", help="symbol, when the file name does not tell it")
+    p.add_argument("--interval", metavar="I", help="candle interval for generic candle files, e.g. 1m")
     p.add_argument("--map", action="append", dest="mapping", metavar="FIELD=COLUMN,...",
                    help="generic files: which column holds each field, e.g. ts=time,side=dir,price=px,qty=size")
     p.add_argument("--side-convention", choices=SIDE_CONVENTIONS,
@@ -30,7 +31,8 @@ def register(sub) -> None:
                    help="progress bar on stderr (auto: when stderr is a terminal)")
     p.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("store", help="what the local store holds")
+    s = sub.add_parser("store", help="what the local store holds",
+                       description="The local store (--data-dir / LIQSCOPE_DATA_DIR).")
     ssub = s.add_subparsers(dest="store_command", metavar="ACTION")
     i = ssub.add_parser("info", help="rows and time span per kind, exchange, symbol and interval")
     i.add_argument("--json", action="store_true", help="print JSON lines")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..schema import LONG, SHORT, side_categorical
+from ..schema import LONG, SHORT, SIDES, side_categorical
 from .errors import InputError
 from .rows import Rows
 
@@ -67,9 +67,9 @@ def positions(rows: Rows, column: str, values, convention: str) -> pd.Categorica
     cats = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
     table = ORDER_TO_POSITION if convention == ORDER else POSITION_WORDS
     words = [str(c).strip().lower() for c in cats.categories]
-    mapped = np.array([table.get(w, "") for w in words] + [""], dtype=object)
-    out = mapped[cats.codes]  # code -1 (missing) picks the trailing ""
-    bad = out == ""
+    mapped = np.array([SIDES.index(table[w]) if w in table else -1 for w in words] + [-1], dtype=np.int8)
+    codes = mapped[cats.codes]  # code -1 (missing) picks the trailing -1
+    bad = codes < 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         word = "" if cats.codes[i] < 0 else str(cats.categories[cats.codes[i]])
@@ -78,7 +78,7 @@ def positions(rows: Rows, column: str, values, convention: str) -> pd.Categorica
         else:
             hint = f"expected {' or '.join(sorted(set(table)))}"
         raise rows.error(i, column, f"unknown side {word!r} ({hint})")
-    return side_categorical(out)
+    return pd.Categorical.from_codes(codes, categories=list(SIDES))
 
 
 # -- frames ----------------------------------------------------------------------
@@ -139,11 +139,20 @@ def candle_frame(rows: Rows, ts: np.ndarray, ohlcv: dict[str, np.ndarray], warni
     return frame.drop(columns="_line")
 
 
-def per_value(values: np.ndarray, func, dtype=object) -> np.ndarray:
-    """``func`` applied once per distinct value (symbols repeat millions of times)."""
+def per_value(values, func, dtype=object):
+    """``func`` applied once per distinct value (symbols repeat millions of times).
+
+    Text results come back as a Categorical, numbers as an ndarray of ``dtype``.
+    """
     cats = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
-    mapped = np.array([func(c) for c in cats.categories], dtype=dtype)
-    return mapped[cats.codes] if len(mapped) else np.empty(len(values), dtype=dtype)
+    mapped = [func(c) for c in cats.categories]
+    if dtype is object:
+        names, inverse = np.unique(np.array(mapped, dtype=object).astype(str), return_inverse=True) \
+            if mapped else (np.array([], dtype=str), np.array([], dtype=np.int64))
+        codes = np.where(cats.codes >= 0, inverse[np.maximum(cats.codes, 0)] if len(inverse) else -1, -1)
+        return pd.Categorical.from_codes(codes, categories=names)
+    arr = np.array(mapped, dtype=dtype)
+    return arr[cats.codes] if len(arr) else np.empty(len(values), dtype=dtype)
 
 
 def infer_interval(ts: np.ndarray) -> int | None:

@@ -51,6 +51,9 @@ def read_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa
     conv = pacsv.ConvertOptions(column_types={k: v for k, v in types.items() if k in include},
                                 include_columns=include, strings_can_be_null=False,
                                 quoted_strings_can_be_null=False)
+    if header and _only_header(src):
+        empty = pa.table({n: pa.array([], types.get(n, pa.string())) for n in include})
+        return Rows(src.display, empty, np.zeros(0, dtype=np.int64))
     batches = []
     try:
         with src.open() as stream:
@@ -72,11 +75,28 @@ def read_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa
     return rows.drop_blank()
 
 
+def _only_header(src: Source) -> bool:
+    """True when the whole file is one line (pyarrow cannot skip a header with no line end)."""
+    from .source import HEAD_BYTES
+
+    if len(src.head) >= HEAD_BYTES:
+        return False
+    return len([ln for ln in re.split(rb"\r\n|\r|\n", src.head) if ln.strip()]) <= 1
+
+
 _COUNT = re.compile(r"Expected (\d+) columns?, got (\d+)")
 _CONV = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", re.S)
 
 
 def _diagnose(src: Source, exc: Exception, *, names, header, types, delimiter) -> InputError:
+    """Turn pyarrow's complaint into an InputError naming line and column where possible."""
+    try:
+        return _locate(src, exc, names=names, header=header, types=types, delimiter=delimiter)
+    except Exception as again:  # the second pass met something worse: still one clean line
+        return InputError(src.display, f"cannot read CSV: {exc} ({again})")
+
+
+def _locate(src: Source, exc: Exception, *, names, header, types, delimiter) -> InputError:
     msg = str(exc)
     first_line = 2 if header else 1
     m = _CONV.search(msg)
@@ -125,18 +145,38 @@ def _is_float(v: str) -> bool:
         return False
 
 
+def _physical_lines(stream, chunk: int = 1 << 20):
+    """Raw lines split like pyarrow splits rows: at \\r\\n, \\r or \\n."""
+    carry = b""
+    while True:
+        block = stream.read(chunk)
+        if not block:
+            break
+        data = carry + block
+        parts = re.split(rb"\r\n|\r|\n", data)
+        carry = parts.pop()
+        if data.endswith(b"\r"):  # maybe the first half of \r\n
+            carry = parts.pop() + b"\r" if parts else b"\r"
+        yield from parts
+    if carry:  # one line, perhaps with a trailing \r
+        yield carry[:-1] if carry.endswith(b"\r") else carry
+
+
 def _scan_lines(src: Source, expected: int, delimiter: str) -> InputError | None:
     """Walk the raw lines for the first that is not UTF-8 or has the wrong field count."""
     try:
         with src.open() as stream:
-            for n, raw in enumerate(io.BufferedReader(stream) if not hasattr(stream, "readline") else stream, 1):
+            for n, raw in enumerate(_physical_lines(stream), 1):
                 try:
                     text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError:
                     return InputError(src.display, "not UTF-8 text (binary data?)", line=n)
                 if not text.strip():
                     continue
-                fields = next(csv.reader([text], delimiter=delimiter), [])
+                try:
+                    fields = next(csv.reader([text], delimiter=delimiter), [])
+                except csv.Error as exc:
+                    return InputError(src.display, f"malformed CSV line ({exc})", line=n)
                 if len(fields) != expected:
                     return InputError(src.display, f"expected {expected} fields, found {len(fields)}", line=n)
     finally:

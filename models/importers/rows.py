@@ -52,6 +52,15 @@ class Rows:
         """Drop empty lines (every field null or empty)."""
         if not len(self):
             return self
+        # a blank line leaves every field empty: only rows whose first field is empty can be blank
+        first = self.table.column(0)
+        maybe = ~pc.is_valid(first).to_numpy(zero_copy_only=False)
+        if pa.types.is_string(first.type) or pa.types.is_large_string(first.type):
+            maybe |= (pc.utf8_length(pc.fill_null(first, "")).to_numpy(zero_copy_only=False) == 0)
+        elif pa.types.is_dictionary(first.type):
+            maybe |= (pc.utf8_length(pc.fill_null(first.cast(pa.string()), "")).to_numpy(zero_copy_only=False) == 0)
+        if not maybe.any():
+            return self
         blank = np.ones(len(self), dtype=bool)
         for col in self.table.columns:
             valid = pc.is_valid(col)
@@ -160,6 +169,9 @@ class Rows:
 
     def _iso(self, s: pd.Series, column: str) -> np.ndarray:
         s = s.str.replace(r"\s*(?:UTC|GMT)$", "Z", regex=True)
+        parsed = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
+        self.fail_first(parsed.isna().to_numpy(), column,
+                        lambda i: f"cannot read {s.iloc[i]!r} as a time (expected ISO-8601 or epoch numbers)")
         aware = s.str.contains(_TZ_SUFFIX, regex=True).to_numpy(dtype=bool)
         if aware.any() and not aware.all():
             first_naive, first_aware = int(np.flatnonzero(~aware)[0]), int(np.flatnonzero(aware)[0])
@@ -167,7 +179,4 @@ class Rows:
             raise self.error(bad, column, (
                 f"mixed timezones: {s.iloc[bad]!r} {'has' if aware[bad] else 'has no'} UTC offset but "
                 f"{self.unit} {int(self.lines[other])} ({s.iloc[other]!r}) {'has' if aware[other] else 'has no'}"))
-        parsed = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
-        self.fail_first(parsed.isna().to_numpy(), column,
-                        lambda i: f"cannot read {s.iloc[i]!r} as a time (expected ISO-8601 or epoch numbers)")
         return pd.DatetimeIndex(parsed).as_unit("ns").asi8

@@ -33,6 +33,9 @@ _MULTIPLIER = re.compile(r"^1(?:0{2,})(?=[A-Z])")
 def asset_from_symbol(symbol: str) -> str:
     """BTCUSDT, BTC-USDT-SWAP, BTCUSD_PERP, BTC-PERPETUAL, XBTUSD, 1000PEPEUSDT -> BTC ... PEPE."""
     s = re.split(r"[/\-_:]", str(symbol).strip().upper(), maxsplit=1)[0]
+    for alias, real in ALIASES.items():  # XBTUSD: XBT + USD, not XB + TUSD
+        if s.startswith(alias):
+            return real
     for q in QUOTES:
         if s.endswith(q) and len(s) > len(q):
             s = s[: -len(q)]

@@ -78,8 +78,9 @@ def _per_pair(a: pd.Categorical, b: pd.Categorical, func) -> np.ndarray:
     """``func(a, b)`` once per distinct (a, b) pair, as float64 per row."""
     if not len(a):
         return np.empty(0)
-    key = a.codes.astype(np.int64) * (len(b.categories) + 1) + b.codes
-    uniq, inverse = np.unique(key, return_inverse=True)
-    vals = np.array([func(str(a.categories[k // (len(b.categories) + 1)]),
-                          str(b.categories[k % (len(b.categories) + 1)])) for k in uniq], dtype="float64")
-    return vals[inverse]
+    width = len(b.categories)
+    key = a.codes.astype(np.int64) * width + b.codes
+    values = np.full(len(a.categories) * width, np.nan)
+    for k in np.flatnonzero(np.bincount(key, minlength=len(values))):
+        values[k] = func(str(a.categories[k // width]), str(b.categories[k % width]))
+    return values[key]

@@ -153,8 +153,9 @@ class Transaction:
         self.committed = True
         try:
             _apply(self.root, self.moves)
-        except BaseException:
-            # Committed but not fully applied: try once more, else the next open rolls forward.
+        except Exception:
+            # Committed but not fully applied: try once more; if that fails too, the journal
+            # stays and the next open (or commit) rolls forward. Ctrl-C is never swallowed.
             _apply(self.root, self.moves)
         _finish(self.root)
 

@@ -217,18 +217,17 @@ class Store:
                 continue
             months = layout.month_keys(frame["ts"])
             if kind == LIQ:
-                keys = [frame["exchange"].astype(str).to_numpy(), frame["symbol"].astype(str).to_numpy(), months]
+                keys = pd.DataFrame({"e": frame["exchange"].array, "s": frame["symbol"].array, "m": months})
+                groups = keys.groupby(["e", "s", "m"], sort=True, observed=True).indices
             else:
-                keys = [months]
-            for key, idx in pd.Series(np.arange(len(frame))).groupby(keys, sort=True).groups.items():
-                part = frame.iloc[np.asarray(idx)]
+                groups = pd.DataFrame({"m": months}).groupby("m", sort=True, observed=True).indices
+            first = frame.iloc[0]
+            for key, idx in groups.items():
                 if kind == LIQ:
-                    target = layout.liq_target(key[0], key[1], key[2])
+                    target = layout.liq_target(str(key[0]), str(key[1]), str(key[2]))
                 else:
-                    month = key[0] if isinstance(key, tuple) else key
-                    row = frame.iloc[0]
-                    target = layout.candle_target(row["exchange"], row["symbol"], row["interval"], month)
-                plan.setdefault(target, (kind, []))[1].append((tag, part))
+                    target = layout.candle_target(first["exchange"], first["symbol"], first["interval"], str(key))
+                plan.setdefault(target, (kind, []))[1].append((tag, frame.iloc[idx]))
         return [(t, k, parts) for t, (k, parts) in sorted(plan.items())]
 
     # -- reading -------------------------------------------------------------------

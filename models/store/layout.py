@@ -29,9 +29,11 @@ def decode(name: str) -> str:
     return unquote(name)
 
 
-def month_keys(ts: pd.Series) -> np.ndarray:
-    """'YYYY-MM' per timestamp (UTC)."""
-    return pd.DatetimeIndex(ts).tz_convert("UTC").strftime("%Y-%m").to_numpy()
+def month_keys(ts: pd.Series) -> pd.Categorical:
+    """'YYYY-MM' per timestamp (UTC), as a Categorical (cheap for millions of rows)."""
+    months = pd.DatetimeIndex(ts).tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[M]")
+    uniq, inverse = np.unique(months, return_inverse=True)
+    return pd.Categorical.from_codes(inverse.reshape(-1), categories=[str(u) for u in uniq])
 
 
 def month_of(ts: pd.Timestamp) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pandas.api.types import union_categoricals
 
 from ..schema import SIDES, side_categorical
 
@@ -32,6 +33,12 @@ OHLCV = ["open", "high", "low", "close", "volume"]
 
 
 def _dict_array(values: pd.Series) -> pa.Array:
+    """Dictionary-encoded strings straight from a Categorical's codes (no per-row strings)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array.remove_unused_categories()
+        return pa.DictionaryArray.from_arrays(pa.array(np.asarray(cat.codes, dtype=np.int32)),
+                                              pa.array(np.asarray(cat.categories.astype(str), dtype=object),
+                                                       pa.string()))
     return pa.array(values.astype(str).to_numpy(dtype=object), pa.string()).dictionary_encode().cast(DICT)
 
 
@@ -59,7 +66,7 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     import os
 
     with open(path, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd", row_group_size=262_144)
+        pq.write_table(table, fh, compression="zstd", row_group_size=65_536)
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -80,7 +87,23 @@ def liq_frame_from_table(table: pa.Table) -> pd.DataFrame:
 
 # -- merging -------------------------------------------------------------------
 def _side_codes(side: pd.Series) -> np.ndarray:
+    if isinstance(side.dtype, pd.CategoricalDtype):
+        return np.asarray(side.cat.set_categories(list(SIDES)).cat.codes, dtype=np.int8)
     return pd.Categorical(side.astype(str), categories=list(SIDES)).codes.astype(np.int8)
+
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat`` that keeps categorical columns categorical when their categories differ."""
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    cols = {}
+    for c in frames[0].columns:
+        parts = [f[c] for f in frames]
+        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+            cols[c] = union_categoricals([p.array for p in parts], ignore_order=True)
+        else:
+            cols[c] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(cols)
 
 
 def merge_liquidations(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):
@@ -94,7 +117,7 @@ def merge_liquidations(existing: pd.DataFrame | None, parts: list[tuple[int, pd.
         ([np.full(len(existing), -1)] if existing is not None else [])
         + [np.full(len(p), t) for t, p in parts]
     )
-    df = pd.concat(frames, ignore_index=True)
+    df = concat(frames)
     ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
     side = _side_codes(df["side"])
     price, qty = df["price"].to_numpy(), df["qty"].to_numpy()
@@ -115,7 +138,7 @@ def merge_candles(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataF
         ([np.full(len(existing), -1)] if existing is not None else [])
         + [np.full(len(p), t) for t, p in parts]
     )
-    df = pd.concat(frames, ignore_index=True)
+    df = concat(frames)
     ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
     order = np.lexsort((tags, ts))
     ts_sorted = ts[order]
