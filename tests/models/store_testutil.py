@@ -1,0 +1,38 @@
+"""Helpers shared by the store and importer tests."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def tree_hash(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative path -> sha256): 'byte-for-byte unchanged' made testable."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def liqs(n: int = 100, *, start: str = "2025-05-09", seed: int = 1, exchange: str = "binance",
+         symbols=("BTCUSDT", "ETHUSDT"), span: str = "2D") -> pd.DataFrame:
+    """Canonical liquidation rows (schema.LIQ_COLUMNS) spread over ``span``."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp(start, tz="UTC")
+    ts = t0 + pd.to_timedelta(np.sort(rng.integers(0, pd.Timedelta(span).value, n)), unit="ns")
+    sym = rng.choice(list(symbols), n)
+    price = np.round(rng.uniform(100, 1000, n), 2)
+    qty = np.round(rng.uniform(0.01, 5, n), 3)
+    return pd.DataFrame({"ts": ts, "exchange": exchange, "symbol": sym,
+                         "asset": [s.replace("USDT", "") for s in sym],
+                         "side": rng.choice(["long", "short"], n), "price": price, "qty": qty,
+                         "notional_usd": price * qty})
+
+
+def candles(n: int = 10, *, start: str = "2025-05-09", freq: str = "1min", base: float = 100.0) -> pd.DataFrame:
+    ts = pd.date_range(start, periods=n, freq=freq, tz="UTC")
+    close = base + np.arange(n, dtype=float)
+    return pd.DataFrame({"ts": ts, "open": close - 0.5, "high": close + 1, "low": close - 1, "close": close,
+                         "volume": np.full(n, 2.0)})

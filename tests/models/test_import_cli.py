@@ -1,0 +1,106 @@
+"""``liqscope import`` / ``store info`` / ``summary`` against a store in tmp_path."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from liqscope.models import paths
+from liqscope.models.cli import main
+from store_testutil import FIXTURES, tree_hash
+
+KLINES = FIXTURES / "BTCUSDT-1m-2025-01.csv"
+TARDIS = FIXTURES / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
+
+
+@pytest.fixture(autouse=True)
+def _reset_data_dir():
+    yield
+    paths.set_data_dir(None)
+
+
+def run(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_import_prints_rows_and_new_per_file(tmp_path, capsys):
+    code, out, err = run(capsys, "--data-dir", tmp_path, "import", KLINES, TARDIS)
+    assert code == 0
+    assert out.splitlines() == [f"imported 5 rows (5 new) from {KLINES}", f"imported 4 rows (4 new) from {TARDIS}"]
+    assert err == ""  # no terminal: no progress bar
+    code, out, _ = run(capsys, "--data-dir", tmp_path, "import", TARDIS)
+    assert (code, out.strip()) == (0, f"imported 4 rows (0 new) from {TARDIS}")
+
+
+def test_progress_bar_goes_to_stderr(tmp_path, capsys):
+    code, out, err = run(capsys, "--data-dir", tmp_path, "import", "--progress", "always", TARDIS)
+    assert code == 0 and "importing [" in err and "100%" in err and "importing" not in out
+
+
+def test_bad_file_exits_2_with_one_line_and_store_unchanged(tmp_path, capsys):
+    run(capsys, "--data-dir", tmp_path / "s", "import", KLINES)
+    before = tree_hash(tmp_path / "s")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(TARDIS.read_text().replace("0.5\n", "-0.5\n"))
+    code, out, err = run(capsys, "--data-dir", tmp_path / "s", "import", bad)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"liqscope: error: {bad}, line 4, column 'amount': -0.5 is not positive")
+    assert "store unchanged" in err
+    assert tree_hash(tmp_path / "s") == before
+
+
+def test_generic_import_with_map_and_side_convention(tmp_path, capsys):
+    f = FIXTURES / "generic-bybit-liquidations.csv"
+    code, out, err = run(capsys, "--data-dir", tmp_path, "import", f, "--exchange", "bybit",
+                         "--map", "ts=time,symbol=sym", "--map", "side=dir,price=px,qty=size",
+                         "--side-convention", "position")
+    assert (code, out.strip()) == (0, f"imported 3 rows (3 new) from {f}")
+    code, _, err = run(capsys, "--data-dir", tmp_path, "import", f, "--map", "ts")
+    assert code == 2 and "expected FIELD=COLUMN" in err
+
+
+def test_warnings_go_to_stderr(tmp_path, capsys):
+    f = FIXTURES / "BTCUSDT-liquidationSnapshot-2023-07-31.csv"
+    code, out, err = run(capsys, "--data-dir", tmp_path, "import", f)
+    assert code == 0 and out.strip() == f"imported 4 rows (3 new) from {f}"
+    assert "liqscope: warning:" in err and "nothing filled" in err
+
+
+def test_store_info_lists_series(tmp_path, capsys):
+    code, out, _ = run(capsys, "--data-dir", tmp_path, "store", "info")
+    assert code == 0 and "empty" in out
+    run(capsys, "--data-dir", tmp_path, "import", KLINES, TARDIS)
+    code, out, _ = run(capsys, "--data-dir", tmp_path, "store", "info")
+    lines = out.splitlines()
+    assert lines[0] == f"Store: {tmp_path} (schema 1)"
+    assert any(l.split()[:5] == ["candles", "binance", "BTCUSDT", "1m", "5"] for l in lines)
+    assert any(l.split()[:5] == ["liquidations", "binance", "BTCUSDT", "-", "3"] for l in lines)
+    code, out, _ = run(capsys, "--data-dir", tmp_path, "store", "info", "--json")
+    recs = [json.loads(l) for l in out.splitlines()]
+    assert {"kind": "candles", "exchange": "binance", "symbol": "BTCUSDT", "interval": "1m", "rows": 5,
+            "first": "2025-01-01T00:00:00.000Z", "last": "2025-01-01T00:04:00.000Z"} in recs
+    code, _, err = run(capsys, "--data-dir", tmp_path, "store")
+    assert code == 2 and "info" in err
+
+
+def test_summary_says_it_shows_the_store(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path / "empty"))
+    code, out, _ = run(capsys, "summary")
+    assert code == 0 and out.startswith("Source:   Demo data")
+    run(capsys, "--data-dir", tmp_path, "import", TARDIS)
+    code, out, _ = run(capsys, "--data-dir", tmp_path, "summary", "--json")
+    r = json.loads(out)
+    assert r["source"] == f"Local store: {tmp_path}" and r["count"] == 4
+    assert r["long_usd"] == pytest.approx(0.012 * 61250.5 + 0.1 * 61100.0)
+
+
+def test_summary_refuses_a_newer_store(tmp_path, capsys):
+    run(capsys, "--data-dir", tmp_path, "import", TARDIS)
+    meta = json.loads((tmp_path / "store.json").read_text())
+    (tmp_path / "store.json").write_text(json.dumps({**meta, "schema_version": 99}))
+    for argv in (["summary"], ["store", "info"], ["import", KLINES]):
+        code, _, err = run(capsys, "--data-dir", tmp_path, *argv)
+        assert code == 2 and "store schema 99" in err and err.count("\n") == 1
