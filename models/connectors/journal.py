@@ -1,0 +1,294 @@
+"""Raw journal of everything the live recorder receives.
+
+Layout: ``<data_dir>/journal/<exchange>/<YYYY-MM-DD>.jsonl`` (UTC day of
+receipt), append-only, one JSON object per line:
+
+``{"t": <receive time, ms>, "k": "msg", "d": "<raw frame text>"}``
+    a frame exactly as received (also pongs, acks and malformed frames);
+``{"t": ..., "k": "meta", "d": {...}}``
+    what parsing needs besides the frames (OKX contract specs); repeated at the
+    top of every new day file so each file can be replayed on its own;
+``{"t": ..., "k": "gap", "d": {"start": ms, "end": ms, "reason": "..."}}``
+    a time the stream was not connected.
+
+Frames are appended and flushed (and fsync'ed) *before* they are normalised
+into the store. ``<file>.pos`` records the byte offset up to which a file has
+been normalised, so after a crash :func:`replay` with ``pending_only=True``
+normalises exactly what was journaled but not stored; a full replay
+re-normalises everything (after a parser fix).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from .parsers import EXCHANGES, Normalizer, event_key, events_frame
+
+
+def journal_root(data_dir: Path | None = None) -> Path:
+    if data_dir is None:
+        from .. import paths
+
+        data_dir = paths.data_dir()
+    return Path(data_dir) / "journal"
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def _pos_path(path: Path) -> Path:
+    return path.with_name(path.name + ".pos")
+
+
+def read_pos(path: Path) -> int:
+    try:
+        return int(_pos_path(path).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def write_pos(path: Path, offset: int) -> None:
+    pos = _pos_path(path)
+    tmp = pos.with_name(pos.name + ".tmp")
+    tmp.write_text(str(int(offset)))
+    os.replace(tmp, pos)
+
+
+class Journal:
+    """Appends journal lines; one open file per exchange, rolled per UTC day."""
+
+    def __init__(self, root: Path, *, fsync: bool = True):
+        self.root = Path(root)
+        self.fsync = fsync
+        self._files: dict[str, tuple[str, object]] = {}
+        self._meta: dict[str, dict] = {}
+
+    def path_for(self, exchange: str, day: str) -> Path:
+        return self.root / exchange / f"{day}.jsonl"
+
+    def _open(self, exchange: str, day: str, t_ms: int, *, with_meta: bool = True):
+        cur = self._files.get(exchange)
+        if cur and cur[0] == day:
+            return cur[1]
+        if cur:
+            cur[1].close()
+        path = self.path_for(exchange, day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "ab")
+        if fh.tell() > 0:
+            # A crash can leave a half-written last line: end it so it stays one
+            # (malformed, skipped) line instead of swallowing the next one.
+            with open(path, "rb") as r:
+                r.seek(-1, os.SEEK_END)
+                if r.read(1) != b"\n":
+                    fh.write(b"\n")
+        self._files[exchange] = (day, fh)
+        if with_meta and exchange in self._meta:
+            fh.write(_dump({"t": t_ms, "k": "meta", "d": self._meta[exchange]}))
+        return fh
+
+    def remember_meta(self, exchange: str, meta: dict) -> None:
+        """Meta to repeat atop new day files without journaling it now (after a restart)."""
+        self._meta[exchange] = meta
+
+    def append(self, exchange: str, lines: list[dict]) -> dict[Path, int]:
+        """Append, flush and fsync; returns the end offset reached in each file.
+        ``meta`` lines are also remembered and repeated atop new day files."""
+        ends: dict[Path, int] = {}
+        touched = []
+        for line in lines:
+            t = int(line["t"])
+            day = _day(t)
+            is_meta = line.get("k") == "meta"
+            fh = self._open(exchange, day, t, with_meta=not is_meta)
+            fh.write(_dump(line))
+            if is_meta:
+                self._meta[exchange] = line["d"]
+            if fh not in touched:
+                touched.append(fh)
+            ends[self.path_for(exchange, day)] = -1
+        for fh in touched:
+            fh.flush()
+            if self.fsync:
+                os.fsync(fh.fileno())
+        for path in ends:
+            ends[path] = path.stat().st_size
+        return ends
+
+    def close(self) -> None:
+        for _day_, fh in self._files.values():
+            try:
+                fh.flush()
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            finally:
+                fh.close()
+        self._files.clear()
+
+
+def _dump(obj: dict) -> bytes:
+    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def iter_lines(path: Path, start: int = 0) -> Iterator[tuple[int, int, dict | None]]:
+    """(offset, end offset, decoded line or None if unreadable) from ``start``;
+    a trailing line without its newline (a write cut short) is not yielded."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        offset = start
+        for raw in fh:
+            end = offset + len(raw)
+            if not raw.endswith(b"\n"):
+                return
+            try:
+                obj = json.loads(raw)
+                if not isinstance(obj, dict) or "k" not in obj or "t" not in obj:
+                    obj = None
+            except ValueError:
+                obj = None
+            yield offset, end, obj
+            offset = end
+
+
+class Dedup:
+    """Bounded memory of recently stored event keys (reconnect overlaps, replays)."""
+
+    def __init__(self, size: int = 200_000):
+        self._keys: set = set()
+        self._order: deque = deque()
+        self._size = size
+
+    def add(self, key) -> bool:
+        """True if ``key`` is new (and remembers it)."""
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self._size:
+            self._keys.discard(self._order.popleft())
+        return True
+
+
+@dataclass
+class Batch:
+    """What a run of journal lines normalises to."""
+
+    events: list[dict] = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)
+    frames: int = 0
+    duplicates: int = 0
+
+
+def normalize_lines(lines, normalizer: Normalizer, dedup: Dedup | None, *, emit: bool = True) -> Batch:
+    """Normalise decoded journal lines in order (``emit=False`` only updates state)."""
+    out = Batch()
+    for line in lines:
+        if line is None:
+            if emit:
+                normalizer.errors += 1
+            continue
+        kind, data = line.get("k"), line.get("d")
+        if kind == "meta" and isinstance(data, dict):
+            normalizer.set_meta(data)
+        elif not emit:
+            continue
+        elif kind == "msg" and isinstance(data, str):
+            out.frames += 1
+            for ev in normalizer.feed_text(data):
+                if dedup is None or dedup.add(event_key(ev)):
+                    out.events.append(ev)
+                else:
+                    out.duplicates += 1
+        elif kind == "gap" and isinstance(data, dict):
+            out.gaps.append(data)
+    return out
+
+
+def gaps_frame(exchange: str, gaps: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "exchange": [exchange] * len(gaps),
+        "start": pd.to_datetime([int(g["start"]) for g in gaps], unit="ms", utc=True),
+        "end": pd.to_datetime([int(g["end"]) for g in gaps], unit="ms", utc=True),
+        "reason": [str(g.get("reason", "")) for g in gaps],
+    })
+
+
+@dataclass
+class ReplayResult:
+    files: int = 0
+    frames: int = 0
+    events: int = 0
+    new: int = 0
+    gaps: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    unconverted: int = 0
+    last_error: str | None = None
+    per_exchange: dict[str, int] = field(default_factory=dict)
+
+
+def journal_files(root: Path, exchange: str, since: str | None = None, until: str | None = None) -> list[Path]:
+    folder = Path(root) / exchange
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.glob("*.jsonl"))
+    return [p for p in files if (since is None or p.stem >= since) and (until is None or p.stem <= until)]
+
+
+def replay(store, root: Path | None = None, *, exchanges=None, since: str | None = None,
+           until: str | None = None, pending_only: bool = False, gaps: bool = True,
+           dedup: dict[str, Dedup] | None = None, on_events=None) -> ReplayResult:
+    """Normalise journal files into ``store``.
+
+    ``pending_only``: only what follows each file's ``.pos`` checkpoint (crash
+    recovery); otherwise every line (re-normalise after a parser fix; the store
+    ignores rows it already holds). ``since``/``until`` are UTC days
+    (YYYY-MM-DD, inclusive).
+    """
+    root = journal_root() if root is None else Path(root)
+    result = ReplayResult()
+    for exchange in exchanges or EXCHANGES:
+        normalizer = Normalizer(exchange)
+        seen = (dedup or {}).get(exchange) or Dedup()
+        for path in journal_files(root, exchange, since, until):
+            start = read_pos(path) if pending_only else 0
+            size = path.stat().st_size
+            if pending_only and start >= size:
+                # Still read its meta lines: later files may rely on them.
+                normalize_lines((obj for _o, _e, obj in iter_lines(path)), normalizer, None, emit=False)
+                continue
+            head, tail, end = [], [], start
+            for off, e, obj in iter_lines(path):
+                (tail if off >= start else head).append(obj)
+                end = e
+            normalize_lines(head, normalizer, None, emit=False)
+            errors_before = normalizer.errors
+            batch = normalize_lines(tail, normalizer, seen)
+            result.files += 1
+            result.frames += batch.frames
+            result.duplicates += batch.duplicates
+            result.errors += normalizer.errors - errors_before
+            if batch.events:
+                df = events_frame(batch.events)
+                res = store.append_liquidations(df)
+                result.events += len(df)
+                result.new += int(getattr(res, "new", len(df)))
+                result.per_exchange[exchange] = result.per_exchange.get(exchange, 0) + len(df)
+                if on_events is not None:
+                    on_events(df)
+            if gaps and batch.gaps:
+                store.append_gaps(gaps_frame(exchange, batch.gaps))
+                result.gaps += len(batch.gaps)
+            write_pos(path, end)
+        result.unconverted += normalizer.unconverted
+        if normalizer.last_error:
+            result.last_error = normalizer.last_error
+    return result
