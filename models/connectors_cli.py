@@ -1,0 +1,227 @@
+"""``liqscope fetch`` and ``liqscope record``: exchange data from the terminal.
+
+Registered by models/cli.py (``register(subparsers)``). Errors are one line,
+exit status 2 (``UsageError``).
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+from .cli import UsageError
+from .timeutil import TimeParseError, parse_time
+
+EXCHANGES = ("binance", "bybit", "okx")
+
+
+def register(sub) -> None:
+    f = sub.add_parser("fetch", help="download historical data from an exchange's public API")
+    fsub = f.add_subparsers(dest="what", metavar="WHAT")
+    c = fsub.add_parser("candles", help="OHLCV candles into the store (fetches only what it lacks)")
+    c.add_argument("--exchange", required=True, choices=["binance", "okx", "bybit"],
+                   help="binance (USD-M futures), okx (swaps) or bybit (linear/inverse perpetuals); spot by symbol")
+    c.add_argument("--symbol", required=True,
+                   help="ccxt unified symbol: BTC/USDT:USDT (USDT perpetual), BTC/USD:BTC (inverse), BTC/USDT (spot)")
+    c.add_argument("--interval", default="1m", help="candle interval the exchange offers: 1m, 5m, 1h, 1d... (default 1m)")
+    c.add_argument("--start", required=True, help="ISO-8601 UTC start (inclusive)")
+    c.add_argument("--end", help="ISO-8601 UTC end (exclusive; default: now, closed candles only)")
+    c.add_argument("--api-base", help="send REST requests to this base URL instead (mirrors, tests)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    c.set_defaults(func=cmd_fetch_candles)
+    f.set_defaults(func=lambda args: _need_what(f))
+
+    r = sub.add_parser("record", help="record live liquidations from public WebSocket streams until Ctrl-C")
+    r.add_argument("--exchange", action="append", dest="exchanges", metavar="X", choices=list(EXCHANGES),
+                   help="binance, bybit or okx (repeatable; default all three)")
+    r.add_argument("--symbols", help="comma-separated native symbols (BTCUSDT, BTC-USDT-SWAP) or assets (BTC); "
+                                     "default: everything (Bybit: every linear perpetual)")
+    r.add_argument("--endpoint", action="append", default=[], metavar="X.ws=URL",
+                   help="override an endpoint, e.g. okx.ws=wss://... or okx.rest=https://... (repeatable)")
+    r.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    r.add_argument("--replay-journal", action="store_true",
+                   help="instead of recording, re-normalise the raw journal into the store (after a parser fix)")
+    r.add_argument("--since", help="with --replay-journal: first UTC day (YYYY-MM-DD)")
+    r.add_argument("--until", help="with --replay-journal: last UTC day (YYYY-MM-DD)")
+    r.add_argument("--quiet", action="store_true", help="no status lines on stderr")
+    r.set_defaults(func=cmd_record)
+
+
+def _need_what(parser) -> int:
+    raise UsageError("fetch needs what to fetch: `liqscope fetch candles ...`")
+
+
+def _time(text: str, flag: str):
+    try:
+        return parse_time(text)
+    except TimeParseError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (redrawn in place on a terminal)."""
+
+    def __init__(self, label: str, stream=None, width: int = 30):
+        self.label, self.width = label, width
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self._last < 5 and p.fraction < 1:
+            return
+        self._last = now
+        filled = int(self.width * p.fraction)
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"{self.label} [{bar}] {p.fraction:4.0%}  {p.rows:,} candles, {p.requests:,} requests"
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def cmd_fetch_candles(args) -> int:
+    from .connectors.candles import FetchError, fetch_candles
+
+    start = _time(args.start, "--start")
+    end = _time(args.end, "--end") if args.end else None
+    if end is not None and end <= start:
+        raise UsageError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
+    store = _open_store()
+    bar = None if args.no_progress else ProgressBar(f"{args.exchange} {args.symbol} {args.interval}")
+    cancel = threading.Event()
+    try:
+        result = fetch_candles(args.exchange, args.symbol, args.interval, start, end, store=store,
+                               api_base=args.api_base, progress=bar, cancel=cancel)
+    except FetchError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        print("interrupted: what was fetched is stored; run the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        if bar:
+            bar.close()
+    if not result.missing:
+        print(f"{result.exchange} {result.symbol} {result.interval}: already complete from "
+              f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC")
+    else:
+        print(f"{result.exchange} {result.symbol} {result.interval}: {result.rows:,} candles fetched "
+              f"({result.new:,} new) in {result.requests:,} requests, {result.start:%Y-%m-%d %H:%M} to "
+              f"{result.end:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def _open_store():
+    try:
+        from .store import open_store
+    except ImportError as exc:
+        raise UsageError(f"the local store is not available: {exc}") from None
+    return open_store()
+
+
+def _endpoints(items: list[str]) -> dict:
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, url = item.partition("=")
+        ex, dot, kind = key.partition(".")
+        if not sep or not dot or ex not in EXCHANGES or kind not in ("ws", "rest") or not url:
+            raise UsageError(f"--endpoint {item!r}: expected EXCHANGE.ws=URL or EXCHANGE.rest=URL")
+        out.setdefault(ex, {})[kind] = url
+    return out
+
+
+def cmd_record(args) -> int:
+    from .connectors.journal import journal_root, replay
+
+    exchanges = list(dict.fromkeys(args.exchanges or EXCHANGES))
+    if args.replay_journal:
+        for flag, day in (("--since", args.since), ("--until", args.until)):
+            if day is not None:
+                try:
+                    time.strptime(day, "%Y-%m-%d")
+                except ValueError:
+                    raise UsageError(f"{flag} {day!r}: expected a UTC day like 2025-05-09") from None
+        root = journal_root()
+        if not root.is_dir():
+            raise UsageError(f"no journal at {root}")
+        res = replay(_open_store(), root, exchanges=exchanges, since=args.since, until=args.until)
+        print(f"replayed {res.files} journal files: {res.frames:,} frames, {res.events:,} liquidations "
+              f"({res.new:,} new), {res.gaps} gaps, {res.errors} unreadable frames"
+              + (f", {res.unconverted} frames with unknown contract sizes" if res.unconverted else ""))
+        return 0
+    if args.since or args.until:
+        raise UsageError("--since/--until only apply with --replay-journal")
+    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None
+    endpoints = _endpoints(args.endpoint)
+    from .connectors.recorder import Recorder
+
+    store = _open_store()
+    printer = None if args.quiet else _StatusPrinter()
+    rec = Recorder(exchanges, symbols=symbols, store=store, endpoints=endpoints,
+                   on_status=printer, on_events=printer.events if printer else None)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            rec.start()
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+        if printer:
+            print(f"recording {', '.join(exchanges)} into the store; Ctrl-C stops", file=sys.stderr)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while not stop.is_set() and rec.running:
+            timeout = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            if stop.wait(timeout) or (deadline is not None and time.monotonic() >= deadline):
+                break
+    finally:
+        rec.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if rec.error is not None:
+        raise UsageError(f"recorder stopped: {rec.error}")
+    if printer:
+        printer.summary(rec.status())
+    return 0
+
+
+class _StatusPrinter:
+    """Status changes and a per-minute event count on stderr."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self._last_state: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, st) -> None:
+        with self._lock:
+            if self._last_state.get(st.exchange) == st.state:
+                return
+            self._last_state[st.exchange] = st.state
+            extra = f" ({st.last_error})" if st.state == "reconnecting" and st.last_error else ""
+            print(f"{time.strftime('%H:%M:%S')} {st.exchange}: {st.state}{extra}", file=self.stream, flush=True)
+
+    def events(self, df) -> None:
+        with self._lock:
+            for _i, row in df.tail(5).iterrows():
+                print(f"{row['ts']:%H:%M:%S} {row['exchange']:<8}{row['symbol']:<16}{row['side']:<6}"
+                      f"{row['notional_usd']:>14,.0f} USD", file=self.stream, flush=True)
+
+    def summary(self, status: dict) -> None:
+        for st in status.values():
+            print(f"{st.exchange}: {st.events_total:,} liquidations, {st.gaps} gaps, "
+                  f"{st.reconnects} reconnects", file=self.stream)
