@@ -1,0 +1,110 @@
+"""``liqscope fetch candles`` and ``liqscope record`` (loopback servers only)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from connector_fakes import MemoryStore, WSReplay, fixture
+from liqscope.models import cli, connectors_cli
+from liqscope.models.connectors.journal import iter_lines, journal_files
+
+
+@pytest.fixture
+def mem(monkeypatch):
+    store = MemoryStore()
+    monkeypatch.setattr(connectors_cli, "_open_store", lambda: store)
+    return store
+
+
+def test_fetch_candles(http, mem, capsys):
+    rc = cli.main(["fetch", "candles", "--exchange", "binance", "--symbol", "BTC/USDT:USDT", "--interval", "5m",
+                   "--start", "2025-05-09T00:00Z", "--end", "2025-05-09T10:00Z", "--api-base", http.base])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "binance BTCUSDT 5m: 120 candles fetched (120 new) in 1 requests" in out
+    assert "[##############################] 100%" in err  # the progress bar, on stderr
+    assert len(mem.candles[("binance", "BTCUSDT", "5m")]) == 120
+    rc = cli.main(["fetch", "candles", "--exchange", "binance", "--symbol", "BTC/USDT:USDT", "--interval", "5m",
+                   "--start", "2025-05-09T00:00Z", "--end", "2025-05-09T10:00Z", "--api-base", http.base,
+                   "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "already complete" in out and err == ""
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["fetch"], "fetch needs what to fetch"),
+    (["fetch", "candles", "--exchange", "okx", "--symbol", "BTC/USDT:USDT", "--start", "yesterday-ish"],
+     "--start: invalid time"),
+    (["fetch", "candles", "--exchange", "okx", "--symbol", "BTC/USDT:USDT", "--start", "2025-05-09",
+      "--end", "2025-05-08"], "must be after --start"),
+    (["fetch", "candles", "--exchange", "okx", "--symbol", "NOPE/USDT:USDT", "--start", "2025-05-09"],
+     "okx has no market 'NOPE/USDT:USDT'"),
+    (["record", "--endpoint", "okx=ws://x"], "expected EXCHANGE.ws=URL"),
+    (["record", "--since", "2025-05-09"], "only apply with --replay-journal"),
+    (["record", "--replay-journal", "--since", "May 9"], "expected a UTC day"),
+])
+def test_usage_errors_are_one_line(argv, message, http, mem, capsys):
+    if "--symbol" in argv:
+        argv = argv + ["--api-base", http.base]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("liqscope: error: ") and message in err and err.count("\n") == 1
+
+
+def test_record_for_a_while_then_replay(mem, capsys, tmp_path):
+    raws = [f["raw"] for f in fixture("binance")["frames"]]
+    with WSReplay([raws]) as ws:
+        rc = cli.main(["record", "--exchange", "binance", "--endpoint", f"binance.ws={ws.url}", "--duration", "1"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "binance: connected" in err and "binance: 5 liquidations, 0 gaps" in err
+    assert len(mem.liquidations()) == 5
+    mem.liq = mem.liq.iloc[0:0]
+    assert cli.main(["record", "--replay-journal", "--exchange", "binance"]) == 0
+    out = capsys.readouterr().out
+    assert "replayed 1 journal files: 8 frames, 5 liquidations (5 new), 0 gaps, 2 unreadable frames" in out
+    assert len(mem.liquidations()) == 5
+
+
+def test_kill_minus_9_then_restart_loses_nothing(tmp_path):
+    """A headless recorder is SIGKILLed mid-stream (no clean shutdown); the next
+    start recovers everything the journal received, into the real store, once."""
+    store_mod = pytest.importorskip("liqscope.models.store")
+    from liqscope.models.connectors.recorder import Recorder
+
+    frames = [f["raw"] for f in fixture("bybit")["frames"] if f["expect"]]
+    script = [("wait_subscribe",)] + [x for raw in frames for x in (raw, ("sleep", 0.05))]
+    data = tmp_path / "data"
+    with WSReplay([script, []]) as ws:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "liqscope.models.cli", "--data-dir", str(data), "record", "--exchange", "bybit",
+             "--symbols", "BTCUSDT,ROSEUSDT", "--endpoint", f"bybit.ws={ws.url}", "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                files = journal_files(data / "journal", "bybit")
+                n = sum(1 for p in files for _a, _b, o in iter_lines(p) if o and '"allLiquidation.' in o["d"])
+                if n == len(frames):
+                    break
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the recorder never journaled the frames")
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        store = store_mod.open_store(data)
+        rec = Recorder(["bybit"], symbols=["BTCUSDT"], store=store, journal_dir=data / "journal",
+                       endpoints={"bybit": {"ws": ws.url}})
+        rec.start()
+        rec.stop()
+    got = store.liquidations().frame
+    assert len(got) == sum(len(f["expect"]) for f in fixture("bybit")["frames"])
+    assert list(got["side"].astype(str)) == ["short", "long", "long"]
+    assert not got.duplicated().any()
