@@ -44,6 +44,11 @@ def make_app(argv: list[str] | None = None):
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("Liqscope")
     app.setOrganizationName("Liqscope")
+    # Wayland matches windows to packaging/liqscope.desktop by this id (its icon, its name).
+    app.setDesktopFileName("liqscope")
+    from .icon import app_icon
+
+    app.setWindowIcon(app_icon())
     return app
 
 
