@@ -11,7 +11,7 @@ For a GUI:
 * ``replay(store, ...)`` — re-normalise the raw journal (after a parser fix).
 """
 from .candles import (EXCHANGE_IDS, HISTORY_NOTES, FetchError, FetchProgress, FetchResult, fetch_candles,
-                      make_client, missing_ranges, point_at)
+                      intervals, list_symbols, make_client, missing_ranges, point_at)
 from .journal import ReplayResult, journal_root, replay
 from .parsers import EXCHANGES, ContractSpec, Normalizer, ParseError, parse_binance, parse_bybit, parse_okx
 from .recorder import CONNECTED, CONNECTING, RECONNECTING, STOPPED, Backoff, ExchangeStatus, Recorder
@@ -19,7 +19,7 @@ from .streams import DEFAULT_ENDPOINTS, NOTES, Endpoint
 
 __all__ = [
     "EXCHANGES", "EXCHANGE_IDS", "HISTORY_NOTES", "NOTES", "DEFAULT_ENDPOINTS",
-    "fetch_candles", "make_client", "missing_ranges", "point_at", "FetchError", "FetchProgress", "FetchResult",
+    "fetch_candles", "intervals", "list_symbols", "make_client", "missing_ranges", "point_at", "FetchError", "FetchProgress", "FetchResult",
     "Recorder", "Backoff", "ExchangeStatus", "Endpoint", "CONNECTED", "CONNECTING", "RECONNECTING", "STOPPED",
     "replay", "ReplayResult", "journal_root",
     "Normalizer", "ContractSpec", "ParseError", "parse_binance", "parse_bybit", "parse_okx",

@@ -131,6 +131,26 @@ def make_client(exchange: str, symbol: str, *, api_base: str | None = None, time
     return client
 
 
+def intervals(exchange: str, symbol: str = "BTC/USDT:USDT") -> list[str]:
+    """Candle intervals the exchange serves for this kind of market (no network)."""
+    return list(make_client(exchange, symbol).timeframes)
+
+
+def list_symbols(exchange: str, *, spot: bool = False, api_base: str | None = None, quote: str | None = None,
+                 retries: int = 3) -> list[str]:
+    """Active unified symbols (e.g. ``BTC/USDT:USDT``): perpetual swaps, or spot
+    pairs with ``spot=True``; one markets download (blocking)."""
+    client = make_client(exchange, "BTC/USDT" if spot else "BTC/USDT:USDT", api_base=api_base)
+    _retrying(client.load_markets, retries=retries, delay=1.0, cancel=None, what=f"{exchange} markets")
+    out = []
+    for sym, m in client.markets.items():
+        if m.get("active") is False or (quote and m.get("quote") != quote):
+            continue
+        if (spot and m.get("spot")) or (not spot and m.get("swap")):
+            out.append(sym)
+    return sorted(out)
+
+
 def missing_ranges(coverage, start_ms: int, end_ms: int, step_ms: int) -> list[tuple[int, int]]:
     """Parts of ``[start_ms, end_ms)`` not covered. Each covered ``(a, b)`` is
     taken as the candles opening in ``[a, b)``; a store whose ``b`` is the last
@@ -307,6 +327,17 @@ def fetch_candles(
             if rows is None:  # cancelled while waiting to retry
                 result.cancelled = True
                 return result
+            first = int(rows[0][0]) if rows else None
+            if rows and first > cursor and len(rows) < (until - cursor) // step + 1:
+                # OKX and Bybit answer with the *newest* rows of a window: a server
+                # serving fewer rows than asked would silently skip older candles.
+                older = request(cursor, first - 1, 1)
+                if older is None:
+                    result.cancelled = True
+                    return result
+                if older:
+                    limit = max(1, len(rows))  # page size the server actually serves
+                    continue
             if rows:
                 df = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
                 df = df.drop_duplicates("ts", keep="last")

@@ -127,6 +127,7 @@ class FakeExchangeHTTP:
         self.step = step_ms
         self.fail_after: int | None = None
         self.rate_limit_once = False
+        self.okx_history_cap = 100
         self.kline_calls = 0
         self.fixtures = {name: fixture(name) for name in ("binance", "bybit", "okx")}
         owner = self
@@ -227,7 +228,7 @@ class FakeExchangeHTTP:
         return self._okx_rows(q, 300)
 
     def _api_v5_market_history_candles(self, q):
-        return self._okx_rows(q, 100)
+        return self._okx_rows(q, self.okx_history_cap)
 
     def _v5_market_kline(self, q):  # Bybit: newest first, the latest `limit` in [start, end]
         start, end, limit = int(q.get("start", 0)), int(q.get("end", 2**62)), int(q.get("limit", 200))

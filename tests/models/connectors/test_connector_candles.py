@@ -75,6 +75,16 @@ def test_fetches_only_holes(http, store):
     assert res.rows == 240 and len(store.candles[("okx", "BTC-USDT-SWAP", "1m")]) == 300
 
 
+def test_server_serving_smaller_pages_loses_nothing(http, store):
+    """OKX history-candles answers with the newest rows of the window; if it serves
+    fewer than asked (its documented cap was 100, later 300), the older rows of the
+    window must not be skipped."""
+    http.okx_history_cap = 40
+    res = fetch_candles("okx", "BTC/USDT:USDT", "1m", START, END, store=store, api_base=http.base, now=NOW)
+    df = store.candles[("okx", "BTC-USDT-SWAP", "1m")]
+    assert len(df) == 300 and df["ts"].is_unique and res.rows >= 300
+
+
 def test_rate_limit_is_retried(http, store):
     http.rate_limit_once = True
     res = fetch_candles("binance", "BTC/USDT:USDT", "1m", START, END, store=store, api_base=http.base, now=NOW,
@@ -134,3 +144,14 @@ def test_missing_ranges():
     assert missing_ranges([], a, b, step) == [(a, b)]
     assert missing_ranges([(pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2026-01-01", tz="UTC"))],
                           a, b, step) == []
+
+
+def test_symbol_and_interval_lists(http):
+    from liqscope.models.connectors import intervals, list_symbols
+
+    assert list_symbols("binance", api_base=http.base) == ["BTC/USDT:USDT"]
+    assert list_symbols("okx", api_base=http.base, quote="USDT") == ["BTC/USDT:USDT", "ETH/USDT:USDT",
+                                                                     "IOST/USDT:USDT"]
+    assert list_symbols("bybit", api_base=http.base) == ["BTC/USDT:USDT", "ROSE/USDT:USDT"]
+    assert {"1m", "5m", "1h", "1d"} <= set(intervals("okx"))
+    assert http.kline_requests() == []
