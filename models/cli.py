@@ -32,8 +32,8 @@ def _version() -> str:
 
 
 def _add_window_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start", help="window start, ISO-8601 UTC (inclusive)")
-    p.add_argument("--end", help="window end, ISO-8601 UTC (exclusive)")
+    p.add_argument("--start", metavar="TIME", help="window start, ISO-8601 UTC (inclusive)")
+    p.add_argument("--end", metavar="TIME", help="window end, ISO-8601 UTC (exclusive)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,32 +41,41 @@ def build_parser() -> argparse.ArgumentParser:
         prog="liqscope",
         description="Explore crypto prices and futures liquidations per exchange and asset. "
                     "With no command, opens the desktop window.",
+        epilog="Run `liqscope COMMAND --help` for a command's options. Times are ISO-8601, UTC; "
+               "windows are start <= ts < end.",
     )
-    parser.add_argument("--version", action="version", version=f"liqscope {_version()}")
-    parser.add_argument("--data-dir", help="local store folder (default: per-user data dir; "
+    parser.add_argument("--version", action="version", version=f"liqscope {_version()}",
+                        help="print the version and exit")
+    parser.add_argument("--data-dir", metavar="DIR", help="local store folder (default: per-user data dir; "
                                            f"env {paths.DATA_DIR_ENV})")
-    parser.add_argument("--demo", action="store_true", help="show the bundled demo even if the store has data")
+    parser.add_argument("--demo", action="store_true", help="use the bundled demo dataset even if the store has data")
     gui = parser.add_argument_group("window options (no command)")
     gui.add_argument("--screenshot", metavar="FILE.png", help="render the main window off screen to a PNG and exit")
     gui.add_argument("--asset", help="asset to show, e.g. BTC")
     gui.add_argument("--exchange", help="exchange for the price pane, e.g. binance")
-    gui.add_argument("--size", default="1600x1000", help="window size for --screenshot (WxH)")
+    gui.add_argument("--size", default="1600x1000", metavar="WxH",
+                     help="window size for --screenshot (default 1600x1000)")
     _add_window_args(gui)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    s = sub.add_parser("summary", help="headline liquidation figures for a time window")
+    s = sub.add_parser("summary", help="headline liquidation figures for a time window",
+                       description="Totals, long/short split, per-exchange and per-asset shares and the "
+                                   "largest liquidations of a time window (default: the busiest UTC day).")
     _add_window_args(s)
     s.add_argument("--exchange", action="append", dest="exchanges", metavar="X", help="only this exchange (repeatable)")
     s.add_argument("--asset", action="append", dest="assets", metavar="A", help="only this asset (repeatable)")
-    s.add_argument("--side", choices=["long", "short", "both"], default="both")
-    s.add_argument("--min-usd", type=float, default=0.0, help="ignore liquidations smaller than this")
-    s.add_argument("--top", type=int, default=10, help="how many of the largest orders to list")
+    s.add_argument("--side", choices=["long", "short", "both"], default="both",
+                   help="liquidated positions to count (default both)")
+    s.add_argument("--min-usd", type=float, default=0.0, metavar="USD", help="ignore liquidations smaller than this")
+    s.add_argument("--top", type=int, default=10, metavar="N", help="how many of the largest orders to list")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_summary)
 
-    d = sub.add_parser("demo", help="about the bundled demo dataset")
+    d = sub.add_parser("demo", help="where the bundled demo dataset is; rebuild it",
+                       description="The demo dataset is synthetic, generated from a fixed seed and "
+                                   "calibrated to the totals reported for 2025-05-09.")
     d.add_argument("--regenerate", action="store_true", help="rebuild the demo Parquet files from the seed")
-    d.add_argument("--out", help="folder to write to (default: the package's resources/demo)")
+    d.add_argument("--out", metavar="DIR", help="folder to write to (default: the package's resources/demo)")
     d.set_defaults(func=cmd_demo)
 
     # Feature modules add their own subcommands: register(subparsers) in each.
@@ -166,6 +175,8 @@ def cmd_demo(args) -> int:
     if not args.regenerate:
         print(f"demo dataset: {paths.demo_dir()} (synthetic; `liqscope demo --regenerate` rebuilds it)")
         return 0
+    if not args.out and getattr(sys, "frozen", False):  # never write inside the app bundle
+        raise UsageError("the bundled demo data is read-only; pass --out DIR")
     folder = Path(args.out) if args.out else paths.demo_dir()
     for p in demo.write(folder):
         print(f"wrote {p} ({p.stat().st_size:,} bytes)")

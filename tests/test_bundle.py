@@ -1,0 +1,110 @@
+"""The desktop bundle: build it with packaging/build, launch the binary, look at what it drew.
+
+Slow (a PyInstaller build, about a minute with a warm build venv, a few more from scratch);
+CI runs it. Skipped only when PyInstaller cannot be installed (packaging/build exit 3).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST = ROOT / "dist" / "Liqscope"
+BINARY = DIST / "liqscope"
+SIZE_BUDGET_MB = 350  # 276 MB on Linux x86-64 with PySide6 6.11 / pyarrow 26; catches a lost exclude
+
+
+def _listing(folder: Path) -> dict[str, tuple]:
+    """Every entry under folder with what would change if something wrote there."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            out[str(p.relative_to(folder))] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _clean_env(tmp: Path) -> dict[str, str]:
+    """A first-run user: empty home and XDG folders, no overrides pointing anywhere else."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LIQSCOPE_", "PYTHON", "XDG_")) and k not in ("VIRTUAL_ENV", "QT_PLUGIN_PATH")}
+    home = tmp / "home"
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
+               XDG_CACHE_HOME=str(home / ".cache"), XDG_STATE_HOME=str(home / ".local/state"),
+               QT_QPA_PLATFORM="offscreen")
+    home.mkdir()
+    return env
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    t0 = time.monotonic()
+    res = subprocess.run([str(ROOT / "packaging" / "build")], cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    if res.returncode == 3:
+        pytest.skip("PyInstaller could not be installed: " + res.stderr.strip().splitlines()[-1])
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    elapsed = time.monotonic() - t0
+    size_mb = sum(p.lstat().st_size for p in DIST.rglob("*")) / 1e6
+    print(f"\nbundle built in {elapsed:.0f} s, {size_mb:.0f} MB: {res.stdout.strip().splitlines()[-1]}")
+    return size_mb
+
+
+@pytest.mark.slow
+def test_bundle_renders_the_first_run_window_and_writes_only_to_user_dirs(bundle, tmp_path):
+    from PySide6.QtGui import QImage
+
+    env = _clean_env(tmp_path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    before = _listing(DIST)
+    shot = tmp_path / "shot.png"
+    res = subprocess.run([str(BINARY), "--screenshot", str(shot), "--size", "1200x800"],
+                         cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+
+    image = QImage(str(shot))
+    assert (image.width(), image.height()) == (1200, 800)
+    colours = {image.pixel(x, y) for x in range(0, 1200, 7) for y in range(0, 800, 7)}
+    assert len(colours) > 200, "the screenshot is (nearly) blank"
+    # the first-run banner (store empty -> demo data) is drawn near the top
+    banner = {image.pixelColor(x, y).name() for x in range(0, 1200, 5) for y in range(0, 140, 2)}
+    assert "#5c4a00" in banner
+
+    assert _listing(DIST) == before, "the bundle wrote inside dist/"
+    assert list(cwd.iterdir()) == []
+    # settings went to platformdirs' user config dir
+    assert (tmp_path / "home" / ".config" / "liqscope" / "liqscope.ini").is_file()
+
+
+@pytest.mark.slow
+def test_bundle_commands_find_version_and_demo_data(bundle, tmp_path):
+    env = _clean_env(tmp_path)
+    res = subprocess.run([str(BINARY), "--version"], env=env, capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == f"liqscope {version('liqscope')}"
+    res = subprocess.run([str(BINARY), "summary", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)  # the bundled demo Parquet, read by the bundled pyarrow
+    assert summary["source"].startswith("Demo data")
+    assert summary["total_usd"] == pytest.approx(860e6, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_bundle_leaves_out_unused_qt_and_stays_within_budget(bundle):
+    internal = DIST / "_internal"
+    names = [str(p.relative_to(internal)) for p in internal.rglob("*")]
+    for unwanted in ("PySide6/QtNetwork", "PySide6/QtQml", "PySide6/QtQuick", "PySide6/Qt/translations",
+                     "PySide6/Qt/qml", "libQt6Quick", "libQt6Qml", "libQt6WebEngine", "libQt6Network",
+                     "platformthemes/libqgtk3", "libarrow_flight", "tkinter", "PyQt5"):
+        assert not [n for n in names if unwanted in n], unwanted
+    assert (internal / "liqscope" / "resources" / "demo" / "candles.parquet").is_file()
+    assert (internal / "liqscope" / "resources" / "icons" / "liqscope-256.png").is_file()
+    assert not [p for p in internal.rglob("*") if p.is_symlink() and not p.exists()], "dangling symlinks"
+    assert bundle < SIZE_BUDGET_MB
