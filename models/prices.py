@@ -93,10 +93,10 @@ class PriceModel:
         return frame
 
     def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-        if not self._series:
+        frames = [f for f in self._series.values() if len(f)]  # a series may be empty
+        if not frames:
             return None
-        return (min(f.index[0] for f in self._series.values() if len(f)),
-                max(f.index[-1] for f in self._series.values() if len(f)))
+        return min(f.index[0] for f in frames), max(f.index[-1] for f in frames)
 
     def to_long(self) -> pd.DataFrame:
         parts = []

@@ -201,3 +201,11 @@ def test_empty_price_model():
     assert pm.time_range() is None
     assert pm.find("BTC", "binance") is None
     assert pm.to_long().empty
+
+
+def test_time_range_ignores_empty_series():
+    pm = PriceModel()
+    pm.add("binance", "BTCUSDT", "1m", raw({}), "BTC")
+    assert pm.time_range() is None
+    pm.add("okx", "BTC-USDT-SWAP", "1m", raw({3: (1, 2, 0.5, 1.5, 1), 7: (1, 2, 0.5, 1.5, 1)}), "BTC")
+    assert pm.time_range() == (at(3), at(7))
