@@ -65,7 +65,7 @@ class HeadlineStrip(QFrame):
         chip = QPushButton(self.chips_box)
         chip.setProperty("role", "chip")
         chip.setObjectName(f"chip_{name}")
-        chip.setStyleSheet(f"QPushButton {{ color: {exchange_color(name)}; }}")
+        chip.setStyleSheet(f"QPushButton {{ border-left: 6px solid {exchange_color(name)}; }}")
         chip.clicked.connect(lambda _=False, n=name: self.exchange_clicked.emit(n))
         self._chips[name] = chip
         return chip
@@ -86,7 +86,7 @@ class HeadlineStrip(QFrame):
                 chip.hide()
         for name, value in summary["by_exchange"].items():
             chip = self._chips.get(name) or self._make_chip(name)
-            chip.setText(f"● {display_name(name)} {usd(value)}")
+            chip.setText(f"{display_name(name)} {usd(value)}")
             chip.setToolTip(f"{display_name(name)}: {value / total:.0%} of the window — click for details"
                             if total else name)
             if chip.isHidden():
