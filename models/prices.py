@@ -87,10 +87,17 @@ class PriceModel:
         return min(matches, key=lambda k: parse_duration(k.interval)) if matches else None
 
     def candles(self, key: SeriesKey, start=None, end=None, interval: str | None = None) -> pd.DataFrame:
-        frame = window(self._series[key], start, end)
+        """Candles with open time in ``[start, end)``; resampled to ``interval`` if given.
+
+        Resampled bars are never partial: every coarse bar that overlaps the window is built
+        from its whole bin, so an hourly bar asked for from 00:30 still opens at 00:00's price.
+        """
         if interval and parse_duration(interval) != parse_duration(key.interval):
-            frame = resample(frame, interval)
-        return frame
+            size = pd.Timedelta(seconds=parse_duration(interval))
+            lo = None if start is None else parse_time(start).floor(size)
+            hi = None if end is None else parse_time(end).ceil(size)
+            return resample(window(self._series[key], lo, hi), interval)
+        return window(self._series[key], start, end)
 
     def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         frames = [f for f in self._series.values() if len(f)]  # a series may be empty

@@ -209,3 +209,15 @@ def test_time_range_ignores_empty_series():
     assert pm.time_range() is None
     pm.add("okx", "BTC-USDT-SWAP", "1m", raw({3: (1, 2, 0.5, 1.5, 1), 7: (1, 2, 0.5, 1.5, 1)}), "BTC")
     assert pm.time_range() == (at(3), at(7))
+
+
+def test_resampled_candles_are_whole_bars_even_for_misaligned_windows(prices):
+    key = prices.find("BTC", "binance")
+    # 00:02-00:12 asks for part of two 5m bars and part of one 1h bar: each comes back complete
+    assert ohlcv(prices.candles(key, at(2), at(12), interval="5m")) == {
+        at(0): (100, 112, 95, 101, 15), at(10): (120, 125, 90, 92, 13)}
+    assert ohlcv(prices.candles(key, at(30), at(61), interval="1h")) == {
+        at(0): (100, 125, 90, 92, 28), at(60): (200, 210, 190, 205.5, 11)}
+    # aligned windows are unchanged: open time in [start, end)
+    assert list(prices.candles(key, at(0), at(60), interval="1h").index) == [at(0)]
+    assert list(prices.candles(key, at(60), None, interval="1h").index) == [at(60)]
