@@ -1,9 +1,9 @@
 """Crash-safe replacement of store files: stage, journal, rename, recover.
 
 A commit first writes every new partition file under ``staging/<txid>/``
-(fsynced), then writes ``journal.json`` listing the renames -- that write is the
-commit point -- then renames each staged file over its target and deletes the
-journal. A crash or exception before the journal exists leaves the store
+(fsynced), then writes ``journal.json`` listing the renames and the files they
+supersede -- that write is the commit point -- then renames each staged file
+over its target, removes the superseded files and deletes the journal. A crash or exception before the journal exists leaves the store
 untouched (the staging folder is removed); after it, :func:`recover` finishes
 the renames at the next open (roll forward). Every rename is atomic, so a
 reader sees each partition either old or new, never half written.
@@ -126,6 +126,7 @@ class Transaction:
         self.root = root
         self.dir = root / STAGING / uuid.uuid4().hex
         self.moves: list[tuple[str, str]] = []  # (staged, target), relative to root
+        self.deletes: list[str] = []            # files folded into others, removed after the moves
         self.committed = False
 
     def stage(self, target: str) -> Path:
@@ -134,6 +135,10 @@ class Transaction:
         staged = self.dir / f"{len(self.moves)}{Path(target).suffix}"
         self.moves.append((staged.relative_to(self.root).as_posix(), target))
         return staged
+
+    def delete(self, target: str) -> None:
+        """Remove ``target`` (relative, posix) as part of this commit, after the renames."""
+        self.deletes.append(target)
 
     def abort(self) -> None:
         """Discard staged files; a no-op once the journal is written (recovery owns them)."""
@@ -144,23 +149,24 @@ class Transaction:
 
     def commit(self) -> None:
         """Journal the renames (the commit point), apply them, clean up."""
-        if not self.moves:
+        if not self.moves and not self.deletes:
             self.abort()
             return
-        fsync_dir(self.dir)
-        payload = json.dumps({"version": 1, "moves": self.moves}, indent=1).encode()
+        if self.dir.exists():
+            fsync_dir(self.dir)
+        payload = json.dumps({"version": 1, "moves": self.moves, "deletes": self.deletes}, indent=1).encode()
         write_bytes_atomic(self.root / JOURNAL, payload)
         self.committed = True
         try:
-            _apply(self.root, self.moves)
+            _apply(self.root, self.moves, self.deletes)
         except Exception:
             # Committed but not fully applied: try once more; if that fails too, the journal
             # stays and the next open (or commit) rolls forward. Ctrl-C is never swallowed.
-            _apply(self.root, self.moves)
+            _apply(self.root, self.moves, self.deletes)
         _finish(self.root)
 
 
-def _apply(root: Path, moves: list[tuple[str, str]]) -> None:
+def _apply(root: Path, moves: list[tuple[str, str]], deletes: list[str] = ()) -> None:
     parents: set[Path] = set()
     for staged_rel, target_rel in moves:
         staged, target = root / staged_rel, root / target_rel
@@ -169,6 +175,9 @@ def _apply(root: Path, moves: list[tuple[str, str]]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         _replace(staged, target)
         parents.add(target.parent)
+    for rel in deletes:
+        (root / rel).unlink(missing_ok=True)
+        parents.add((root / rel).parent)
     for p in parents:
         fsync_dir(p)
 
@@ -195,11 +204,13 @@ def recover(root: Path) -> str | None:
     journal = root / JOURNAL
     if journal.exists():
         try:
-            moves = [tuple(m) for m in json.loads(journal.read_text())["moves"]]
+            record = json.loads(journal.read_text())
+            moves = [tuple(m) for m in record["moves"]]
+            deletes = list(record.get("deletes", []))
         except (ValueError, KeyError, TypeError):
             # A torn journal cannot exist (it is written atomically); refuse to guess.
             raise OSError(f"unreadable commit journal {journal}") from None
-        _apply(root, moves)  # type: ignore[arg-type]
+        _apply(root, moves, deletes)  # type: ignore[arg-type]
         _finish(root)
         return "rolled forward"
     if (root / STAGING).exists():

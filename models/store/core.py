@@ -30,6 +30,8 @@ from . import atomic, layout, tables
 from .layout import CANDLES, GAPS, GAPS_FILE, LIQ, STORE_FILE
 
 SCHEMA_VERSION = 1
+MAX_SEGMENTS = 8      # append segments per liquidation month before they are merged
+COMPACT_RATIO = 0.25  # segments fold into the month's base file at this fraction of it
 FORMAT = "liqscope-store"
 GAP_COLUMNS = ["exchange", "start", "end", "reason"]
 INFO_COLUMNS = ["kind", "exchange", "symbol", "interval", "rows", "first", "last"]
@@ -188,11 +190,15 @@ class Store:
                 for target, kind, parts in self._plan(batch):
                     if cancelled is not None and cancelled():
                         raise Cancelled("import cancelled")
+                    if kind == LIQ:
+                        for tag, n in self._append_liq_partition(tx, target, parts).items():
+                            new[tag] += n
+                        continue
                     path = self.root / target
                     existing = tables.read_frame(path) if path.exists() else None
                     merge = {LIQ: tables.merge_liquidations, CANDLES: tables.merge_candles,
                              GAPS: tables.merge_gaps}[kind]
-                    merged, counts, changed = merge(existing, parts)
+                    merged, counts, changed = merge(existing, parts)[:3]
                     for tag, n in counts.items():
                         new[tag] += n
                     if changed:
@@ -205,6 +211,47 @@ class Store:
                 tx.abort()
                 raise
         return [AppendResult(len(frame), new[i]) for i, (_, frame) in enumerate(batch.items)]
+
+    def _append_liq_partition(self, tx: atomic.Transaction, target: str, parts) -> dict[int, int]:
+        """Add new rows to one liquidation month without rewriting it on every append.
+
+        New rows are found by reading only the stored rows in the incoming time
+        range, then written as a small segment file. Segments are merged into
+        one when there are too many, and into the base file once they reach a
+        quarter of it, so each row is rewritten O(log n) times, not once per append.
+        """
+        base, segs = layout.partition_files(self.root, target)
+        files = ([base] if base.exists() else []) + [p for _, p in segs]
+        existing = None
+        if files:
+            lo = min(p["ts"].min() for _, p in parts)
+            hi = max(p["ts"].max() for _, p in parts)
+            flt = (ds.field("ts") >= pa.scalar(lo.as_unit("ns"), type=tables.TS)) & \
+                  (ds.field("ts") <= pa.scalar(hi.as_unit("ns"), type=tables.TS))
+            table = ds.dataset([str(f) for f in files], schema=tables.LIQ_SCHEMA, format="parquet").to_table(filter=flt)
+            existing = table.to_pandas() if table.num_rows else None
+        merged, counts, changed, is_new = tables.merge_liquidations(existing, parts)
+        if not changed:
+            return counts
+        fresh = merged[is_new]
+        rel = lambda p: p.relative_to(self.root).as_posix()  # noqa: E731
+        base_rows = pq.read_metadata(base).num_rows if base.exists() else 0
+        seg_rows = sum(pq.read_metadata(p).num_rows for _, p in segs)
+        if not files:
+            rows, out = fresh, target
+        elif seg_rows + len(fresh) >= COMPACT_RATIO * base_rows:
+            rows, out = tables.sort_liquidations(tables.concat([tables.read_frame(f) for f in files] + [fresh])), target
+            for _, p in segs:
+                tx.delete(rel(p))
+        elif len(segs) >= MAX_SEGMENTS:
+            rows = tables.sort_liquidations(tables.concat([tables.read_frame(p) for _, p in segs] + [fresh]))
+            out = layout.segment_target(target, segs[-1][0] + 1)
+            for _, p in segs:
+                tx.delete(rel(p))
+        else:
+            rows, out = fresh, layout.segment_target(target, segs[-1][0] + 1 if segs else 1)
+        _write_partition(tables.to_table(rows, tables.LIQ_SCHEMA), tx.stage(out))
+        return counts
 
     def _plan(self, batch: Batch):
         """(target file, kind, [(item index, rows)]) for every partition touched."""

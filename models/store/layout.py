@@ -1,6 +1,7 @@
 """Where each partition lives on disk and what ``store.json`` says.
 
-``liquidations/<exchange>/<symbol>/<YYYY-MM>.parquet``,
+``liquidations/<exchange>/<symbol>/<YYYY-MM>.parquet`` (plus small append
+segments ``<YYYY-MM>.sNNNN.parquet``, folded in by compaction),
 ``candles/<exchange>/<symbol>/<interval>/<YYYY-MM>.parquet`` and
 ``gaps/gaps.parquet``. Names are percent-encoded so any exchange symbol
 (``BTC/USDT:USDT``) is a safe folder name. Month files keep rewrites small
@@ -8,6 +9,7 @@ and let a time window skip whole files without opening them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -48,6 +50,26 @@ def candle_target(exchange: str, symbol: str, interval: str, month: str) -> str:
     return f"{CANDLES}/{encode(exchange)}/{encode(symbol)}/{encode(interval)}/{month}.parquet"
 
 
+_SEGMENT = re.compile(r"^(\d{4}-\d{2})\.s(\d+)$")
+
+
+def segment_target(base_target: str, seq: int) -> str:
+    """``.../2025-05.parquet`` -> ``.../2025-05.s0003.parquet``."""
+    return f"{base_target[: -len('.parquet')]}.s{seq:04d}.parquet"
+
+
+def partition_files(root: Path, base_target: str) -> tuple[Path, list[tuple[int, Path]]]:
+    """The base file of a month partition and its append segments (by sequence number)."""
+    base = root / base_target
+    segs = []
+    if base.parent.is_dir():
+        for p in base.parent.glob(f"{base.stem}.s*.parquet"):
+            m = _SEGMENT.match(p.stem)
+            if m and m.group(1) == base.stem:
+                segs.append((int(m.group(2)), p))
+    return base, sorted(segs)
+
+
 @dataclass(frozen=True)
 class PartFile:
     """One data file and the partition keys read back from its path."""
@@ -72,7 +94,7 @@ def scan(root: Path, kind: str) -> list[PartFile]:
         if len(parts) != depth or p.name.startswith("."):
             continue
         out.append(PartFile(kind, decode(parts[0]), decode(parts[1]),
-                            decode(parts[2]) if kind == CANDLES else None, p.stem, p))
+                            decode(parts[2]) if kind == CANDLES else None, p.stem.split(".")[0], p))
     return sorted(out, key=lambda f: (f.exchange, f.symbol, f.interval or "", f.month))
 
 

@@ -110,7 +110,8 @@ def merge_liquidations(existing: pd.DataFrame | None, parts: list[tuple[int, pd.
     """Union of one partition's rows, deduplicated on (ts, side, price, qty).
 
     Exchange and symbol are constant within a partition. Returns the merged
-    frame (sorted), rows first seen per tag, and whether anything changed.
+    frame (sorted), rows first seen per tag, whether anything changed, and a
+    mask of the merged rows that are new.
     """
     frames = ([existing] if existing is not None else []) + [p for _, p in parts]
     tags = np.concatenate(
@@ -128,7 +129,14 @@ def merge_liquidations(existing: pd.DataFrame | None, parts: list[tuple[int, pd.
     new = _count_new(tags[first], [t for t, _ in parts])
     changed = any(new.values())
     merged = df.iloc[order[first]].reset_index(drop=True)
-    return merged, new, changed
+    return merged, new, changed, tags[first] >= 0
+
+
+def sort_liquidations(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the store's order: ts, then side, price, qty (deterministic files)."""
+    ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
+    order = np.lexsort((df["qty"].to_numpy(), df["price"].to_numpy(), _side_codes(df["side"]), ts))
+    return df.iloc[order].reset_index(drop=True)
 
 
 def merge_candles(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):

@@ -194,3 +194,54 @@ def test_store_and_importers_never_import_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_small_appends_go_to_segments_then_compact(tmp_path):
+    """A live recorder appends every few seconds: a month is not rewritten each time."""
+    from liqscope.models.store import core
+
+    store = open_store(tmp_path)
+    store.append_liquidations(liqs(400, symbols=("BTCUSDT",), span="5D", start="2025-05-01"))
+    month = tmp_path / "liquidations" / "binance" / "BTCUSDT"
+    base = month / "2025-05.parquet"
+    base_bytes = base.read_bytes()
+    total = 400
+    for i in range(30):
+        small = liqs(5, symbols=("BTCUSDT",), span="1h", start=f"2025-05-10 {i % 24:02d}:00", seed=100 + i)
+        assert store.append_liquidations(small).new == 5
+        total += 5
+        segs = sorted(month.glob("2025-05.s*.parquet"))
+        assert len(segs) <= core.MAX_SEGMENTS
+        if i < core.MAX_SEGMENTS:
+            assert base.read_bytes() == base_bytes and len(segs) == i + 1  # base untouched
+        assert len(store.liquidations()) == total
+    assert base.read_bytes() != base_bytes  # folded in once segments reached a quarter of it
+    # rows already held, wherever they live (base or segment), are not added again
+    again = store.liquidations().frame.sample(50, random_state=1)
+    assert store.append_liquidations(again).new == 0
+    f = store.liquidations().frame
+    assert not f.duplicated(["ts", "exchange", "symbol", "side", "price", "qty"]).any()
+    assert store.info().set_index("symbol").loc["BTCUSDT", "rows"] == total
+
+
+def test_interrupted_compaction_rolls_forward_without_duplicates(tmp_path, monkeypatch):
+    from liqscope.models.store import atomic, core
+
+    store = open_store(tmp_path)
+    store.append_liquidations(liqs(40, symbols=("BTCUSDT",), span="1D", start="2025-05-01"))
+    for i in range(3):
+        store.append_liquidations(liqs(3, symbols=("BTCUSDT",), span="1h", start="2025-05-02", seed=50 + i))
+    assert len(list((tmp_path / "liquidations" / "binance" / "BTCUSDT").glob("*.s*.parquet"))) == 3
+    monkeypatch.setattr(core, "COMPACT_RATIO", 0.0)  # the next append folds everything into the base
+
+    def power_cut(src, dst):
+        raise OSError("power cut (injected)")
+
+    monkeypatch.setattr(atomic, "_replace", power_cut)
+    with pytest.raises(OSError):
+        store.append_liquidations(liqs(3, symbols=("BTCUSDT",), span="1h", start="2025-05-03", seed=99))
+    monkeypatch.undo()
+    reopened = open_store(tmp_path)
+    f = reopened.liquidations().frame
+    assert len(f) == 40 + 3 * 3 + 3 and not f.duplicated(["ts", "side", "price", "qty"]).any()
+    assert not list((tmp_path / "liquidations" / "binance" / "BTCUSDT").glob("*.s*.parquet"))
