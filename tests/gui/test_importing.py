@@ -67,9 +67,9 @@ def test_cancel_leaves_the_store_unchanged(qtbot, window, _isolated_data_dir):
     original = window.importer._cancel.clear
     window.importer._cancel.clear = lambda: None  # keep it set through start()
     try:
-        thread = window.importer.start([str(FIXTURES / "generic-bybit-liquidations.csv")],
-                                       fmt="generic", side_convention="position")
-        with qtbot.waitSignal(window.importer.failed, timeout=20_000):
+        with qtbot.waitSignal(window.importer.failed, timeout=20_000):  # connect before the worker runs
+            thread = window.importer.start([str(FIXTURES / "generic-bybit-liquidations.csv")],
+                                           fmt="generic", side_convention="position")
             thread.join(20)
     finally:
         window.importer._cancel.clear = original
@@ -82,9 +82,8 @@ def test_bad_file_gets_one_line_error_and_no_write(qtbot, window, tmp_path, monk
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(b"\x00\x8f\xffPK\x03\x04 not a csv \x00\x01" * 50)
     before = store_digest(_isolated_data_dir)
-    thread = window.importer.start([str(garbage)])
-    with qtbot.waitSignal(window.importer.failed, timeout=20_000):
-        thread.join(20)
+    with qtbot.waitSignal(window.importer.failed, timeout=20_000):  # connect before the worker runs
+        window.importer.start([str(garbage)]).join(20)
     text = window.importer.error_box.text()
     assert "garbage.csv" in text and "\n" not in text
     assert store_digest(_isolated_data_dir) == before
