@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..timeutil import format_duration, parse_duration
 from .build import (ORDER, POSITION, Options, Parsed, candle_frame, infer_interval, is_number,
@@ -78,10 +77,10 @@ def _resolve(display: str, mapping: dict[str, str], names: list[str]) -> dict[st
 def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
     mapping = parse_mapping(opts.mapping)
     if src.container == "parquet":
-        schema = pq.read_schema(parquet_file(src))
-        m = _resolve(src.display, mapping, schema.names)
+        pf = parquet_file(src)
+        m = _resolve(src.display, mapping, pf.schema_arrow.names)
         kind = _kind(src.display, m)
-        table = pq.read_table(parquet_file(src), columns=sorted(set(m.values())))
+        table = pf.read(columns=sorted(set(m.values())))
         rows = Rows(src.display, table, np.arange(1, table.num_rows + 1, dtype=np.int64), unit="row")
     else:
         delimiter = sniff_delimiter(src)

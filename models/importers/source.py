@@ -121,5 +121,7 @@ def read_all(src: Source) -> bytes:
 
 
 def parquet_file(src: Source):
-    """An argument ``pyarrow.parquet.read_table`` accepts for this source."""
-    return str(src.path) if src.compression is None else io.BytesIO(read_all(src))
+    """The source as a ``pyarrow.parquet.ParquetFile`` (``.schema_arrow``, ``.read(columns=...)``)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(str(src.path) if src.compression is None else io.BytesIO(read_all(src)))

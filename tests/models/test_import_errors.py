@@ -183,3 +183,9 @@ def test_header_only_file_imports_nothing(store, tmp_path, name, end):
     before = tree_hash(store.root)
     [r] = import_files([p], store=store)
     assert (r.rows, r.new) == (0, 0) and tree_hash(store.root) == before
+
+
+def test_corrupt_parquet(store, tmp_path):
+    p = tmp_path / "broken.parquet"
+    p.write_bytes(b"PAR1" + os.urandom(300))
+    refused(store, p, r"broken\.parquet: cannot read")
