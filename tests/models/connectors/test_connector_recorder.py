@@ -24,6 +24,11 @@ def expected_count(exchange) -> int:
     return sum(len(f["expect"]) for f in fixture(exchange)["frames"])
 
 
+def sent(ws, connection: int = 0) -> list[str]:
+    """What the client sent on a connection so far ([] before it connected)."""
+    return list(ws.received[connection]) if len(ws.received) > connection else []
+
+
 def wait_for(cond, timeout=8.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -111,8 +116,8 @@ def test_app_level_pings(store, tmp_path, http):
         for r in recs:
             r.start()
         try:
-            wait_for(lambda: sum(json.loads(m).get("op") == "ping" for m in bybit_ws.received[0]) >= 2
-                     and okx_ws.received[0].count("ping") >= 2, what="pings")
+            wait_for(lambda: sum(json.loads(m).get("op") == "ping" for m in sent(bybit_ws)) >= 2
+                     and sent(okx_ws).count("ping") >= 2, what="pings")
         finally:
             for r in recs:
                 r.stop()
