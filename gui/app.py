@@ -110,6 +110,7 @@ def run(args) -> int:
     loader = BackgroundLoader(window)
 
     def loaded(dataset):
+        window.statusBar().clearMessage()  # "Loading data…" would otherwise stay up for good
         try:
             view = _view_for(args, dataset)
         except UsageError as exc:
