@@ -76,6 +76,7 @@ class DrillPanel(QDockWidget):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.setMinimumWidth(420)
         self._sub: LiquidationModel | None = None
+        self._columns_sized = False
         self.titles: dict[int, str] = {}  # id(plot) -> caption html, re-coloured with the theme
         self._refresh_timer = QTimer(self, singleShot=True, interval=80)
         self._refresh_timer.timeout.connect(self.refresh)
@@ -123,6 +124,8 @@ class DrillPanel(QDockWidget):
         self.breakdown_model = DataFrameModel(breakdown_columns(self.by), self)
         self.breakdown_view = make_table(self.breakdown_model, "breakdown_table", sort_column=1)
         self.breakdown_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.breakdown_view.horizontalHeader().setMinimumSectionSize(36)  # six columns fit a narrow dock
+        self.breakdown_view.horizontalHeader().setStretchLastSection(False)  # else it keeps 100 px
         self.breakdown_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.orders_model = DataFrameModel(ORDER_COLUMNS, self)
         self.orders_view = make_table(self.orders_model, "orders_table",
@@ -250,7 +253,9 @@ class DrillPanel(QDockWidget):
         self.breakdown_model.set_frame(breakdown(sub, self.by))
         n = self.top_combo.currentData()
         self.orders_model.set_frame(sub.largest(n if n else len(sub)))
-        self.orders_view.resizeColumnsToContents()
+        if not self._columns_sized and self.orders_model.rowCount():
+            self.orders_view.resizeColumnsToContents()  # once: columns must not jump while panning
+            self._columns_sized = True
         self._sub = sub
         self.redraw()
 

@@ -15,7 +15,7 @@ from .drill_panel import DrillPanel
 from .exchange_panel import ExchangePanel
 from .theme import display_name
 
-DOCK_WIDTH = 580  # room for the orders table without a horizontal scroll bar
+DOCK_WIDTH = 640  # room for the orders table without a horizontal scroll bar
 
 __all__ = ["AssetPanel", "Drilldown", "DrillPanel", "ExchangePanel", "install_drilldown"]
 
@@ -89,6 +89,14 @@ class Drilldown:
             toolbar.insertAction(before, self.details_action)
         else:
             toolbar.addAction(self.details_action)
+
+    def dataset_changed(self) -> None:
+        """The window shows another dataset (background load, import): refresh every open panel."""
+        self.populate_menu()
+        for panel in list(self.panels.values()):
+            if panel.linked:
+                panel.view = self.window.state.view
+            panel.refresh()
 
     def open_exchange(self, name: str) -> ExchangePanel:
         return self._open(("exchange", name.lower()), lambda: ExchangePanel(self.window, name))

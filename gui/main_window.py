@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.state.update(**{k: getattr(v, k) for k in ("asset", "exchange", "start", "end")})
         self.state.flush()
         self._on_changed(frozenset({"asset", "exchange", "start", "end"}))
+        self.drilldown.dataset_changed()  # open panels re-query, Panels menu re-lists
 
     # -- set-up -------------------------------------------------------------
     def _initial_view(self, view: View | None, restore: bool) -> View:

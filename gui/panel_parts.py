@@ -65,7 +65,7 @@ class SplitBar(QWidget):
 
 def make_table(model: DataFrameModel, name: str, sort_column: int | None = None,
                descending: bool = True) -> QTableView:
-    """A sortable, row-selecting table; column widths from the first 200 rows only (fast at 100k)."""
+    """A sortable, row-selecting table; column widths from the first 100 rows only (fast at 100k)."""
     view = QTableView()
     view.setObjectName(name)
     view.setModel(model)
@@ -76,7 +76,7 @@ def make_table(model: DataFrameModel, name: str, sort_column: int | None = None,
     view.verticalHeader().setVisible(False)
     view.verticalHeader().setDefaultSectionSize(20)
     header = view.horizontalHeader()
-    header.setResizeContentsPrecision(200)
+    header.setResizeContentsPrecision(100)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setStretchLastSection(True)
     if sort_column is not None:
@@ -131,6 +131,7 @@ def add_plot(layout: pg.GraphicsLayoutWidget, row: int, origin_s: float, utc: bo
     plot.getAxis("right").setWidth(AXIS_WIDTH)
     plot.setMenuEnabled(False)
     plot.hideButtons()
+    use_caption(plot)
     if not show_time:
         bottom.setStyle(showValues=False)
         bottom.setHeight(6)
@@ -142,10 +143,37 @@ def add_plot(layout: pg.GraphicsLayoutWidget, row: int, origin_s: float, utc: bo
     return plot
 
 
+class Caption(pg.LabelItem):
+    """A plot title that never asks the layout for its text's width.
+
+    ``LabelItem`` re-applies its text width as minimum size on every resize, so a
+    long caption would widen the plot past a narrow dock and clip the value axis;
+    this one lets the text run on (left-aligned) instead.
+    """
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        h = self.itemRect().height()
+        self.setMinimumWidth(0)
+        self._sizeHint[Qt.SizeHint.MinimumSize] = (0, h)
+        self._sizeHint[Qt.SizeHint.PreferredSize] = (0, h)
+        self.updateGeometry()
+
+
+def use_caption(plot: pg.PlotItem) -> None:
+    """Swap the plot's title label for a :class:`Caption` (same layout cell)."""
+    old = plot.titleLabel
+    plot.layout.removeItem(old)
+    if old.scene() is not None:
+        old.scene().removeItem(old)
+    plot.titleLabel = Caption(" ", parent=plot, size="8pt", justify="left")
+    plot.layout.addItem(plot.titleLabel, 0, 1)
+    plot.setTitle(None)
+
+
 def set_title(plot: pg.PlotItem, html: str, color: str) -> None:
     """A one-line, left-aligned caption row above the plot (it never covers the data)."""
     plot.setTitle(html, size="8pt", color=color, justify="left")
-    plot.titleLabel.setMinimumWidth(0)  # a long caption must not widen the plot past the dock
     plot.titleLabel.setMaximumHeight(TITLE_HEIGHT)
     plot.layout.setRowFixedHeight(0, TITLE_HEIGHT)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .liquidations import LiquidationModel
-from .schema import LONG, SHORT
+from .schema import LONG
 
 BREAKDOWN_COLUMNS = ["total_usd", "long_usd", "short_usd", "count", "share"]
 
@@ -39,12 +39,6 @@ def breakdown(liq: LiquidationModel, by: str) -> pd.DataFrame:
     grand = float(usd.sum())
     out["share"] = out["total_usd"] / grand if grand else 0.0
     return out.sort_values("total_usd", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def side_split(liq: LiquidationModel) -> dict[str, float]:
-    """Long and short USD and the short share: the split bar at the top of a panel."""
-    t = liq.totals()
-    return {LONG: t.long_usd, SHORT: t.short_usd, "short_share": t.short_share}
 
 
 def basis_bps(closes: dict[str, pd.Series], reference: str) -> dict[str, pd.Series]:

@@ -133,6 +133,7 @@ def buckets_table(liq: LiquidationModel, bucket: int, start: pd.Timestamp, end: 
     first may start before ``start``, holding only the part inside the window), so
     the column sums equal the window's totals. Per-group columns are
     ``<group>_long_usd, <group>_short_usd`` for every group with any money, largest first.
+    Sums are rounded to cents: float noise like ``3283304.6199999996`` helps nobody.
     """
     table = liq.buckets(bucket, start, end, by=by)
     out = pd.DataFrame({"ts": table.index})
@@ -145,6 +146,8 @@ def buckets_table(liq: LiquidationModel, bucket: int, start: pd.Timestamp, end: 
     for group in [g for g, v in sums.items() if v > 0]:
         out[f"{group}_long_usd"] = long_[group].to_numpy()
         out[f"{group}_short_usd"] = short[group].to_numpy()
+    money = out.columns[1:]
+    out[money] = out[money].round(2)
     return out
 
 

@@ -326,3 +326,20 @@ def test_theme_change_reaches_panels(window, qtbot):
     settle(window)
     assert panel.graphics.backgroundBrush().color().name() == LIGHT.background
     assert panel.plot.titleLabel.opts["color"] == LIGHT.foreground
+
+
+def test_dataset_swap_refreshes_open_panels_and_menu(window, qtbot, demo):
+    """After an import or the background load, panels show the new data without reopening."""
+    from liqscope.models.dataset import Dataset
+
+    panel = click_chip(window, qtbot, "binance")
+    assert panel.totals.total_usd == pytest.approx(360e6, rel=0.005)
+    only_okx = Dataset(demo.prices, demo.liquidations.filter(exchanges=["okx", "binance"], side="long"),
+                       label="test data")
+    window.set_dataset(only_okx)
+    settle(window)
+    assert panel.totals.short_usd == 0
+    assert panel.totals.total_usd == pytest.approx(
+        demo.liquidations.filter(*DAY, exchanges=["binance"], side="long").totals().total_usd)
+    window.drilldown.menu.aboutToShow.emit()
+    assert set(window.drilldown.exchange_actions) == set(only_okx.exchanges)

@@ -116,15 +116,15 @@ def test_buckets_csv_sums_to_the_window_totals(demo, tmp_path):
     assert text.split("\n")[0].startswith("ts,long_usd,short_usd,total_usd,binance_long_usd,binance_short_usd,")
     assert len(back) == 24 and back["ts"].iloc[0] == "2025-05-09T00:00:00.000Z"
     t = demo.liquidations.filter(*DAY).totals()
-    assert back["total_usd"].sum() == pytest.approx(t.total_usd, rel=1e-12)
+    assert back["total_usd"].sum() == pytest.approx(t.total_usd, rel=1e-9)
     assert back["total_usd"].sum() == pytest.approx(860e6, rel=0.005)
-    assert back["long_usd"].sum() == pytest.approx(t.long_usd, rel=1e-12)
-    assert back["short_usd"].sum() == pytest.approx(t.short_usd, rel=1e-12)
+    assert back["long_usd"].sum() == pytest.approx(t.long_usd, rel=1e-9)
+    assert back["short_usd"].sum() == pytest.approx(t.short_usd, rel=1e-9)
     for ex, usd in t.by_exchange.items():
-        assert (back[f"{ex}_long_usd"] + back[f"{ex}_short_usd"]).sum() == pytest.approx(usd, rel=1e-12)
+        assert (back[f"{ex}_long_usd"] + back[f"{ex}_short_usd"]).sum() == pytest.approx(usd, rel=1e-9)
     # one bucket against the raw events
     h12 = demo.liquidations.filter("2025-05-09T12:00Z", "2025-05-09T13:00Z").totals()
-    assert back.loc[12, "total_usd"] == pytest.approx(h12.total_usd, rel=1e-12)
+    assert back.loc[12, "total_usd"] == pytest.approx(h12.total_usd, rel=1e-9)
 
 
 def test_buckets_with_a_window_not_on_bucket_edges(demo):
