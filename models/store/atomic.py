@@ -15,11 +15,13 @@ import os
 import shutil
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 JOURNAL = "journal.json"
 STAGING = "staging"
 LOCK = ".lock"
+READ_LOCK = ".readlock"
 
 
 def _replace(src: Path, dst: Path) -> None:
@@ -119,6 +121,26 @@ else:
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@contextmanager
+def snapshot(root: Path, *, publish: bool = False):
+    """Readers hold this shared while they list and read files; a commit holds it
+    exclusively only while it renames and removes files (milliseconds), so a reader
+    sees a commit entirely or not at all. POSIX only; elsewhere a no-op."""
+    if os.name == "nt":
+        yield
+        return
+    try:
+        fd = os.open(root / READ_LOCK, (os.O_RDWR | os.O_CREAT) if publish else os.O_RDONLY)
+    except FileNotFoundError:  # nothing written yet (or a read-only store): nothing to guard
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if publish else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
 class Transaction:
     """Files staged for one atomic commit. Use under :class:`StoreLock`."""
 
@@ -167,6 +189,11 @@ class Transaction:
 
 
 def _apply(root: Path, moves: list[tuple[str, str]], deletes: list[str] = ()) -> None:
+    with snapshot(root, publish=True):
+        _apply_unlocked(root, moves, deletes)
+
+
+def _apply_unlocked(root: Path, moves: list[tuple[str, str]], deletes: list[str]) -> None:
     parents: set[Path] = set()
     for staged_rel, target_rel in moves:
         staged, target = root / staged_rel, root / target_rel

@@ -147,6 +147,8 @@ class Store:
 
     def _init_files(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / atomic.READ_LOCK).exists():
+            (self.root / atomic.READ_LOCK).touch()
         if not (self.root / STORE_FILE).exists():
             meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "written_by": f"liqscope {_version()}"}
             atomic.write_bytes_atomic(self.root / STORE_FILE, (json.dumps(meta, indent=2) + "\n").encode())
@@ -285,10 +287,11 @@ class Store:
         """Stored liquidations with ``start <= ts < end`` (either bound may be None)."""
         s = parse_time(start) if start is not None else None
         e = parse_time(end) if end is not None else None
-        files = layout.in_months(layout.scan(self.root, LIQ), s, e)
-        if not files:
-            return LiquidationModel()
-        table = _read(files, tables.LIQ_SCHEMA, _ts_filter("ts", s, e))
+        with atomic.snapshot(self.root):
+            files = layout.in_months(layout.scan(self.root, LIQ), s, e)
+            if not files:
+                return LiquidationModel()
+            table = _read(files, tables.LIQ_SCHEMA, _ts_filter("ts", s, e))
         if not table.num_rows:
             return LiquidationModel()
         table = table.sort_by([("ts", "ascending")])
@@ -306,12 +309,13 @@ class Store:
         """One series' candles indexed by UTC open time, ``start <= ts < end``."""
         s = parse_time(start) if start is not None else None
         e = parse_time(end) if end is not None else None
-        files = layout.in_months(self._series_files(exchange, symbol, interval), s, e)
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in tables.OHLCV},
                              index=pd.DatetimeIndex([], tz="UTC", name="ts").as_unit("ns"))
-        if not files:
-            return empty
-        table = _read(files, tables.CANDLE_SCHEMA, _ts_filter("ts", s, e), columns=["ts", *tables.OHLCV])
+        with atomic.snapshot(self.root):
+            files = layout.in_months(self._series_files(exchange, symbol, interval), s, e)
+            if not files:
+                return empty
+            table = _read(files, tables.CANDLE_SCHEMA, _ts_filter("ts", s, e), columns=["ts", *tables.OHLCV])
         if not table.num_rows:
             return empty
         frame = table.sort_by([("ts", "ascending")]).to_pandas()
@@ -319,12 +323,13 @@ class Store:
 
     def candle_coverage(self, exchange: str, symbol: str, interval: str) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """Contiguous ranges held, as ``(first open, last open + interval)`` (end exclusive)."""
-        files = self._series_files(exchange, symbol, interval)
-        if not files:
-            return []
         step = parse_duration(_norm_interval(interval)) * 1_000_000_000
-        ts = np.sort(_read(files, tables.CANDLE_SCHEMA, None, columns=["ts"]).column("ts")
-                     .cast(pa.int64()).to_numpy())
+        with atomic.snapshot(self.root):
+            files = self._series_files(exchange, symbol, interval)
+            if not files:
+                return []
+            ts = np.sort(_read(files, tables.CANDLE_SCHEMA, None, columns=["ts"]).column("ts")
+                         .cast(pa.int64()).to_numpy())
         if not len(ts):
             return []
         breaks = np.flatnonzero(np.diff(ts) > step)
@@ -340,19 +345,21 @@ class Store:
                                  "start": pd.Series(dtype="datetime64[ns, UTC]"),
                                  "end": pd.Series(dtype="datetime64[ns, UTC]"),
                                  "reason": pd.Series(dtype=str)})
-        return tables.read_frame(path)
+        with atomic.snapshot(self.root):
+            return tables.read_frame(path)
 
     def candle_series(self) -> list[tuple[str, str, str, str]]:
         """(exchange, symbol, interval, asset) of every stored candle series."""
         out = []
         seen = set()
-        for f in layout.scan(self.root, CANDLES):
-            key = (f.exchange, f.symbol, f.interval)
-            if key in seen:
-                continue
-            seen.add(key)
-            asset = pq.read_table(f.path, columns=["asset"]).column("asset")
-            out.append((*key, str(asset[0]) if len(asset) else f.symbol))
+        with atomic.snapshot(self.root):
+            for f in layout.scan(self.root, CANDLES):
+                key = (f.exchange, f.symbol, f.interval)
+                if key in seen:
+                    continue
+                seen.add(key)
+                asset = pq.read_table(f.path, columns=["asset"]).column("asset")
+                out.append((*key, str(asset[0]) if len(asset) else f.symbol))
         return out
 
     def load_dataset(self) -> Dataset:
@@ -367,10 +374,11 @@ class Store:
     def info(self) -> pd.DataFrame:
         """Per kind/exchange/symbol/interval: rows, first and last timestamp (from file footers)."""
         rows = []
-        for kind in (LIQ, CANDLES):
-            for f in layout.scan(self.root, kind):
-                n, lo, hi = _footer_stats(f.path)
-                rows.append((kind, f.exchange, f.symbol, f.interval, n, lo, hi))
+        with atomic.snapshot(self.root):
+            for kind in (LIQ, CANDLES):
+                for f in layout.scan(self.root, kind):
+                    n, lo, hi = _footer_stats(f.path)
+                    rows.append((kind, f.exchange, f.symbol, f.interval, n, lo, hi))
         g = self.gaps()
         for ex, part in g.groupby("exchange", sort=True):
             rows.append((GAPS, str(ex), None, None, len(part), part["start"].min(), part["end"].max()))

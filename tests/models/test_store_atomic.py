@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -172,3 +173,40 @@ def test_concurrent_writers_do_not_lose_rows(tmp_path):
         t.join()
     assert not errors
     assert len(store.liquidations()) == 1200
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="reader snapshots use POSIX flock")
+def test_readers_see_whole_commits_while_a_writer_compacts(tmp_path, monkeypatch):
+    monkeypatch.setattr(core, "MAX_SEGMENTS", 2)  # merge and fold often
+    real = atomic._replace
+
+    def slow_replace(src, dst):  # widen the window between a rename and the removals
+        real(src, dst)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(atomic, "_replace", slow_replace)
+    store = open_store(tmp_path)
+    store.append_liquidations(liqs(50, symbols=("BTCUSDT",), span="1D", start="2025-05-01"))
+    stop, seen, errors = threading.Event(), [], []
+    view = open_store(tmp_path)  # a long-lived reader, like the window
+
+    def reader():
+        while not stop.is_set():
+            try:
+                f = view.liquidations().frame
+                assert not f.duplicated(["ts", "side", "price", "qty"]).any(), "duplicates seen"
+                seen.append(len(f))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                return
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(40):
+            store.append_liquidations(liqs(4, symbols=("BTCUSDT",), span="1h", start="2025-05-03", seed=200 + i))
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[0]
+    assert seen == sorted(seen) and len(store.liquidations()) == 50 + 40 * 4
