@@ -155,7 +155,10 @@ def cmd_record(args) -> int:
         root = journal_root()
         if not root.is_dir():
             raise UsageError(f"no journal at {root}")
-        res = replay(_open_store(), root, exchanges=exchanges, since=args.since, until=args.until)
+        from .connectors.streams import SymbolFilter
+
+        keep = SymbolFilter(args.symbols.split(",")) if args.symbols else None
+        res = replay(_open_store(), root, exchanges=exchanges, since=args.since, until=args.until, keep=keep)
         print(f"replayed {res.files} journal files: {res.frames:,} frames, {res.events:,} liquidations "
               f"({res.new:,} new), {res.gaps} gaps, {res.errors} unreadable frames"
               + (f", {res.unconverted} frames with unknown contract sizes" if res.unconverted else ""))

@@ -97,7 +97,7 @@ class Journal:
 
     def remember_meta(self, exchange: str, meta: dict) -> None:
         """Meta to repeat atop new day files without journaling it now (after a restart)."""
-        self._meta[exchange] = meta
+        self._meta[exchange] = {**self._meta.get(exchange, {}), **meta}
 
     def append(self, exchange: str, lines: list[dict]) -> dict[Path, int]:
         """Append, flush and fsync; returns the end offset reached in each file.
@@ -111,7 +111,7 @@ class Journal:
             fh = self._open(exchange, day, t, with_meta=not is_meta)
             fh.write(_dump(line))
             if is_meta:
-                self._meta[exchange] = line["d"]
+                self.remember_meta(exchange, line["d"])
             if fh not in touched:
                 touched.append(fh)
             ends[self.path_for(exchange, day)] = -1
@@ -187,8 +187,11 @@ class Batch:
     duplicates: int = 0
 
 
-def normalize_lines(lines, normalizer: Normalizer, dedup: Dedup | None, *, emit: bool = True) -> Batch:
-    """Normalise decoded journal lines in order (``emit=False`` only updates state)."""
+def normalize_lines(lines, normalizer: Normalizer, dedup: Dedup | None, *, emit: bool = True,
+                    keep=None) -> Batch:
+    """Normalise decoded journal lines in order (``emit=False`` only updates state).
+    ``keep(event) -> bool`` drops events outside a symbol filter; by default the
+    filter the recording session journaled (a ``symbols`` meta line) applies."""
     out = Batch()
     for line in lines:
         if line is None:
@@ -202,7 +205,10 @@ def normalize_lines(lines, normalizer: Normalizer, dedup: Dedup | None, *, emit:
             continue
         elif kind == "msg" and isinstance(data, str):
             out.frames += 1
+            flt = keep if keep is not None else normalizer.keep
             for ev in normalizer.feed_text(data):
+                if flt is not None and not flt(ev):
+                    continue
                 if dedup is None or dedup.add(event_key(ev)):
                     out.events.append(ev)
                 else:
@@ -245,13 +251,15 @@ def journal_files(root: Path, exchange: str, since: str | None = None, until: st
 
 def replay(store, root: Path | None = None, *, exchanges=None, since: str | None = None,
            until: str | None = None, pending_only: bool = False, gaps: bool = True,
-           dedup: dict[str, Dedup] | None = None, on_events=None) -> ReplayResult:
+           dedup: dict[str, Dedup] | None = None, on_events=None, keep=None) -> ReplayResult:
     """Normalise journal files into ``store``.
 
     ``pending_only``: only what follows each file's ``.pos`` checkpoint (crash
     recovery); otherwise every line (re-normalise after a parser fix; the store
     ignores rows it already holds). ``since``/``until`` are UTC days
-    (YYYY-MM-DD, inclusive).
+    (YYYY-MM-DD, inclusive). ``keep``: a filter ``keep(event) -> bool`` (or a
+    dict of them per exchange) overriding the ``--symbols`` each recording
+    session journaled.
     """
     root = journal_root() if root is None else Path(root)
     result = ReplayResult()
@@ -271,7 +279,8 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
                 end = e
             normalize_lines(head, normalizer, None, emit=False)
             errors_before = normalizer.errors
-            batch = normalize_lines(tail, normalizer, seen)
+            batch = normalize_lines(tail, normalizer, seen,
+                                    keep=keep.get(exchange) if isinstance(keep, dict) else keep)
             result.files += 1
             result.frames += batch.frames
             result.duplicates += batch.duplicates

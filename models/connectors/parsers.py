@@ -326,6 +326,26 @@ def okx_specs_from_instruments(payload: dict) -> dict[str, ContractSpec]:
     return out
 
 
+def _is_asset(item: str) -> bool:
+    """'BTC' is an asset filter; 'BTCUSDT' / 'BTC-USDT-SWAP' are native symbols."""
+    s = item.upper()
+    return "-" not in s and not any(s.endswith(q) and len(s) > len(q) for q in (*USD_LIKE, "PERP"))
+
+
+class SymbolFilter:
+    """Matches events by native symbol or by asset ('BTC' keeps every BTC contract)."""
+
+    def __init__(self, items):
+        items = [i.strip() for i in (items or []) if i and i.strip()]
+        self.items = items
+        self.assets = {i.upper() for i in items if _is_asset(i)}
+        self.symbols = {i.upper() for i in items if not _is_asset(i)}
+        self.empty = not items
+
+    def __call__(self, ev: dict) -> bool:
+        return self.empty or ev["symbol"].upper() in self.symbols or ev["asset"].upper() in self.assets
+
+
 # ---------------------------------------------------------------------------
 # Normaliser: journal lines → events, with per-exchange state
 # ---------------------------------------------------------------------------
@@ -344,10 +364,13 @@ class Normalizer:
     unconverted: int = 0
     last_error: str | None = None
     missing_instruments: set[str] = field(default_factory=set)
+    keep: SymbolFilter | None = None  # the recording session's --symbols, from a meta line
 
     def set_meta(self, meta: dict) -> None:
         if self.exchange == "okx" and "instruments" in meta:
             self.specs = {k: ContractSpec.from_okx(v) for k, v in meta["instruments"].items()}
+        if "symbols" in meta:
+            self.keep = SymbolFilter(meta["symbols"]) if meta["symbols"] else None
 
     def feed_text(self, text: str) -> list[dict]:
         """Events in one raw frame; pings, acks and malformed frames give none."""

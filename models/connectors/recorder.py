@@ -317,6 +317,8 @@ class Recorder:
         first = True
         prev_alive = self._state_alive.get(ex)
         prepared = False
+        # This session's symbol filter, journaled so replays apply the same one.
+        self._push(ex, {"t": _now_ms(), "k": "meta", "d": {"symbols": spec.filter.items or None}})
         try:
             while True:
                 connected_at = None
@@ -434,6 +436,7 @@ class Recorder:
 
             self._store = open_store()
         if self.recover:
+            # Each session's own --symbols (journaled as meta) applies to its frames.
             self.recovered = replay(self._store, self.journal_dir, exchanges=self.exchanges,
                                     pending_only=True, dedup=self._dedup, on_events=self._emit_events)
         self._journal = Journal(self.journal_dir, fsync=self.fsync)
@@ -441,9 +444,9 @@ class Recorder:
         for e in self.exchanges:
             files = journal_files(self.journal_dir, e)
             metas = [o["d"] for _a, _b, o in iter_lines(files[-1]) if o and o.get("k") == "meta"] if files else []
-            if metas:
-                self._normalizers[e].set_meta(metas[-1])
-                self._journal.remember_meta(e, metas[-1])
+            for meta in metas:
+                self._normalizers[e].set_meta(meta)
+                self._journal.remember_meta(e, meta)
 
     def _close_writer(self) -> None:
         if self._journal is not None:
@@ -488,7 +491,7 @@ class Recorder:
         if ex == "okx":
             batch = self._normalize_okx(lines, norm)
         else:
-            batch = normalize_lines(lines, norm, self._dedup[ex])  # 2. normalise, drop repeats
+            batch = normalize_lines(lines, norm, self._dedup[ex])  # 2. normalise (session's filter: meta)
         changes = {}
         if batch.gaps:
             self._retry_gaps.append(gaps_frame(ex, batch.gaps))
@@ -520,11 +523,11 @@ class Recorder:
     def _normalize_okx(self, lines: list[dict], norm: Normalizer):
         """OKX frames naming a contract whose size is unknown wait (in memory; they
         are in the journal anyway) until a refreshed instrument list converts them."""
-        dedup = self._dedup["okx"]
+        dedup, keep = self._dedup["okx"], None
         batch = normalize_lines([], norm, dedup)
         for line in lines:
             before = norm.unconverted
-            part = normalize_lines([line], norm, dedup)
+            part = normalize_lines([line], norm, dedup, keep=keep)
             batch.events += part.events
             batch.gaps += part.gaps
             batch.frames += part.frames
@@ -535,7 +538,7 @@ class Recorder:
                 self._okx_retry.clear()
                 for old in waiting:
                     before = norm.unconverted
-                    batch.events += normalize_lines([old], norm, dedup).events
+                    batch.events += normalize_lines([old], norm, dedup, keep=keep).events
                     if norm.unconverted > before:
                         self._okx_retry.append(old)
         return batch

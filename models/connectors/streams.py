@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from .parsers import USD_LIKE, ContractSpec, okx_specs_from_instruments
+from .parsers import ContractSpec, SymbolFilter, _is_asset, okx_specs_from_instruments
 
 
 @dataclass(frozen=True)
@@ -57,25 +57,6 @@ def http_get_json(url: str, timeout: float = 15.0) -> dict:
     req = urllib.request.Request(url, headers={"User-Agent": "liqscope", "Accept": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (configured https URL)
         return json.loads(resp.read().decode("utf-8"))
-
-
-def _is_asset(item: str) -> bool:
-    """'BTC' is an asset filter; 'BTCUSDT' / 'BTC-USDT-SWAP' are native symbols."""
-    s = item.upper()
-    return "-" not in s and not any(s.endswith(q) and len(s) > len(q) for q in (*USD_LIKE, "PERP"))
-
-
-class SymbolFilter:
-    """Matches events by native symbol or by asset ('BTC' keeps every BTC contract)."""
-
-    def __init__(self, items):
-        items = [i.strip() for i in (items or []) if i and i.strip()]
-        self.assets = {i.upper() for i in items if _is_asset(i)}
-        self.symbols = {i.upper() for i in items if not _is_asset(i)}
-        self.empty = not items
-
-    def __call__(self, ev: dict) -> bool:
-        return self.empty or ev["symbol"].upper() in self.symbols or ev["asset"].upper() in self.assets
 
 
 class StreamSpec:

@@ -18,7 +18,8 @@ def test_day_files_meta_and_offsets(tmp_path):
     j = jr.Journal(tmp_path, fsync=True)
     meta = {"instruments": {"BTC-USDT-SWAP": {"instId": "BTC-USDT-SWAP", "ctVal": "0.01", "ctMult": "1",
                                               "ctValCcy": "BTC", "ctType": "linear", "instFamily": "BTC-USDT"}}}
-    ends = j.append("okx", [{"t": T0, "k": "meta", "d": meta}, _msg(T0 + 1, "pong")])
+    ends = j.append("okx", [{"t": T0, "k": "meta", "d": {"symbols": ["BTC"]}}, {"t": T0, "k": "meta", "d": meta},
+                            _msg(T0 + 1, "pong")])
     next_day = T0 + 86_400_000
     ends2 = j.append("okx", [_msg(next_day, "pong")])
     j.close()
@@ -28,7 +29,7 @@ def test_day_files_meta_and_offsets(tmp_path):
     assert ends2 == {files[1]: files[1].stat().st_size}
     # The new day's file starts with the meta line, so it replays on its own.
     first = [o for _a, _b, o in jr.iter_lines(files[1])]
-    assert first[0]["k"] == "meta" and first[0]["d"] == meta and first[1]["d"] == "pong"
+    assert first[0]["k"] == "meta" and first[0]["d"] == {"symbols": ["BTC"], **meta} and first[1]["d"] == "pong"
 
 
 def test_half_written_line_is_skipped_and_sealed(tmp_path):
@@ -91,3 +92,14 @@ def test_replay_restores_gaps_and_dedups(tmp_path):
     res = jr.replay(store, tmp_path)
     assert (res.events, res.duplicates, res.gaps) == (1, 1, 1)
     assert store.gaps()["reason"].tolist() == ["test"]
+
+
+def test_replay_with_a_symbol_filter(tmp_path):
+    from liqscope.models.connectors.streams import SymbolFilter
+
+    j = jr.Journal(tmp_path)
+    j.append("binance", [_msg(T0 + i, f["raw"]) for i, f in enumerate(fixture("binance")["frames"])])
+    j.close()
+    store = MemoryStore()
+    res = jr.replay(store, tmp_path, keep=SymbolFilter(["XRP", "BTCUSDT"]))
+    assert res.events == 2 and sorted(store.liquidations()["symbol"]) == ["BTCUSDT", "XRPUSDC"]

@@ -185,7 +185,7 @@ def test_kill_and_restart_recovers_from_journal(tmp_path):
 
     dead = DeadStore()
     with WSReplay([frames("bybit", expect=True)]) as ws:
-        rec = make("bybit", ws.url, dead, tmp_path, symbols=["BTCUSDT"])
+        rec = make("bybit", ws.url, dead, tmp_path, symbols=["BTCUSDT", "ROSEUSDT"])
         rec.start()
         wait_for(lambda: any(o and o["k"] == "msg" for p in journal_files(tmp_path / "journal", "bybit")
                              for _a, _b, o in iter_lines(p)) and "store" in (rec.status()["bybit"].last_error or ""),
@@ -196,6 +196,7 @@ def test_kill_and_restart_recovers_from_journal(tmp_path):
     assert read_pos(path) < path.stat().st_size
     good = MemoryStore()
     with WSReplay([[]]) as ws:
+        # Restarted with other symbols: the killed session's own filter applies to its frames.
         rec2 = make("bybit", ws.url, good, tmp_path, symbols=["BTCUSDT"])
         rec2.start()
         try:
@@ -257,3 +258,19 @@ def test_start_failure_is_reported(tmp_path):
     with pytest.raises(RuntimeError, match="read-only"):
         rec.start()
     assert not rec.running
+
+
+def test_symbol_filter_on_all_symbol_streams(store, tmp_path):
+    """Binance and OKX stream every symbol: --symbols keeps assets (ETH) or native ids
+    (SOLUSDT); the journal still keeps every raw frame."""
+    with WSReplay([frames("binance")]) as ws:
+        rec = make("binance", ws.url, store, tmp_path, symbols=["ETH", "SOLUSDT"])
+        rec.start()
+        try:
+            wait_for(lambda: len(store.liquidations()) == 2, what="filtered events")
+            time.sleep(0.2)
+        finally:
+            rec.stop()
+    assert sorted(store.liquidations()["symbol"]) == ["ETHUSDT", "SOLUSDT"]
+    (path,) = journal_files(tmp_path / "journal", "binance")
+    assert sum(1 for _a, _b, o in iter_lines(path) if o["k"] == "msg") == len(frames("binance"))
