@@ -108,3 +108,32 @@ def test_kill_minus_9_then_restart_loses_nothing(tmp_path):
     assert len(got) == sum(len(f["expect"]) for f in fixture("bybit")["frames"])
     assert list(got["side"].astype(str)) == ["short", "long", "long"]
     assert not got.duplicated().any()
+
+
+def test_ctrl_c_shuts_down_cleanly(tmp_path):
+    """SIGINT (Ctrl-C) stops `liqscope record`: exit 0, everything stored, journal
+    checkpoint at the end of the file."""
+    store_mod = pytest.importorskip("liqscope.models.store")
+    from liqscope.models.connectors.journal import read_pos
+
+    raws = [f["raw"] for f in fixture("binance")["frames"]]
+    data = tmp_path / "data"
+    with WSReplay([raws]) as ws:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "liqscope.models.cli", "--data-dir", str(data), "record", "--exchange",
+             "binance", "--endpoint", f"binance.ws={ws.url}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            files = journal_files(data / "journal", "binance")
+            if sum(1 for p in files for _a, _b, o in iter_lines(p) if o and o["k"] == "msg") == len(raws):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "binance: 5 liquidations, 0 gaps" in err and "Traceback" not in err
+    assert len(store_mod.open_store(data).liquidations()) == 5
+    (path,) = journal_files(data / "journal", "binance")
+    assert read_pos(path) == path.stat().st_size
