@@ -35,14 +35,15 @@ DATA_FIELDS = frozenset({"start", "end", "side", "min_usd", "exchanges", "exchan
 TOP_CHOICES = {"top 100": 100, "top 1,000": 1000, "all": 0}
 MIN_BAR_PX = 4  # as the main liquidation pane
 
+# notional before price and qty: the figure that matters stays visible in a narrow dock
 ORDER_COLUMNS = [
     Column("ts", "time (UTC)", lambda t: iso_utc(pd.Timestamp(t))),
     Column("exchange", "exchange", display_name),
     Column("symbol", "symbol"),
     Column("side", "side"),
+    Column("notional_usd", "notional", usd_exact, True),
     Column("price", "price", number, True),
     Column("qty", "qty", number, True),
-    Column("notional_usd", "notional", usd_exact, True),
 ]
 
 

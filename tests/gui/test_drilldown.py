@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QPushButton
 
 from liqscope.models.dataset import load_demo
+from liqscope.models.format import number
 from liqscope.models.prices import resample
 
 DAY = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-05-10", tz="UTC"))
@@ -95,10 +96,11 @@ def test_chip_click_opens_exchange_panel_with_model_numbers(window, qtbot, demo)
     first = om.row(0)
     assert (first["ts"], first["symbol"], first["notional_usd"]) == (top["ts"], top["symbol"], top["notional_usd"])
     cols = [om.headerData(i, Qt.Orientation.Horizontal) for i in range(om.columnCount())]
-    assert cols == ["time (UTC)", "exchange", "symbol", "side", "price", "qty", "notional"]
+    assert cols == ["time (UTC)", "exchange", "symbol", "side", "notional", "price", "qty"]
     assert om.data(om.index(0, 0)) == top["ts"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    assert om.data(om.index(0, 6)) == f"${top['notional_usd']:,.0f}"
-    assert om.data(om.index(0, 6), RAW_ROLE) == top["notional_usd"]
+    assert om.data(om.index(0, 4)) == f"${top['notional_usd']:,.0f}"
+    assert om.data(om.index(0, 4), RAW_ROLE) == top["notional_usd"]
+    assert om.data(om.index(0, 5)) == number(top["price"]) and om.data(om.index(0, 6)) == number(top["qty"])
     assert om.rowCount() == min(1000, len(sub))
     # bars: shorts above zero, longs below, summing to the window's money
     up, down = bar_heights(panel.rects)
