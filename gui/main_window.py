@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QApplication, QDateTimeEdit, QDialog, QDialogButt
                                QMainWindow, QMenu, QMessageBox, QVBoxLayout, QWidget)
 
 from liqscope.models.dataset import Dataset
+from liqscope.models.store import open_store
 from liqscope.models.format import number, usd
 from liqscope.models.timeutil import format_duration
 
@@ -21,6 +22,7 @@ from .drilldown import install_drilldown
 from .export import install_export_menu
 from .headline import HeadlineStrip
 from .importing import ImportController, accept_drop
+from .live import FetchController, LiveController
 from .liq_pane import LiqPane, UsdAxis
 from .price_pane import PriceAxis, PricePane, dataset_origin
 from .settings import load_view, open_settings, save_view
@@ -89,6 +91,7 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.controls = Controls(self, self.state, dataset.prices.assets, dataset.exchanges)
+        self.menuBar().addMenu(self.data_menu)
         self.menuBar().addMenu(self.help_menu)  # keep Help last
         self.exports = install_export_menu(self)  # File ▸ Export PNG / Export CSV
         self.drilldown = install_drilldown(self)  # Panels menu, headline chip clicks, asset Details
@@ -161,6 +164,22 @@ class MainWindow(QMainWindow):
         import_act.triggered.connect(self.open_import_dialog)
         file_menu.addAction(import_act)
         file_menu.addSeparator()
+        data_menu = QMenu("&Data", self)
+        self.data_menu = data_menu
+        self.live = LiveController(self)
+        self.fetcher = FetchController(self)
+        fetch_act = QAction("&Fetch candles…", self)
+        fetch_act.setObjectName("action_fetch")
+        fetch_act.setToolTip("Download candles from Binance, OKX or Bybit public APIs into the local store")
+        fetch_act.triggered.connect(self.open_fetch_dialog)
+        data_menu.addAction(fetch_act)
+        self.record_action = QAction("&Record live liquidations", self)
+        self.record_action.setObjectName("action_record")
+        self.record_action.setCheckable(True)
+        self.record_action.setToolTip("Record Binance, OKX and Bybit public liquidation streams into the store")
+        self.record_action.toggled.connect(self.toggle_recording)
+        self.live.recording_changed.connect(self._recording_changed)
+        data_menu.addAction(self.record_action)
         quit_act = QAction("&Quit", self)
         quit_act.setShortcut("Ctrl+Q")
         quit_act.triggered.connect(self.close)
@@ -178,6 +197,29 @@ class MainWindow(QMainWindow):
 
     def open_import_dialog(self) -> None:
         self.importer.ask_and_import()
+
+    def open_fetch_dialog(self) -> None:
+        self.fetcher.ask_and_fetch()
+
+    def toggle_recording(self, on: bool | None = None) -> None:
+        """Start/stop the live recorder; the demo gives way to the store the recorder writes."""
+        on = (not self.live.recording) if on is None else bool(on)
+        if on == self.live.recording:
+            return
+        if not on:
+            self.live.stop()
+            return
+        if self.dataset.is_demo:
+            self.set_dataset(open_store().load_dataset())
+        self.live.start()
+
+    def _recording_changed(self, on: bool) -> None:
+        with QSignalBlocker(self.record_action):
+            self.record_action.setChecked(on)
+
+    def refresh_data(self) -> None:
+        """The dataset changed in place (live events): redraw bars, markers and the headline."""
+        self._on_changed(frozenset({"data"}))
 
     def dragEnterEvent(self, event) -> None:
         if accept_drop(event):
@@ -373,6 +415,8 @@ class MainWindow(QMainWindow):
         save_view(self.settings, self.state.view)
 
     def closeEvent(self, event) -> None:
+        if self.live.recording:
+            self.live.stop()  # flush the journal and the store before the window goes
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.save_settings()
         self.settings.sync()

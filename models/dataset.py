@@ -33,6 +33,17 @@ class Dataset:
             self._indexes[key] = LiquidationIndex(self.liquidations, key)
         return self._indexes[key]
 
+    def append_liquidations(self, events: pd.DataFrame) -> int:
+        """Merge new (live) events; returns how many were new. Indexes are rebuilt lazily."""
+        if events is None or not len(events):
+            return 0
+        before = len(self.liquidations)
+        merged = LiquidationModel.concat([self.liquidations, LiquidationModel(events)])
+        frame = merged.frame.drop_duplicates(["ts", "exchange", "symbol", "side", "price", "qty"])
+        self.liquidations = LiquidationModel(frame.reset_index(drop=True), _trusted=True)
+        self._indexes.clear()
+        return len(self.liquidations) - before
+
     @property
     def assets(self) -> list[str]:
         return sorted(set(self.prices.assets) | set(self.liquidations.assets))

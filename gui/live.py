@@ -1,0 +1,251 @@
+"""Data → Record live and Data → Fetch candles…: the connectors, wired to the window.
+
+The recorder and the candle fetcher run on their own threads (the recorder has
+its own asyncio loop); their callbacks are re-emitted as Qt signals, which
+queue onto the GUI thread. New liquidations are merged into the shown dataset
+at most every ``MERGE_MS`` so a burst costs one redraw, and the view follows
+the live edge when it was showing it.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import pandas as pd
+from PySide6.QtCore import QDateTime, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+                               QLineEdit, QMessageBox, QProgressDialog)
+
+from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, RECONNECTING, STOPPED,
+                                        ExchangeStatus, FetchProgress, Recorder, fetch_candles)
+from liqscope.models.store import open_store
+
+from .loader import prepare
+from .theme import display_name
+
+MERGE_MS = 400
+STATE_COLORS = {CONNECTED: "#009E73", RECONNECTING: "#E69F00", STOPPED: "#8a94a6"}
+
+
+class LiveController(QObject):
+    """Owns the recorder while recording is on; shows per-exchange status in the status bar."""
+
+    status_arrived = Signal(object)   # ExchangeStatus
+    events_arrived = Signal(object)   # canonical liquidation frame
+    recording_changed = Signal(bool)
+
+    def __init__(self, window, recorder_factory: Callable[..., Recorder] | None = None):
+        super().__init__(window)
+        self.window = window
+        self.recorder_factory = recorder_factory or Recorder
+        self.recorder: Recorder | None = None
+        self.labels: dict[str, QLabel] = {}
+        self._pending: list[pd.DataFrame] = []
+        self._merge_timer = QTimer(self)
+        self._merge_timer.setSingleShot(True)
+        self._merge_timer.setInterval(MERGE_MS)
+        self._merge_timer.timeout.connect(self._merge)
+        self.status_arrived.connect(self._show_status)
+        self.events_arrived.connect(self._queue_events)
+        self.merged_events = 0
+
+    @property
+    def recording(self) -> bool:
+        return self.recorder is not None and self.recorder.running
+
+    def start(self, exchanges=EXCHANGES, symbols=None) -> None:
+        if self.recording:
+            return
+        for ex in exchanges:
+            if ex not in self.labels:
+                label = QLabel()
+                label.setObjectName(f"live_{ex}")
+                self.window.statusBar().addPermanentWidget(label)
+                self.labels[ex] = label
+            self.labels[ex].show()
+        try:
+            self.recorder = self.recorder_factory(list(exchanges), symbols=symbols,
+                                                  on_status=self.status_arrived.emit,
+                                                  on_events=self.events_arrived.emit)
+            self.recorder.start()
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.recorder = None
+            QMessageBox.warning(self.window, "Record live", f"Could not start recording: {exc}")
+            self.recording_changed.emit(False)
+            return
+        for st in self.recorder.status().values():
+            self._show_status(st)
+        self.recording_changed.emit(True)
+
+    def stop(self) -> None:
+        rec, self.recorder = self.recorder, None
+        if rec is not None:
+            rec.stop()  # flushes the journal and the store; records the open gap
+            for st in rec.status().values():
+                self._show_status(st)
+        self._merge()
+        self.recording_changed.emit(False)
+
+    def _show_status(self, st: ExchangeStatus) -> None:
+        label = self.labels.get(st.exchange)
+        if label is None:
+            return
+        color = STATE_COLORS.get(st.state, "#E69F00")
+        label.setText(f"<span style='color:{color}'>●</span> {display_name(st.exchange)} {st.state}"
+                      f" · {st.events_per_minute:.0f}/min · gaps {st.gaps}")
+        tip = [st.note] if st.note else []
+        if st.last_error:
+            tip.append(f"last error: {st.last_error}")
+        if st.unconverted:
+            tip.append(f"{st.unconverted} events held: contract size unknown")
+        label.setToolTip("\n".join(tip))
+
+    def _queue_events(self, frame: pd.DataFrame) -> None:
+        self._pending.append(frame)
+        if not self._merge_timer.isActive():
+            self._merge_timer.start()
+
+    def _merge(self) -> None:
+        """Merge queued live events into the shown dataset: one redraw per burst."""
+        if not self._pending:
+            return
+        frames, self._pending = self._pending, []
+        events = pd.concat(frames, ignore_index=True)
+        ds = self.window.dataset
+        latest_before = ds.liquidations.time_range()
+        view = self.window.state.view
+        at_edge = view.end is not None and latest_before is not None and view.end >= latest_before[1]
+        self.merged_events += ds.append_liquidations(events)
+        newest = ds.liquidations.time_range()[1]
+        if view.start is None:  # empty store: show the last hour up to the newest event
+            self.window.state.update(start=newest.floor("min") - pd.Timedelta(hours=1),
+                                     end=newest.ceil("min") + pd.Timedelta(minutes=1))
+        elif at_edge and newest >= view.end:  # follow the live edge
+            shift = newest.ceil("min") + pd.Timedelta(minutes=1) - view.end
+            self.window.state.update(start=view.start + shift, end=view.end + shift)
+        self.window.controls.set_choices(ds.prices.assets, ds.exchanges)
+        self.window.refresh_data()
+
+
+class FetchDialog(QDialog):
+    """Exchange, symbol, interval and range for a candle download."""
+
+    def __init__(self, parent=None, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Fetch candles")
+        form = QFormLayout(self)
+        self.exchange = QComboBox()
+        for ex in ("binance", "okx", "bybit"):
+            self.exchange.addItem(display_name(ex), ex)
+        self.exchange.currentIndexChanged.connect(self._note)
+        form.addRow("Exchange", self.exchange)
+        self.symbol = QLineEdit("BTC/USDT:USDT")
+        self.symbol.setToolTip("ccxt unified symbol: BTC/USDT:USDT is the USDT perpetual, BTC/USDT is spot")
+        form.addRow("Symbol", self.symbol)
+        self.interval = QComboBox()
+        for iv in ("1m", "5m", "15m", "1h", "4h", "1d"):
+            self.interval.addItem(iv, iv)
+        form.addRow("Interval", self.interval)
+        now = pd.Timestamp.now(tz="UTC").floor("min")
+        self.start = self._edit(start or now - pd.Timedelta(days=1))
+        self.end = self._edit(end or now)
+        form.addRow("Start (UTC)", self.start)
+        form.addRow("End (UTC)", self.end)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setProperty("role", "caption")
+        form.addRow(self.note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self._note()
+
+    @staticmethod
+    def _edit(ts: pd.Timestamp) -> QDateTimeEdit:
+        e = QDateTimeEdit()
+        e.setTimeSpec(Qt.TimeSpec.UTC)
+        e.setDisplayFormat("yyyy-MM-dd HH:mm")
+        e.setCalendarPopup(True)
+        e.setDateTime(QDateTime.fromSecsSinceEpoch(int(ts.value // 1_000_000_000), Qt.TimeSpec.UTC))
+        return e
+
+    def _note(self) -> None:
+        self.note.setText(HISTORY_NOTES.get(self.exchange.currentData(), ""))
+
+    def request(self) -> dict:
+        to_ts = lambda e: pd.Timestamp(e.dateTime().toSecsSinceEpoch(), unit="s", tz="UTC")  # noqa: E731
+        return {"exchange": self.exchange.currentData(), "symbol": self.symbol.text().strip(),
+                "interval": self.interval.currentData(), "start": to_ts(self.start), "end": to_ts(self.end)}
+
+
+class FetchController(QObject):
+    """Runs ``fetch_candles`` in a worker with a cancellable progress dialog."""
+
+    progressed = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, window, fetch: Callable = fetch_candles):
+        super().__init__(window)
+        self.window = window
+        self.fetch = fetch
+        self.thread: threading.Thread | None = None
+        self.dialog: QProgressDialog | None = None
+        self._cancel = threading.Event()
+        self.progressed.connect(self._on_progress)
+        self.finished.connect(self._on_finished)
+        self.failed.connect(self._on_failed)
+
+    def ask_and_fetch(self) -> None:
+        v = self.window.state.view
+        dlg = FetchDialog(self.window, v.start, v.end)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.start(**dlg.request())
+
+    def start(self, *, exchange: str, symbol: str, interval: str, start, end, **kw) -> threading.Thread:
+        self._cancel.clear()
+        self.dialog = QProgressDialog(f"Fetching {symbol} {interval} from {display_name(exchange)}…", "Cancel",
+                                      0, 1000, self.window)
+        self.dialog.setWindowTitle("Fetch candles")
+        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        self.dialog.setMinimumDuration(300)
+        self.dialog.canceled.connect(self._cancel.set)
+
+        def work():
+            try:
+                result = self.fetch(exchange, symbol, interval, start, end, store=open_store(),
+                                    progress=self.progressed.emit, cancel=self._cancel, **kw)
+            except Exception as exc:  # network, exchange or argument errors, shown in one line
+                self.failed.emit(f"{type(exc).__name__}: {exc}")
+            else:
+                self.finished.emit(result)
+
+        self.thread = threading.Thread(target=work, name="liqscope-fetch", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def _on_progress(self, p: FetchProgress) -> None:
+        if self.dialog is not None:
+            self.dialog.setValue(int(1000 * p.fraction))
+
+    def _close(self) -> None:
+        if self.dialog is not None:
+            self.dialog.canceled.disconnect()
+            self.dialog.reset()
+            self.dialog.deleteLater()
+            self.dialog = None
+
+    def _on_finished(self, result) -> None:
+        self._close()
+        self.last_result = result
+        what = "cancelled after" if result.cancelled else "fetched"
+        self.window.statusBar().showMessage(
+            f"{what} {result.rows:,} candles ({result.new:,} new) of {result.symbol} {result.interval} "
+            f"from {display_name(result.exchange)} in {result.requests} requests", 15_000)
+        self.window.importer.reloader.start(lambda: prepare(open_store().load_dataset()))
+
+    def _on_failed(self, message: str) -> None:
+        self._close()
+        self.last_error = message
+        QMessageBox.warning(self.window, "Fetch candles", message)

@@ -1,0 +1,102 @@
+"""Data → Record live and Data → Fetch candles… through the real window, loopback only."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "connectors"))
+
+from connector_fakes import FakeExchangeHTTP, WSReplay, fixture  # noqa: E402
+
+from liqscope.models.connectors import Backoff, Recorder  # noqa: E402
+from liqscope.models.dataset import load_demo  # noqa: E402
+from liqscope.models.store import open_store  # noqa: E402
+
+FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.5, reset_after=30)
+
+
+def binance_frames():
+    return [f["raw"] for f in fixture("binance")["frames"]]
+
+
+def binance_expected():
+    return [e for f in fixture("binance")["frames"] for e in f["expect"]]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    from liqscope.gui.main_window import MainWindow
+
+    w = MainWindow(load_demo(), restore=False)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    yield w
+    w.live.stop()
+
+
+def test_record_live_shows_new_liquidations_within_a_second(qtbot, window, tmp_path):
+    expected = binance_expected()
+    with WSReplay([binance_frames()]) as ws:
+        def factory(exchanges, **kw):
+            return Recorder(["binance"], endpoints={"binance": {"ws": ws.url, "rest": "http://127.0.0.1:9"}},
+                            journal_dir=tmp_path / "journal", backoff=FAST, flush_interval=0.05,
+                            store_interval=0.1, fsync=False, **kw)
+
+        window.live.recorder_factory = factory
+        window.record_action.setChecked(True)
+        assert window.live.recording and not window.dataset.is_demo  # the store replaces the demo
+        qtbot.waitUntil(lambda: len(window.dataset.liquidations) == len(expected), timeout=3000)
+        qtbot.waitUntil(lambda: "connected" in window.live.labels["binance"].text(), timeout=3000)
+        assert "Binance" in window.live.labels["binance"].text()
+        assert "per symbol per 1000 ms" in window.live.labels["binance"].toolTip()
+        window.state.flush()
+        window.update_headline()
+        # the headline, the bars and the markers now show the recorded events
+        v = window.state.view
+        newest = window.dataset.liquidations.time_range()[1]
+        assert v.start <= newest < v.end  # the view jumped to the live edge
+        in_view = window.dataset.liquidations.filter(v.start, v.end).totals()
+        assert in_view.count > 0
+        assert window.headline.figures["total_usd"] == pytest.approx(in_view.total_usd)
+        if "notional_usd" in expected[0]:
+            assert window.dataset.liquidations.totals().total_usd == pytest.approx(
+                sum(e["notional_usd"] for e in expected))
+        window.record_action.setChecked(False)
+    assert not window.live.recording
+    assert "stopped" in window.live.labels["binance"].text()
+    assert len(open_store().liquidations()) == len(expected)  # journalled and stored
+
+
+def test_fetch_candles_dialog_fills_the_store_and_the_window(qtbot, window):
+    with FakeExchangeHTTP() as http:
+        start, end = pd.Timestamp("2025-05-09T00:00Z"), pd.Timestamp("2025-05-09T06:00Z")
+        with qtbot.waitSignal(window.importer.reloader.loaded, timeout=20_000):
+            thread = window.fetcher.start(exchange="binance", symbol="BTC/USDT:USDT", interval="1m",
+                                          start=start, end=end, api_base=http.base)
+            thread.join(20)
+    result = window.fetcher.last_result
+    assert result.rows == 360 and result.new == 360
+    qtbot.waitUntil(lambda: not window.dataset.is_demo, timeout=5000)
+    key = window.dataset.prices.find("BTC", "binance")
+    candles = window.dataset.prices.candles(key)
+    assert len(candles) == 360 and candles.index[0] == start
+    assert "fetched 360 candles (360 new)" in window.statusBar().currentMessage()
+
+
+def test_fetch_failure_is_one_line_and_changes_nothing(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    with qtbot.waitSignal(window.fetcher.failed, timeout=20_000):
+        window.fetcher.start(exchange="binance", symbol="BTC/USDT:USDT", interval="1m",
+                             start=pd.Timestamp("2025-05-09T00:00Z"), end=pd.Timestamp("2025-05-09T01:00Z"),
+                             api_base="http://127.0.0.1:9", retries=0).join(20)
+    assert shown and "\n" not in shown[0]
+    assert window.dataset.is_demo
+    assert not open_store().has_data()
