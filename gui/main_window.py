@@ -38,6 +38,7 @@ class MainWindow(QMainWindow):
         self.dataset = dataset
         self.setWindowTitle("Liqscope")
         self.settings = open_settings()
+        self.persist = restore  # screenshots/exports never overwrite the user's saved view
         initial = self._initial_view(view, restore)
         self.state = ViewState(initial, parent=self)
         self._applying_range = False
@@ -412,12 +413,15 @@ class MainWindow(QMainWindow):
 
     # -- persistence --------------------------------------------------------
     def save_settings(self) -> None:
+        if not self.persist:
+            return
         save_view(self.settings, self.state.view)
 
     def closeEvent(self, event) -> None:
         if self.live.recording:
             self.live.stop()  # flush the journal and the store before the window goes
-        self.settings.setValue("window/geometry", self.saveGeometry())
+        if self.persist:
+            self.settings.setValue("window/geometry", self.saveGeometry())
         self.save_settings()
         self.settings.sync()
         super().closeEvent(event)

@@ -234,3 +234,14 @@ def test_loader_reports_failures(qtbot):
     with qtbot.waitSignal(loader.failed, timeout=5000) as sig:
         loader.start(boom)
     assert sig.args == ["ValueError: store is corrupt: bad magic"]
+
+
+def test_screenshot_does_not_overwrite_saved_settings(qtbot, demo, tmp_path, monkeypatch, qapp):
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    from liqscope.gui.settings import load_view, open_settings
+
+    s = open_settings()
+    s.setValue("view/asset", "SOL")
+    s.sync()
+    assert cli_main(["--demo", "--screenshot", str(tmp_path / "x.png"), "--asset", "ETH", "--size", "800x600"]) == 0
+    assert load_view(open_settings())["asset"] == "SOL"
