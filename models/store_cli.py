@@ -1,7 +1,6 @@
 """``liqscope import FILE...`` and ``liqscope store info``: the store from a terminal."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time

@@ -9,7 +9,6 @@ find the offending line and column.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from typing import Callable
 

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..timeutil import format_duration, parse_duration
-from .build import (ORDER, POSITION, Options, Parsed, candle_frame, infer_interval, is_number,
+from .build import (POSITION, Options, Parsed, candle_frame, infer_interval, is_number,
                     liq_frame, per_value, positions)
 from .csvread import header_fields, read_csv, sniff_delimiter
 from .errors import InputError

@@ -2,9 +2,10 @@
 
 Parquet month files per kind/exchange/symbol(/interval), read with pyarrow
 datasets (see README "Local store and importing files" for why not DuckDB).
-Every append goes through :meth:`Store.commit`, which merges, deduplicates and
-replaces whole partition files atomically (see :mod:`.atomic`), so a failed or
-cancelled import leaves every byte of the store as it was.
+Every append goes through :meth:`Store.commit`, which deduplicates against what
+is stored, writes new partition files or small append segments, and publishes
+them atomically (see :mod:`.atomic`), so a failed or cancelled import leaves
+every byte of the store as it was.
 """
 from __future__ import annotations
 

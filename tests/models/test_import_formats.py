@@ -6,7 +6,6 @@ import shutil
 import zipfile
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
