@@ -107,6 +107,8 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1500, 950)
         self._on_changed(frozenset({"asset", "exchange", "theme", "start", "end", "utc"}))
+        self._headline_timer.stop()
+        self.update_headline()  # the first frame shows the figures, not a placeholder
 
     def set_dataset(self, dataset: Dataset, view: View | None = None, *, restore: bool = False) -> None:
         """Show another dataset without a restart (background load finished, import landed)."""
@@ -322,7 +324,8 @@ class MainWindow(QMainWindow):
     def apply_theme(self) -> None:
         theme = THEMES[self.state.view.theme]
         app = QApplication.instance()
-        app.setStyle("Fusion")
+        if app.style().name().lower() != "fusion":
+            app.setStyle("Fusion")
         app.setPalette(palette(theme))
         self.setStyleSheet(stylesheet(theme))
         self.graphics.setBackground(theme.background)

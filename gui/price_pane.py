@@ -5,6 +5,8 @@ reuse the cached picture) at a level of detail where candles are >= ~4 px wide.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
@@ -102,6 +104,9 @@ class PricePane:
         else:
             base = int(np.median(np.diff(ts_ns(candles.index[:1000])))) // 1_000_000_000 if len(candles) > 1 else 60
             self.pyramid = CandlePyramid(Candles.from_frame(candles), max(base, 1), LADDER)
+            # coarser levels for later zoom-outs, built off the GUI thread (numpy releases the GIL);
+            # until one is ready, a zoomed view merges just its own window
+            threading.Thread(target=self.pyramid.build_all, name="liqscope-lod", daemon=True).start()
         self._cached = None
 
     def lod(self, level: int) -> Candles | None:
@@ -126,7 +131,7 @@ class PricePane:
         if force or cached is None or cached[0] != level or s_ns < cached[1] or e_ns > cached[2]:
             # draw one view-width either side so small pans reuse the cached picture
             lo_ns, hi_ns = s_ns - span_ns, e_ns + span_ns
-            part = self.lod(level).slice(lo_ns - level * 1_000_000_000, hi_ns)
+            part = self.pyramid.window(level, lo_ns - level * 1_000_000_000, hi_ns)
             x = to_x(part.ts, self.origin_s) + level / 2  # centre candles in their interval
             o, h, l, c = part.open, part.high, part.low, part.close
             if log:
@@ -141,7 +146,7 @@ class PricePane:
                                  (part.close < part.open).astype(int),
                                  [self.candles.colors[0], self.candles.colors[1]], alpha=55)
             self._cached = (level, lo_ns, hi_ns)
-        vis = self.lod(level).slice(s_ns - level * 1_000_000_000 + 1, e_ns)
+        vis = self.pyramid.window(level, s_ns - level * 1_000_000_000 + 1, e_ns)
         self.visible = vis
         if len(vis):
             lo_p, hi_p = float(vis.low.min()), float(vis.high.max())
@@ -154,8 +159,11 @@ class PricePane:
 
     def candle_at(self, ts_ns_value: int) -> dict | None:
         """The drawn-level candle whose interval contains the time (for the crosshair)."""
-        c = self.lod(self.level)
-        if c is None or not len(c):
+        if self.pyramid is None:
+            return None
+        step = self.level * 1_000_000_000
+        c = self.pyramid.window(self.level, ts_ns_value - step, ts_ns_value + step)
+        if not len(c):
             return None
         i = int(np.searchsorted(c.ts, ts_ns_value, "right")) - 1
         if i < 0 or ts_ns_value >= c.ts[i] + self.level * 1_000_000_000:

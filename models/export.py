@@ -11,6 +11,8 @@ timestamps with milliseconds (``2025-05-09T00:00:00.000Z``), plain numbers
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
 import uuid
 from dataclasses import dataclass
@@ -19,6 +21,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from .liquidations import LiquidationModel
 from .prices import PriceModel, resample
@@ -26,7 +31,7 @@ from .prices import window as window_of
 from .timeutil import format_duration, parse_duration
 
 WHATS = ("candles", "buckets", "liquidations")
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 100_000
 
 # progress(done_rows, total_rows) -> False to cancel (anything else continues)
 Progress = Callable[[int, int], "bool | None"]
@@ -152,10 +157,9 @@ def buckets_table(liq: LiquidationModel, bucket: int, start: pd.Timestamp, end: 
 
 
 def liquidations_table(liq: LiquidationModel) -> pd.DataFrame:
-    """Raw events, oldest first, in the canonical column order."""
-    f = liq.frame
-    return pd.DataFrame({c: (f[c].astype(str) if str(f[c].dtype) == "category" else f[c]).to_numpy()
-                         for c in f.columns})
+    """Raw events, oldest first, in the canonical column order (categories stay categories:
+    turning 1M names into Python strings costs seconds; the writer decodes them in C++)."""
+    return liq.frame.reset_index(drop=True)
 
 
 def selection_frame(prices: PriceModel, liquidations: LiquidationModel, sel: Selection,
@@ -181,16 +185,20 @@ def iso_ms(values) -> np.ndarray:
     return np.char.add(np.datetime_as_string(idx.to_numpy().astype("datetime64[ms]"), unit="ms"), "Z")
 
 
-def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamps to ISO strings, categories to text; numbers untouched (full precision)."""
-    out = frame.copy()
-    for col in out.columns:
-        dtype = out[col].dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype):
-            out[col] = iso_ms(out[col])
-        elif isinstance(dtype, pd.CategoricalDtype):
-            out[col] = out[col].astype(str)
-    return out
+def csv_ready(frame: pd.DataFrame) -> pa.Table:
+    """An Arrow table of text and numbers: ISO timestamps, category labels; numbers untouched."""
+    columns = {}
+    for col in frame.columns:
+        values = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            columns[col] = pa.array(iso_ms(values), type=pa.string())
+        elif isinstance(values.dtype, pd.CategoricalDtype):
+            columns[col] = pc.cast(pa.array(values, from_pandas=True), pa.string())
+        elif pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+            columns[col] = pa.array(values.to_numpy(), from_pandas=True)
+        else:
+            columns[col] = pa.array(values.astype(str).to_numpy(), type=pa.string())
+    return pa.table(columns)
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -211,21 +219,19 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike, progress: Progress |
     """Write ``frame`` as CSV in chunks (reporting progress), atomically; returns rows written.
 
     The file appears only when complete (temp file + rename), so a cancelled or
-    failed export never leaves half a CSV under the user's chosen name.
+    failed export never leaves half a CSV under the user's chosen name. Arrow's
+    C++ writer does the formatting: 1M rows in well under a second, where
+    ``DataFrame.to_csv`` takes ~10 s.
     """
     p = check_writable(path)
-    data = csv_ready(frame)
-    total = len(data)
+    table = csv_ready(frame)
+    total = table.num_rows
     tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            data.iloc[:0].to_csv(fh, index=False, lineterminator="\n")
-            for lo in range(0, total, chunk_rows):
-                data.iloc[lo:lo + chunk_rows].to_csv(fh, index=False, header=False, lineterminator="\n")
-                if progress is not None and progress(min(lo + chunk_rows, total), total) is False:
-                    raise ExportCancelled()
-            if progress is not None and total == 0:
-                progress(0, 0)
+        try:
+            _write_arrow_csv(table, tmp, progress, chunk_rows, quoting="none")
+        except pa.ArrowInvalid:  # a text value holds a comma, quote or line end: quote text values
+            _write_arrow_csv(table, tmp, progress, chunk_rows, quoting="needed")
         os.replace(tmp, p)
     except OSError as exc:
         raise ExportError(f"cannot write {p}: {exc.strerror or exc}") from None
@@ -233,6 +239,24 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike, progress: Progress |
         if tmp.exists():
             tmp.unlink()
     return total
+
+
+def _write_arrow_csv(table: pa.Table, path: Path, progress: Progress | None, chunk_rows: int, quoting: str) -> None:
+    total = table.num_rows
+    options = pacsv.WriteOptions(include_header=False, quoting_style=quoting)
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(table.column_names)  # Arrow would quote every name
+    with open(path, "wb") as fh:
+        fh.write(header.getvalue().encode("utf-8"))
+        with pacsv.CSVWriter(fh, table.schema, write_options=options) as writer:
+            done = 0
+            for batch in table.to_batches(max_chunksize=max(1, chunk_rows)):
+                writer.write_batch(batch)
+                done += batch.num_rows
+                if progress is not None and progress(done, total) is False:
+                    raise ExportCancelled()
+    if progress is not None and total == 0:
+        progress(0, 0)
 
 
 # -- names -------------------------------------------------------------------

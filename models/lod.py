@@ -73,6 +73,25 @@ class CandlePyramid:
             self._levels[seconds] = merge(self._levels[finer], seconds)
         return self._levels[seconds]
 
+    def window(self, seconds: int, lo_ns: int, hi_ns: int, max_merge: int = 200_000) -> Candles:
+        """Candles of level ``seconds`` with lo <= open < hi.
+
+        A level not built yet is merged for this window only (exact: bins are
+        epoch-aligned), so the first paint of a zoomed-in view never waits for
+        a whole-history merge; wide windows build and cache the full level.
+        """
+        if seconds in self._levels:
+            return self._levels[seconds].slice(lo_ns, hi_ns)
+        finer = max((lv for lv in self._levels if lv < seconds and seconds % lv == 0), default=self.base_level)
+        size = seconds * NS
+        part = self._levels[finer].slice((lo_ns // size) * size, -(-hi_ns // size) * size)
+        if len(part) > max_merge:
+            return self.level(seconds).slice(lo_ns, hi_ns)
+        return merge(part, seconds).slice(lo_ns, hi_ns)
+
+    def built(self, seconds: int) -> bool:
+        return seconds in self._levels
+
     def pick(self, span_s: float, max_candles: int) -> int:
         """Finest level that keeps the span within ``max_candles`` candles."""
         for lv in self.ladder:
