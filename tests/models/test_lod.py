@@ -63,3 +63,21 @@ def test_pick_caps_candles_by_pixels_and_slice_is_half_open():
     base = pyr.level(60)
     part = base.slice(base.ts[10], base.ts[20])
     assert len(part) == 10 and part.ts[0] == base.ts[10]
+
+
+def test_window_of_an_unbuilt_level_equals_the_built_level():
+    frame = minutes(3 * 1440, seed=5, gaps=True)
+    base = Candles.from_frame(frame)
+    lazy = CandlePyramid(base, 60, LADDER)
+    full = CandlePyramid(base, 60, LADDER)
+    full.build_all()
+    lo, hi = int(base.ts[100]) + 17 * 10**9, int(base.ts[2500])
+    for level in (300, 900, 3600):
+        got, want = lazy.window(level, lo, hi), full.level(level).slice(lo, hi)
+        assert not lazy.built(level)  # merged for the window only
+        for name in ("ts", "open", "high", "low", "close"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+        np.testing.assert_allclose(got.volume, want.volume)
+    # a window too big to merge per frame builds (and caches) the level
+    lazy.window(86400, int(base.ts[0]), int(base.ts[-1]) + 1, max_merge=1000)
+    assert lazy.built(86400)
