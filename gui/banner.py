@@ -79,6 +79,18 @@ class DemoBanner(QFrame):
         self.setVisible(bool(dataset.is_demo))
         self.refresh()
 
+    def _follow_record_action(self) -> None:
+        """Say "Stop recording" while recording: the window's checkable Data menu action knows."""
+        action = getattr(self._window, "record_action", None)
+        if action is None or not hasattr(action, "toggled") or getattr(self, "_record_action", None) is action:
+            return
+        self._record_action = action
+        action.toggled.connect(self._recording_changed)
+        self._recording_changed(action.isChecked())
+
+    def _recording_changed(self, on: bool) -> None:
+        self.buttons["toggle_recording"].setText("Stop recording" if on else "Start recording")
+
     def available(self, slot: str) -> bool:
         return callable(getattr(self._window, slot, None))
 
@@ -89,6 +101,7 @@ class DemoBanner(QFrame):
             ok = self.available(action.slot)
             button.setEnabled(ok)
             button.setToolTip(action.tip if ok else f"{action.tip}. {UNAVAILABLE_TIP}")
+        self._follow_record_action()
 
     def showEvent(self, event) -> None:
         self.refresh()

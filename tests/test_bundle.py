@@ -80,8 +80,12 @@ def test_bundle_renders_the_first_run_window_and_writes_only_to_user_dirs(bundle
 
     assert _listing(DIST) == before, "the bundle wrote inside dist/"
     assert list(cwd.iterdir()) == []
-    # settings went to platformdirs' user config dir
-    assert (tmp_path / "home" / ".config" / "liqscope" / "liqscope.ini").is_file()
+    # whatever it wrote (settings, caches) is in platformdirs' per-user folders
+    home = tmp_path / "home"
+    user_dirs = [home / ".config" / "liqscope", home / ".local/share" / "liqscope", home / ".cache" / "liqscope",
+                 home / ".local/state" / "liqscope"]
+    written = [p for p in home.rglob("*") if p.is_file()]
+    assert all(any(d in p.parents for d in user_dirs) for p in written), written
 
 
 @pytest.mark.slow
@@ -108,3 +112,51 @@ def test_bundle_leaves_out_unused_qt_and_stays_within_budget(bundle):
     assert (internal / "liqscope" / "resources" / "icons" / "liqscope-256.png").is_file()
     assert not [p for p in internal.rglob("*") if p.is_symlink() and not p.exists()], "dangling symlinks"
     assert bundle < SIZE_BUDGET_MB
+
+
+def _write_user_files(folder: Path) -> list[Path]:
+    """A small Binance-style klines file and liquidation snapshot (the formats users download)."""
+    folder.mkdir()
+    start = 1740787200000  # 2025-03-01T00:00Z
+    kl = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+          "taker_buy_quote_volume,ignore"]
+    price = 84000.0
+    for i in range(240):
+        t = start + i * 60_000
+        o, c = price, price + (15 if i % 7 < 4 else -12)
+        kl.append(f"{t},{o:.1f},{max(o, c) + 5:.1f},{min(o, c) - 5:.1f},{c:.1f},12.5,{t + 59_999},1050000,300,6,504000,0")
+        price = c
+    liq = ["time,side,order_type,time_in_force,original_quantity,price,average_price,order_status,"
+           "last_fill_quantity,accumulated_fill_quantity"]
+    for i in range(40):
+        t = start + i * 360_000 + 1234
+        side = "SELL" if i % 3 else "BUY"
+        liq.append(f"{t},{side},LIMIT,IOC,0.500,84100.0,84100.0,FILLED,0.500,0.500")
+    paths = [folder / "BTCUSDT-1m-2025-03-01.csv", folder / "BTCUSDT-liquidationSnapshot-2025-03-01.csv"]
+    paths[0].write_text("\n".join(kl) + "\n")
+    paths[1].write_text("\n".join(liq) + "\n")
+    return paths
+
+
+@pytest.mark.slow
+def test_bundle_imports_into_the_user_store_and_then_shows_it_without_the_banner(bundle, tmp_path):
+    from PySide6.QtGui import QImage
+
+    env = _clean_env(tmp_path)
+    files = _write_user_files(tmp_path / "downloads")
+    before = _listing(DIST)
+    res = subprocess.run([str(BINARY), "import", *map(str, files)], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    store = tmp_path / "home" / ".local/share" / "liqscope"
+    assert any(p.suffix == ".parquet" for p in store.rglob("*")), "nothing stored in the user data dir"
+
+    shot = tmp_path / "store.png"
+    res = subprocess.run([str(BINARY), "--screenshot", str(shot), "--size", "1200x800"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    image = QImage(str(shot))
+    assert (image.width(), image.height()) == (1200, 800)
+    top = {image.pixelColor(x, y).name() for x in range(0, 1200, 5) for y in range(0, 140, 2)}
+    assert "#5c4a00" not in top, "the demo banner is shown over the user's own data"
+    assert _listing(DIST) == before, "the bundle wrote inside dist/"

@@ -69,3 +69,42 @@ def test_a_symlink_to_a_removed_library_is_dropped_even_if_its_name_is_needed():
     kept, dropped = prune(toc, lambda src: ["libx.so.1"] if src == "/s/m.so" else [])
     assert [e[0] for e in kept] == ["m.cpython-311-x86_64-linux-gnu.so"]
     assert [e[0] for e in dropped] == ["libx.so.1"]
+
+
+def _spec_list(name: str) -> list[str]:
+    """A list literal from packaging/liqscope.spec, read without running PyInstaller."""
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "packaging" / "liqscope.spec").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{name} not found in liqscope.spec")
+
+
+def _imported_modules(root: Path) -> dict[str, str]:
+    """Every module our code imports (dotted name -> first file), at any depth, by the AST."""
+    import ast
+
+    found = {}
+    for folder in ("models", "gui"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                else:
+                    continue
+                for name in names:
+                    found.setdefault(name, str(path.relative_to(root)))
+    return found
+
+
+def test_the_bundle_excludes_no_module_the_app_imports():
+    """Excluding a Qt or pyarrow module someone starts using would break only the bundle."""
+    excluded = _spec_list("EXCLUDE_MODULES")
+    imported = _imported_modules(Path(__file__).resolve().parents[1])
+    clashes = {name: where for name, where in imported.items()
+               if any(name == ex or name.startswith(ex + ".") for ex in excluded)}
+    assert not clashes, f"imported by the app but excluded in packaging/liqscope.spec: {clashes}"

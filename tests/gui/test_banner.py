@@ -107,3 +107,20 @@ def test_main_window_hides_the_banner_once_real_data_is_shown(window, demo):
     assert not window.banner.isVisible()
     window.set_dataset(demo)
     assert window.banner.isVisible()
+
+
+def test_record_button_follows_the_windows_record_action(qtbot, demo):
+    from PySide6.QtGui import QAction
+
+    host = FakeWindow()
+    qtbot.addWidget(host)
+    host.record_action = QAction("Record", host)
+    host.record_action.setCheckable(True)
+    host.toggle_recording = lambda: host.record_action.toggle()
+    banner = DemoBanner(host, demo)
+    button = banner.buttons["toggle_recording"]
+    assert button.text() == "Start recording"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert host.record_action.isChecked() and button.text() == "Stop recording"
+    host.record_action.setChecked(False)  # stopped from the Data menu
+    assert button.text() == "Start recording"
