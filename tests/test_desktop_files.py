@@ -134,3 +134,26 @@ def test_install_desktop_refuses_a_missing_bundle(tmp_path):
                          env=env, capture_output=True, text=True)
     assert res.returncode == 1 and "packaging/build" in res.stderr
     assert not (tmp_path / "share" / "applications").exists()
+
+
+def test_committed_pngs_match_the_svg(qapp, tmp_path):
+    """Edit the SVG, forget packaging/render_icons.py, and this fails."""
+    import sys
+
+    from PySide6.QtGui import QImage
+
+    sys.path.insert(0, str(ROOT / "packaging"))
+    from render_icons import render
+
+    for fresh in render(ICONS / "liqscope.svg", tmp_path, sizes=(32, 128)):
+        committed = QImage(str(ICONS / fresh.name)).convertToFormat(QImage.Format.Format_ARGB32)
+        new = QImage(str(fresh)).convertToFormat(QImage.Format.Format_ARGB32)
+        assert committed.size() == new.size()
+        n = new.width()
+        diff = sum(_differs(committed.pixelColor(x, y), new.pixelColor(x, y)) for x in range(n) for y in range(n))
+        assert diff <= n * n * 0.01, f"{fresh.name}: {diff} pixels differ; run packaging/render_icons.py"
+
+
+def _differs(a, b) -> bool:
+    """More than anti-aliasing noise between Qt versions."""
+    return max(abs(x - y) for x, y in zip(a.getRgb(), b.getRgb())) > 24
