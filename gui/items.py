@@ -1,18 +1,19 @@
-"""Lightweight pyqtgraph items that draw pre-sliced arrays into a cached QPicture.
+"""Lightweight pyqtgraph items that draw pre-sliced arrays of primitives.
 
 Callers hand over only what is visible (plus a margin) at a level of detail
 that fits the pixels, so painting cost follows the screen, not the dataset.
 ``BarGraphItem`` would draw every bar it holds; these draw what they are given.
 Primitives are written straight into contiguous QLineF/QRectF arrays from
 numpy (pyqtgraph's PrimitiveArray, the same fast path BarGraphItem uses)
-instead of building one Python object per candle.
+instead of building one Python object per candle, and painted directly: no
+QPicture, whose recording and replay cost more than the drawing itself.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QPointF, QRectF
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPicture
+from PySide6.QtCore import QLineF, QRectF
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 
 try:
     from pyqtgraph.Qt.internals import PrimitiveArray
@@ -27,42 +28,52 @@ def _pen(color: str) -> QPen:
     return pen
 
 
-def draw_lines(painter: QPainter, x0, y0, x1, y1) -> None:
+def _lines(x0, y0, x1, y1):
     if PrimitiveArray is None:
-        painter.drawLines([QLineF(*v) for v in zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist())])
-        return
+        return [QLineF(*v) for v in zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist())]
     arr = PrimitiveArray(QLineF, 4)
     arr.resize(len(x0))
     mem = arr.ndarray()
     mem[:, 0], mem[:, 1], mem[:, 2], mem[:, 3] = x0, y0, x1, y1
-    painter.drawLines(*arr.drawargs())
+    return arr
 
 
-def draw_rects(painter: QPainter, x, y, w, h) -> None:
+def _rects(x, y, w, h):
     if PrimitiveArray is None:
-        painter.drawRects([QRectF(*v) for v in zip(x.tolist(), y.tolist(), w.tolist(), h.tolist())])
-        return
+        return [QRectF(*v) for v in zip(x.tolist(), y.tolist(), w.tolist(), h.tolist())]
     arr = PrimitiveArray(QRectF, 4)
     arr.resize(len(x))
     mem = arr.ndarray()
     mem[:, 0], mem[:, 1], mem[:, 2], mem[:, 3] = x, y, w, h
-    painter.drawRects(*arr.drawargs())
+    return arr
 
 
-class _PictureItem(pg.GraphicsObject):
+def _draw(painter: QPainter, method: str, prims) -> None:
+    if isinstance(prims, list):
+        getattr(painter, method)(prims)
+    else:
+        getattr(painter, method)(*prims.drawargs())
+
+
+class _PrimitivesItem(pg.GraphicsObject):
+    """Holds (pen, brush, method, primitives) layers and paints them as they are."""
+
     def __init__(self):
         super().__init__()
-        self._picture = QPicture()
+        self._layers: list[tuple] = []
         self._bounds = QRectF()
 
     def paint(self, painter, *args):
-        painter.drawPicture(QPointF(0, 0), self._picture)
+        for pen, brush, method, prims in self._layers:
+            painter.setPen(pen)
+            painter.setBrush(brush)
+            _draw(painter, method, prims)
 
     def boundingRect(self):
         return QRectF(self._bounds)
 
 
-class CandlesItem(_PictureItem):
+class CandlesItem(_PrimitivesItem):
     """OHLC candlesticks: one wick line and one body rectangle per candle."""
 
     def __init__(self, up: str = "#26a69a", down: str = "#ef5350"):
@@ -79,21 +90,20 @@ class CandlesItem(_PictureItem):
         self.data = tuple(np.asarray(a, dtype=float) for a in (x, o, h, l, c))
         self.width = float(width)
         self.prepareGeometryChange()
-        self._picture = QPicture()
-        painter = QPainter(self._picture)
         x, o, h, l, c = self.data
         half = self.width * 0.35
         up_mask = c >= o
+        layers = []
         for sel, color in ((up_mask, self.colors[0]), (~up_mask, self.colors[1])):
             if not sel.any():
                 continue
             xs = x[sel]
-            painter.setPen(_pen(color))
-            draw_lines(painter, xs, l[sel], xs, h[sel])
-            painter.setBrush(QBrush(QColor(color)))
+            pen, brush = _pen(color), QBrush(QColor(color))
+            layers.append((pen, brush, "drawLines", _lines(xs, l[sel], xs, h[sel])))
             lo = np.minimum(o[sel], c[sel])
-            draw_rects(painter, xs - half, lo, np.full(len(xs), 2 * half), np.maximum(o[sel], c[sel]) - lo)
-        painter.end()
+            layers.append((pen, brush, "drawRects",
+                           _rects(xs - half, lo, np.full(len(xs), 2 * half), np.maximum(o[sel], c[sel]) - lo)))
+        self._layers = layers
         if len(x):
             lo, hi = float(np.min(l)), float(np.max(h))
             self._bounds = QRectF(float(x[0]) - self.width, lo, float(x[-1] - x[0]) + 2 * self.width, hi - lo)
@@ -102,7 +112,7 @@ class CandlesItem(_PictureItem):
         self.update()
 
 
-class RectsItem(_PictureItem):
+class RectsItem(_PrimitivesItem):
     """Filled rectangles coloured by group: volume bars and stacked liquidation bars."""
 
     def __init__(self):
@@ -115,19 +125,18 @@ class RectsItem(_PictureItem):
         self.prepareGeometryChange()
         self.rects = np.column_stack([x0, x1, y0, y1]).astype(float) if len(x0) else np.empty((0, 4))
         self.groups = np.asarray(groups, dtype=int)
-        self._picture = QPicture()
-        painter = QPainter(self._picture)
-        painter.setPen(pg.mkPen(None))
+        no_pen = pg.mkPen(None)
+        layers = []
         for gi, color in enumerate(colors):
             sel = self.groups == gi
             if not sel.any():
                 continue
             q = QColor(color)
             q.setAlpha(alpha)
-            painter.setBrush(QBrush(q))
             r = self.rects[sel]
-            draw_rects(painter, r[:, 0], r[:, 2], r[:, 1] - r[:, 0], r[:, 3] - r[:, 2])
-        painter.end()
+            layers.append((no_pen, QBrush(q), "drawRects",
+                           _rects(r[:, 0], r[:, 2], r[:, 1] - r[:, 0], r[:, 3] - r[:, 2])))
+        self._layers = layers
         if len(self.rects):
             r = self.rects
             ymin, ymax = float(min(r[:, 2].min(), r[:, 3].min())), float(max(r[:, 2].max(), r[:, 3].max()))
