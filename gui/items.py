@@ -144,3 +144,10 @@ class RectsItem(_PrimitivesItem):
         else:
             self._bounds = QRectF()
         self.update()
+
+
+def recolor_legend(legend: pg.LegendItem, color: str) -> None:
+    """Set a legend's text colour, existing labels included (pyqtgraph only re-renders on setText)."""
+    legend.setLabelTextColor(color)
+    for _sample, label in legend.items:
+        label.setText(label.text, color=color)

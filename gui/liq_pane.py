@@ -16,7 +16,7 @@ from liqscope.models.liq_index import BucketSums, LiquidationIndex
 from liqscope.models.timeutil import format_duration, pick_bucket
 
 from .axis import to_x
-from .items import RectsItem
+from .items import RectsItem, recolor_legend
 from .theme import display_name, exchange_color
 
 MIN_BAR_PX = 4
@@ -59,7 +59,7 @@ class LiqPane:
 
     def set_foreground(self, color: str):
         self.label.setColor(color)
-        self.legend.setLabelTextColor(color)
+        recolor_legend(self.legend, color)
 
     def pick_bucket(self, span_s: float, override: int | None) -> int:
         if override:

@@ -17,7 +17,7 @@ from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import BUCKETS
 
 from .axis import OriginDateAxis, to_x
-from .items import CandlesItem, RectsItem
+from .items import CandlesItem, RectsItem, recolor_legend
 from .theme import LONG_COLOR, SHORT_COLOR, Theme
 
 LADDER = list(BUCKETS.values())  # candle levels of detail, seconds
@@ -95,7 +95,7 @@ class PricePane:
     def set_theme(self, theme: Theme):
         self.candles.set_colors(theme.candle_up, theme.candle_down)
         self.plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
-        self.legend.setLabelTextColor(theme.foreground)
+        recolor_legend(self.legend, theme.foreground)
 
     def set_series(self, candles: pd.DataFrame | None):
         """New price source (asset/exchange changed): a new level-of-detail pyramid."""

@@ -80,5 +80,4 @@ def stylesheet(theme: Theme) -> str:
     QPushButton[role="chip"] {{ border: 1px solid {theme.crosshair}; border-radius: 9px;
         padding: 2px 8px; background: transparent; color: {theme.foreground}; }}
     QPushButton[role="chip"]:hover {{ background: {theme.crosshair}; }}
-    QLabel#banner {{ background: #5c4a00; color: #fff3c4; padding: 4px 8px; }}
     """

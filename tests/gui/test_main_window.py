@@ -245,3 +245,14 @@ def test_screenshot_does_not_overwrite_saved_settings(qtbot, demo, tmp_path, mon
     s.sync()
     assert cli_main(["--demo", "--screenshot", str(tmp_path / "x.png"), "--asset", "ETH", "--size", "800x600"]) == 0
     assert load_view(open_settings())["asset"] == "SOL"
+
+
+def test_theme_switch_recolours_legends(window):
+    from liqscope.gui.theme import LIGHT
+
+    window.state.update(theme="light")
+    settle(window)
+    for legend in (window.liq.legend, window.price.legend):
+        assert legend.items
+        for _sample, label in legend.items:
+            assert label.opts["color"] == LIGHT.foreground
