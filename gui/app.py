@@ -54,7 +54,6 @@ def make_app(argv: list[str] | None = None):
 
 def requested_view(args, dataset):
     """A View from command-line options, validated against the dataset (None if none given)."""
-    from .state import View
 
     fields = {}
     if getattr(args, "asset", None):
@@ -155,6 +154,10 @@ def settle(window) -> None:
         window.state.flush()
         window._headline_timer.stop()
         window.update_headline()
+        for panel in list(getattr(getattr(window, "drilldown", None), "panels", {}).values()):
+            for timer, run in ((panel._refresh_timer, panel.refresh), (panel._redraw_timer, panel.redraw)):
+                if timer.isActive():
+                    run()  # do now what the panel's coalescing timer would do
         QApplication.processEvents()
 
 

@@ -1,7 +1,7 @@
 """Toolbar controls bound two-way to the ViewState (signals blocked on write-back)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QToolBar, QToolButton
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel,
-                               QLineEdit, QMessageBox, QProgressDialog, QPushButton)
+                               QLineEdit, QMessageBox, QProgressDialog)
 
 from liqscope.models.importers import SIDE_CONVENTIONS, ImportCancelled, InputError, import_files
 from liqscope.models.importers.generic import CANDLE_FIELDS, LIQ_FIELDS

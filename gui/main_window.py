@@ -1,7 +1,6 @@
 """Main window: price and liquidation panes over one ViewState, headline, controls."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer

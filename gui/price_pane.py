@@ -16,7 +16,7 @@ from liqscope.models.lod import Candles, CandlePyramid
 from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import BUCKETS
 
-from .axis import OriginDateAxis, to_x
+from .axis import to_x
 from .items import CandlesItem, RectsItem, recolor_legend
 from .theme import LONG_COLOR, SHORT_COLOR, Theme
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .liquidations import LiquidationModel, Totals, _ns
-from .schema import SIDES, ts_ns
+from .schema import SIDES
 
 BLOCK = 512  # events per block for range-maximum queries
 

@@ -82,7 +82,7 @@ def test_metainfo_passes_appstreamcli():
 
 
 def test_icon_pngs_are_the_svg_rendered_at_each_size(qapp):
-    from PySide6.QtGui import QColor, QImage
+    from PySide6.QtGui import QImage
 
     assert ET.parse(ICONS / "liqscope.svg").getroot().get("viewBox") == "0 0 256 256"
     for size in SIZES:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from liqscope.gui.banner import ACTIONS, UNAVAILABLE_TIP, DemoBanner
-from liqscope.models.dataset import DEMO_LABEL, Dataset, load_demo
+from liqscope.models.dataset import DEMO_LABEL, Dataset
 
 DAY = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-05-10", tz="UTC"))
 
@@ -21,11 +20,6 @@ class FakeWindow(QWidget):
 
     def open_import_dialog(self):
         self.calls.append("import")
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_demo()
 
 
 def test_banner_text_and_visibility_follow_the_dataset(qtbot, demo):
@@ -73,20 +67,6 @@ def test_click_rechecks_and_disables_a_vanished_feature(qtbot, demo):
     banner.buttons["toggle_recording"].click()
     assert host.calls == []
     assert not banner.buttons["toggle_recording"].isEnabled()
-
-
-@pytest.fixture
-def window(qtbot, demo, tmp_path, monkeypatch):
-    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "config"))
-    from liqscope.gui.main_window import MainWindow
-    from liqscope.gui.state import View
-
-    w = MainWindow(demo, View(start=DAY[0], end=DAY[1]), restore=False)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
 
 
 def test_main_window_shows_the_banner_on_demo_data(window):

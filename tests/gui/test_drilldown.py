@@ -9,41 +9,16 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QPushButton
 
-from liqscope.models.dataset import load_demo
 from liqscope.models.format import number
 from liqscope.models.prices import resample
+from liqscope.gui.app import settle
 
 DAY = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-05-10", tz="UTC"))
 
 
-@pytest.fixture(scope="module")
-def demo():
-    return load_demo()
-
-
 @pytest.fixture
-def window(qtbot, demo, tmp_path, monkeypatch):
-    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "config"))
-    from liqscope.gui.main_window import MainWindow
-    from liqscope.gui.state import View
-
-    w = MainWindow(demo, View(start=DAY[0], end=DAY[1]), restore=False)
-    qtbot.addWidget(w)
-    w.resize(1500, 950)
-    w.show()
-    qtbot.waitExposed(w)
-    settle(w)
-    return w
-
-
-def settle(w):
-    from liqscope.gui.app import settle as app_settle
-
-    app_settle(w)
-    for p in list(w.drilldown.panels.values()):
-        p._refresh_timer.stop()
-        p._redraw_timer.stop()
-        p.redraw()
+def window_size():
+    return 1500, 950
 
 
 def click_chip(window, qtbot, name: str):

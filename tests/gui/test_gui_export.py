@@ -7,39 +7,10 @@ import pytest
 from PySide6.QtGui import QImage
 
 from liqscope.models.cli import main as cli_main
-from liqscope.models.dataset import load_demo
+from liqscope.gui.app import settle
 
 DAY = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-05-10", tz="UTC"))
 DAY_ARGS = ["--start", "2025-05-09T00:00:00Z", "--end", "2025-05-10T00:00:00Z"]
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_demo()
-
-
-@pytest.fixture
-def window(qtbot, demo, tmp_path, monkeypatch):
-    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "config"))
-    from liqscope.gui.main_window import MainWindow
-    from liqscope.gui.state import View
-
-    w = MainWindow(demo, View(start=DAY[0], end=DAY[1]), restore=False)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    settle(w)
-    return w
-
-
-def settle(w):
-    from liqscope.gui.app import settle as app_settle
-
-    app_settle(w)
-    for p in list(w.drilldown.panels.values()):
-        p._redraw_timer.stop()
-        p.redraw()
 
 
 def colours(img: QImage, n: int = 60) -> int:
