@@ -15,6 +15,7 @@ import csv
 import io
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -214,6 +215,25 @@ def check_writable(path: str | os.PathLike) -> Path:
     return p
 
 
+@contextmanager
+def atomic_file(path: str | os.PathLike):
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one rename.
+
+    A failed or cancelled export never leaves a half-written file under the
+    user's chosen name; OS errors become one-line ``ExportError``s.
+    """
+    p = check_writable(path)
+    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise ExportError(f"cannot write {p}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike, progress: Progress | None = None,
               chunk_rows: int = CHUNK_ROWS) -> int:
     """Write ``frame`` as CSV in chunks (reporting progress), atomically; returns rows written.
@@ -223,21 +243,13 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike, progress: Progress |
     C++ writer does the formatting: 1M rows in well under a second, where
     ``DataFrame.to_csv`` takes ~10 s.
     """
-    p = check_writable(path)
     table = csv_ready(frame)
     total = table.num_rows
-    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
+    with atomic_file(path) as tmp:
         try:
             _write_arrow_csv(table, tmp, progress, chunk_rows, quoting="none")
         except pa.ArrowInvalid:  # a text value holds a comma, quote or line end: quote text values
             _write_arrow_csv(table, tmp, progress, chunk_rows, quoting="needed")
-        os.replace(tmp, p)
-    except OSError as exc:
-        raise ExportError(f"cannot write {p}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return total
 
 
