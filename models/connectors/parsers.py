@@ -104,24 +104,20 @@ class ContractSpec:
         return size / price, size
 
 
+def _num(value: Any, what: str, *, positive: bool = False) -> float:
+    """A finite number, >= 0 (or > 0 with ``positive``); ParseError naming the field otherwise."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ParseError(f"{what} is not a number: {value!r}") from None
+    if not math.isfinite(out) or out < 0 or (positive and out == 0):
+        raise ParseError(f"{what} must be {'positive' if positive else 'a finite non-negative number'}, "
+                         f"got {value!r}")
+    return out
+
+
 def _positive(value: Any, what: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ParseError(f"{what} is not a number: {value!r}") from None
-    if not math.isfinite(out) or out <= 0:
-        raise ParseError(f"{what} must be positive, got {value!r}")
-    return out
-
-
-def _num(value: Any, what: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ParseError(f"{what} is not a number: {value!r}") from None
-    if not math.isfinite(out) or out < 0:
-        raise ParseError(f"{what} must be a finite non-negative number, got {value!r}")
-    return out
+    return _num(value, what, positive=True)
 
 
 def _ms(value: Any, what: str) -> int:

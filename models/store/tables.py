@@ -113,12 +113,7 @@ def merge_liquidations(existing: pd.DataFrame | None, parts: list[tuple[int, pd.
     frame (sorted), rows first seen per tag, whether anything changed, and a
     mask of the merged rows that are new.
     """
-    frames = ([existing] if existing is not None else []) + [p for _, p in parts]
-    tags = np.concatenate(
-        ([np.full(len(existing), -1)] if existing is not None else [])
-        + [np.full(len(p), t) for t, p in parts]
-    )
-    df = concat(frames)
+    df, tags = _stack(existing, parts)
     ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
     side = _side_codes(df["side"])
     price, qty = df["price"].to_numpy(), df["qty"].to_numpy()
@@ -132,6 +127,16 @@ def merge_liquidations(existing: pd.DataFrame | None, parts: list[tuple[int, pd.
     return merged, new, changed, tags[first] >= 0
 
 
+def _stack(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):
+    """All rows in one frame, with each row's tag (-1 for rows already stored)."""
+    frames = ([existing] if existing is not None else []) + [p for _, p in parts]
+    tags = np.concatenate(
+        ([np.full(len(existing), -1)] if existing is not None else [])
+        + [np.full(len(p), t) for t, p in parts]
+    )
+    return concat(frames), tags
+
+
 def sort_liquidations(df: pd.DataFrame) -> pd.DataFrame:
     """Rows in the store's order: ts, then side, price, qty (deterministic files)."""
     ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
@@ -141,12 +146,7 @@ def sort_liquidations(df: pd.DataFrame) -> pd.DataFrame:
 
 def merge_candles(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):
     """Union of one series partition keyed by open time; later parts win on values."""
-    frames = ([existing] if existing is not None else []) + [p for _, p in parts]
-    tags = np.concatenate(
-        ([np.full(len(existing), -1)] if existing is not None else [])
-        + [np.full(len(p), t) for t, p in parts]
-    )
-    df = concat(frames)
+    df, tags = _stack(existing, parts)
     ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
     order = np.lexsort((tags, ts))
     ts_sorted = ts[order]
