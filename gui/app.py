@@ -10,6 +10,9 @@ from liqscope.models.cli import UsageError
 from liqscope.models.timeutil import TimeParseError, parse_time
 
 
+_T0 = time.perf_counter()
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -81,7 +84,6 @@ def requested_view(args, dataset):
 
 
 def run(args) -> int:
-    t0 = time.perf_counter()
     if args.screenshot and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     size = _parse_size(args.size) if args.screenshot else None
@@ -116,8 +118,7 @@ def run(args) -> int:
             window.statusBar().showMessage(f"Ignored command-line view: {exc}", 10_000)
             view = None
         window.set_dataset(dataset, view, restore=view is None)
-        if os.environ.get("LIQSCOPE_TIMING"):
-            print(f"data shown after {time.perf_counter() - t0:.3f} s", file=sys.stderr)
+        _timing("data shown")
 
     def failed(message):
         from PySide6.QtWidgets import QMessageBox
@@ -130,8 +131,20 @@ def run(args) -> int:
     if os.environ.get("LIQSCOPE_TIMING"):
         from PySide6.QtCore import QTimer
 
-        QTimer.singleShot(0, lambda: print(f"window painted after {time.perf_counter() - t0:.3f} s", file=sys.stderr))
+        QTimer.singleShot(0, lambda: _timing("window painted"))
     return app.exec()
+
+
+def _timing(what: str) -> None:
+    """LIQSCOPE_TIMING=<launch epoch seconds> (e.g. $(date +%s.%N)) prints time since launch."""
+    value = os.environ.get("LIQSCOPE_TIMING")
+    if not value:
+        return
+    try:
+        since = time.time() - float(value)
+    except ValueError:
+        since = time.perf_counter() - _T0
+    print(f"{what} {since:.3f} s after launch", file=sys.stderr)
 
 
 def _view_for(args, dataset):
