@@ -39,6 +39,7 @@ class LiqPane:
         plot.addItem(self.zero)
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMenuEnabled(False)
+        plot.hideButtons()  # the view follows the ViewState; pyqtgraph's auto-range "A" would fight it
         plot.hideAxis("left")
         plot.showAxis("right")
         plot.getAxis("right").setWidth(78)

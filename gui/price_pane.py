@@ -43,6 +43,23 @@ class PriceAxis(pg.AxisItem):
         return [f"{v:,.{decimals}f}" for v in values]
 
 
+class PassiveViewBox(pg.ViewBox):
+    """An overlay view box that lets every mouse event through to the view box beneath.
+
+    pyqtgraph's scene offers drags to items by z order and a ViewBox accepts them
+    even with its mouse disabled, so the volume overlay would swallow every pan.
+    """
+
+    def mouseDragEvent(self, ev, axis=None):
+        ev.ignore()
+
+    def mouseClickEvent(self, ev):
+        ev.ignore()
+
+    def wheelEvent(self, ev, axis=None):
+        ev.ignore()
+
+
 class PricePane:
     def __init__(self, plot: pg.PlotItem, origin_s: float):
         self.plot = plot
@@ -59,12 +76,13 @@ class PricePane:
         plot.showAxis("right")
         plot.getAxis("right").setWidth(78)
         plot.setMenuEnabled(False)
+        plot.hideButtons()  # the view follows the ViewState; pyqtgraph's auto-range "A" would fight it
         self.vb = plot.getViewBox()
         self.vb.setLimits(minXRange=300)  # never zoom below 5 minutes
         self.vb.setMouseMode(pg.ViewBox.PanMode)
         self.vb.enableAutoRange(x=False, y=False)
         # volume in its own view box, x-linked, occupying the bottom quarter
-        self.vol_vb = pg.ViewBox(enableMouse=False)
+        self.vol_vb = PassiveViewBox(enableMouse=False)
         self.vol_vb.setXLink(self.vb)
         plot.scene().addItem(self.vol_vb)
         self.vol_vb.setZValue(-10)

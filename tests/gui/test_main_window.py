@@ -231,3 +231,41 @@ def test_theme_switch_recolours_legends(window):
         assert legend.items
         for _sample, label in legend.items:
             assert label.opts["color"] == LIGHT.foreground
+
+
+def test_mouse_wheel_zooms_and_drag_pans_through_real_events(window, qtbot):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    view = window.graphics
+    vb = window.price.vb
+    centre = view.mapFromScene(vb.sceneBoundingRect().center())
+    before = window.state.view
+    wheel = QWheelEvent(QPointF(centre), QPointF(view.mapToGlobal(centre)), QPoint(0, 0), QPoint(0, 480),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(view.viewport(), wheel)
+    settle(window)
+    zoomed = window.state.view
+    assert (zoomed.end - zoomed.start) < (before.end - before.start) * 0.8  # zoomed in
+    assert window.headline.figures["total_usd"] < 860e6
+    # drag to the right: the window moves back in time by the dragged fraction
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+
+    vp = view.viewport()
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+
+    def send(kind, dx, button, buttons):
+        p = QPointF(centre + QPoint(dx, 0))
+        QApplication.sendEvent(vp, QMouseEvent(kind, p, QPointF(vp.mapToGlobal(p.toPoint())), button, buttons,
+                                               Qt.KeyboardModifier.NoModifier))
+
+    send(QEvent.Type.MouseButtonPress, 0, left, left)
+    for dx in range(10, 210, 20):  # QTest's mouseMove drops the held button, so send real move events
+        send(QEvent.Type.MouseMove, dx, none, left)
+    send(QEvent.Type.MouseButtonRelease, 200, left, none)
+    settle(window)
+    panned = window.state.view
+    assert panned.start < zoomed.start
+    assert (panned.end - panned.start) == pytest.approx(zoomed.end - zoomed.start, abs=pd.Timedelta(seconds=1))
