@@ -34,15 +34,23 @@ class Dataset:
         return self._indexes[key]
 
     def append_liquidations(self, events: pd.DataFrame) -> int:
-        """Merge new (live) events; returns how many were new. Indexes are rebuilt lazily."""
+        """Merge new (live) events; returns how many were new.
+
+        Cheap when events only append (the live case): no re-sort of what is
+        held, and the cached indexes extend instead of rebuilding.
+        """
         if events is None or not len(events):
             return 0
-        before = len(self.liquidations)
-        merged = LiquidationModel.concat([self.liquidations, LiquidationModel(events)])
-        frame = merged.frame.drop_duplicates(["ts", "exchange", "symbol", "side", "price", "qty"])
-        self.liquidations = LiquidationModel(frame.reset_index(drop=True), _trusted=True)
-        self._indexes.clear()
-        return len(self.liquidations) - before
+        old = self.liquidations
+        merged, added, kept_positions = old.appended(events)
+        if not added:
+            return 0
+        self.liquidations = merged
+        if kept_positions:
+            self._indexes = {k: idx.extended(merged, len(old)) for k, idx in self._indexes.items()}
+        else:
+            self._indexes.clear()
+        return added
 
     @property
     def assets(self) -> list[str]:

@@ -51,6 +51,44 @@ class LiquidationIndex:
         self.cell_asset = np.tile(np.repeat(np.arange(n_as), 2), n_ex)
         self.cell_side = np.tile(np.arange(2), n_ex * n_as)
 
+    def extended(self, model: LiquidationModel, n_old: int) -> "LiquidationIndex":
+        """The index of ``model``, whose first ``n_old`` rows are this index's model unchanged.
+
+        Live batches only append: each new event goes at the end of its cell, so
+        the arrays grow by one ``np.insert`` and the running sums are recomputed,
+        instead of re-sorting millions of events per batch. Falls back to a full
+        build when the batch brings an exchange or asset the index has no cell for.
+        """
+        f = model.frame
+        same = (list(f["exchange"].cat.categories.astype(str)) == self.exchanges
+                and list(f["asset"].cat.categories.astype(str)) == self.assets)
+        if not same or n_old != len(self.model):
+            return LiquidationIndex(model, self.min_notional)
+        out = object.__new__(LiquidationIndex)
+        out.__dict__.update(self.__dict__)
+        out.model = model
+        n_as = max(len(self.assets), 1)
+        new = f.iloc[n_old:]
+        notional = new["notional_usd"].to_numpy()
+        rows = np.arange(n_old, len(f), dtype=np.int64)
+        cell = ((new["exchange"].cat.codes.to_numpy().astype(np.int64) * n_as
+                 + new["asset"].cat.codes.to_numpy()) * 2 + new["side"].cat.codes.to_numpy())
+        ts = model.ts_ns[n_old:]
+        if self.min_notional > 0:
+            keep = notional >= self.min_notional
+            rows, cell, ts, notional = rows[keep], cell[keep], ts[keep], notional[keep]
+        order = np.argsort(cell, kind="stable")
+        rows, cell, ts, notional = rows[order], cell[order], ts[order], notional[order]
+        at = self.offsets[cell + 1]  # end of each event's cell: appended events are the newest in it
+        out.rows = np.insert(self.rows, at, rows)
+        out.ts = np.insert(self.ts, at, ts)
+        out.notional = np.insert(self.notional, at, notional)
+        out.offsets = self.offsets + np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
+        out.cum = np.concatenate([[0.0], np.cumsum(out.notional)])
+        n = len(out.notional)
+        out.block_max = np.maximum.reduceat(out.notional, np.arange(0, n, BLOCK)) if n else np.empty(0)
+        return out
+
     # -- selection ------------------------------------------------------------
     def cells(self, exchanges: Iterable[str] | None = None, assets: Iterable[str] | None = None,
               side: str | None = None) -> np.ndarray:

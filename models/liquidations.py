@@ -176,10 +176,61 @@ class LiquidationModel:
 
     @staticmethod
     def concat(models: Iterable["LiquidationModel"]) -> "LiquidationModel":
-        frames = [m.frame.astype({c: str for c in ("exchange", "symbol", "asset")}) for m in models if len(m)]
+        """One model from several (categories unioned on their codes: no per-row strings)."""
+        frames = [m.frame for m in models if len(m)]
         if not frames:
             return LiquidationModel()
-        return LiquidationModel(pd.concat(frames, ignore_index=True))
+        return LiquidationModel(_concat_frames(frames), _trusted=False)
+
+    def appended(self, events: pd.DataFrame) -> tuple["LiquidationModel", int, bool]:
+        """This model plus the ``events`` it does not hold yet: (model, rows added, kept_positions).
+
+        Live data arrives in small batches at the end of the timeline, so only the
+        tail from the batch's first timestamp is checked for duplicates, and when
+        nothing lands before the last event the old rows keep their positions
+        (which lets indexes extend instead of rebuilding).
+        """
+        new = LiquidationModel(events).frame
+        if not len(new):
+            return self, 0, True
+        if len(self):
+            first = ts_ns(new["ts"])[0]
+            tail = self.frame.iloc[int(np.searchsorted(self._ts, first, "left")):]
+            if len(tail):
+                seen = pd.MultiIndex.from_frame(tail[list(DEDUP_KEY)].astype({c: str for c in DEDUP_KEY[1:4]}))
+                mine = pd.MultiIndex.from_frame(new[list(DEDUP_KEY)].astype({c: str for c in DEDUP_KEY[1:4]}))
+                new = new[~mine.isin(seen)]
+            if not len(new):
+                return self, 0, True
+        frame = _concat_frames([self.frame, new.drop_duplicates(list(DEDUP_KEY))])
+        ts = ts_ns(frame["ts"])
+        kept = not (len(ts) > 1 and (np.diff(ts) < 0).any())
+        if not kept:
+            frame = frame.iloc[np.argsort(ts, kind="stable")].reset_index(drop=True)
+        return LiquidationModel(frame, _trusted=True), len(frame) - len(self), kept
+
+
+# What makes two liquidation rows the same event (the store dedupes on the same key).
+DEDUP_KEY = ("ts", "exchange", "symbol", "side", "price", "qty")
+
+
+def _concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate canonical frames, unioning categoricals (codes are recoded, not stringified)."""
+    from pandas.api.types import union_categoricals
+
+    cols = {}
+    for col in frames[0].columns:
+        parts = [f[col] for f in frames]
+        if col == "ts":
+            cols[col] = pd.DatetimeIndex(np.concatenate([ts_ns(p) for p in parts]), tz="UTC")
+        elif col == "side":  # fixed categories (long, short) everywhere
+            cols[col] = pd.Categorical.from_codes(np.concatenate([p.cat.codes.to_numpy() for p in parts]),
+                                                  dtype=parts[0].dtype)
+        elif isinstance(parts[0].dtype, pd.CategoricalDtype):
+            cols[col] = union_categoricals(parts, ignore_order=True)
+        else:
+            cols[col] = np.concatenate([p.to_numpy() for p in parts])
+    return pd.DataFrame(cols)
 
 
 def _sum_by(f: pd.DataFrame, col: str) -> dict[str, float]:

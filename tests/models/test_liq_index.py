@@ -81,3 +81,53 @@ def test_empty_model():
     t = idx.totals(T0, T0 + pd.Timedelta(days=1))
     assert (t.total_usd, t.count, t.by_exchange) == (0.0, 0, {})
     assert idx.largest(T0, T0 + pd.Timedelta(days=1)).empty
+
+
+def _batch(seed: int, n: int, start_min: int, exchanges=EXCHANGES) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = T0 + pd.Timedelta(minutes=start_min) + pd.to_timedelta(np.sort(rng.integers(0, 600_000, n)), unit="ms")
+    return pd.DataFrame({"ts": ts, "exchange": rng.choice(exchanges, n), "symbol": "X",
+                         "asset": rng.choice(ASSETS, n), "side": rng.choice(["long", "short"], n),
+                         "price": 100.0, "qty": rng.integers(1, 50, n).astype(float),
+                         "notional_usd": np.round(rng.pareto(1.3, n) * 1000 + 10, 2)})
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000), batches=st.lists(st.tuples(st.integers(1, 300), st.integers(-200, 2000)),
+                                                   min_size=1, max_size=4),
+       min_usd=st.sampled_from([0.0, 2000.0]))
+def test_live_appends_keep_cached_indexes_equal_to_a_fresh_build(seed, batches, min_usd):
+    from liqscope.models.dataset import Dataset
+
+    ds = Dataset(liquidations=random_model(seed, 3000))
+    ds.index(min_usd)
+    expected = ds.liquidations.frame
+    for i, (n, start_min) in enumerate(batches):
+        batch = _batch(seed + i, n, start_min)
+        batch = pd.concat([batch, batch.iloc[: n // 3]])  # duplicates inside the batch
+        added = ds.append_liquidations(batch)
+        expected = pd.concat([expected, batch.astype({"exchange": str, "asset": str, "symbol": str, "side": str})])
+        assert added >= 0
+    want = LiquidationModel(expected.astype({"exchange": str, "asset": str, "symbol": str, "side": str})
+                            .drop_duplicates(["ts", "exchange", "symbol", "side", "price", "qty"]))
+    assert len(ds.liquidations) == len(want)
+    fresh = LiquidationIndex(ds.liquidations, min_usd)
+    got = ds.index(min_usd)
+    for name in ("rows", "ts", "notional", "offsets", "block_max"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(fresh, name))
+    start, end = T0, T0 + pd.Timedelta(days=2)
+    assert got.totals(start, end).total_usd == pytest.approx(want.filter(start, end, min_notional=min_usd).totals().total_usd)
+
+
+def test_append_with_a_new_exchange_and_out_of_order_events():
+    from liqscope.models.dataset import Dataset
+
+    ds = Dataset(liquidations=random_model(1, 500))
+    ds.index()
+    late = _batch(2, 10, 60, exchanges=["hyperliquid"])  # new category, and earlier than the last event
+    assert ds.append_liquidations(late) == 10
+    assert ds.append_liquidations(late) == 0  # already held
+    assert "hyperliquid" in ds.liquidations.exchanges
+    assert (np.diff(ds.liquidations.ts_ns) >= 0).all()
+    t = ds.index().totals(T0, T0 + pd.Timedelta(days=1), exchanges=["hyperliquid"])
+    assert t.total_usd == pytest.approx(late["notional_usd"].sum()) and t.count == 10
