@@ -112,6 +112,7 @@ class LiveController(QObject):
         frames, self._pending = self._pending, []
         events = pd.concat(frames, ignore_index=True)
         ds = self.window.dataset
+        choices_before = (ds.prices.assets, ds.exchanges)
         latest_before = ds.liquidations.time_range()
         view = self.window.state.view
         at_edge = view.end is not None and latest_before is not None and view.end >= latest_before[1]
@@ -123,7 +124,8 @@ class LiveController(QObject):
         elif at_edge and newest >= view.end:  # follow the live edge
             shift = newest.ceil("min") + pd.Timedelta(minutes=1) - view.end
             self.window.state.update(start=view.start + shift, end=view.end + shift)
-        self.window.controls.set_choices(ds.prices.assets, ds.exchanges)
+        if (ds.prices.assets, ds.exchanges) != choices_before:  # a new exchange joined: refill the menus
+            self.window.controls.set_choices(ds.prices.assets, ds.exchanges)
         self.window.refresh_data()
 
 
