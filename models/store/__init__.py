@@ -3,8 +3,8 @@
 ``open_store()`` is the entry point; see :mod:`.core` for the API and
 :mod:`.atomic` for how a commit stays crash-safe.
 """
-from .core import (SCHEMA_VERSION, AppendResult, Batch, Cancelled, Store, StoreError,
+from .core import (SCHEMA_VERSION, AppendResult, Batch, Cancelled, ReplaceResult, Scope, Store, StoreError,
                    StoreVersionError, open_store)
 
-__all__ = ["SCHEMA_VERSION", "AppendResult", "Batch", "Cancelled", "Store", "StoreError",
-           "StoreVersionError", "open_store"]
+__all__ = ["SCHEMA_VERSION", "AppendResult", "Batch", "Cancelled", "ReplaceResult", "Scope", "Store",
+           "StoreError", "StoreVersionError", "open_store"]

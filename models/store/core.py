@@ -5,7 +5,9 @@ datasets (see README "Local store and importing files" for why not DuckDB).
 Every append goes through :meth:`Store.commit`, which deduplicates against what
 is stored, writes new partition files or small append segments, and publishes
 them atomically (see :mod:`.atomic`), so a failed or cancelled import leaves
-every byte of the store as it was.
+every byte of the store as it was. :meth:`Store.replace_liquidations` goes
+through the same commit: appends alone can never take a wrong row back out
+(after a parser fix, say), a replacement can.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,6 +58,104 @@ class AppendResult:
     new: int   # rows the store did not hold before
 
 
+@dataclass(frozen=True)
+class ReplaceResult:
+    """What a replacement changed; rows identical before and after count in neither."""
+
+    removed: int  # stored rows in the replaced range that are gone
+    added: int    # rows of the new frame the store did not hold
+
+
+SymbolScope = Collection[str] | Callable[[str, str], bool] | None
+TimeSpan = tuple["str | pd.Timestamp", "str | pd.Timestamp"]
+
+
+class Scope:
+    """The stored liquidations a replacement covers: exchanges x time spans x symbols.
+
+    ``spans`` are ``[start, end)`` ranges (merged here). ``symbols`` is None (all),
+    a collection of symbols, or ``keep(symbol, asset) -> bool`` -- the live
+    recorder filters by asset too, so a replay needs the predicate form.
+    """
+
+    def __init__(self, exchanges: str | Iterable[str], spans: Sequence[TimeSpan], symbols: SymbolScope = None):
+        names = [exchanges] if isinstance(exchanges, str) else list(exchanges or [])
+        self.exchanges = frozenset(str(e).lower() for e in names)
+        if not self.exchanges:
+            raise SchemaError("a replacement needs at least one exchange")
+        pairs = []
+        for start, end in spans:
+            try:
+                a, b = parse_time(start), parse_time(end)
+            except TimeParseError as exc:
+                raise SchemaError(str(exc)) from None
+            if b <= a:
+                raise SchemaError(f"a replaced range must end after it starts ({a.isoformat()} to {b.isoformat()})")
+            pairs.append((a.as_unit("ns").value, b.as_unit("ns").value))
+        if not pairs:
+            raise SchemaError("a replacement needs a time range")
+        pairs.sort()
+        merged = [list(pairs[0])]
+        for a, b in pairs[1:]:
+            if a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self.starts = np.array([a for a, _ in merged], dtype=np.int64)
+        self.ends = np.array([b for _, b in merged], dtype=np.int64)
+        if symbols is None or callable(symbols):
+            self.symbols = symbols
+        else:
+            self.symbols = frozenset([symbols] if isinstance(symbols, str) else (str(x) for x in symbols))
+
+    def may_touch(self, exchange: str, symbol: str, month: str) -> bool:
+        """Whether the partition of ``exchange``/``symbol``/``month`` can hold covered rows."""
+        if exchange not in self.exchanges:
+            return False
+        if isinstance(self.symbols, frozenset) and symbol not in self.symbols:
+            return False
+        lo = pd.Timestamp(month + "-01", tz="UTC")
+        m_start, m_end = lo.value, (lo + pd.offsets.MonthBegin(1)).value
+        i = int(np.searchsorted(self.ends, m_start, side="right"))
+        return i < len(self.starts) and int(self.starts[i]) < m_end
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows of ``frame`` (ts, exchange, symbol, asset) inside this scope."""
+        if not len(frame):
+            return np.zeros(0, dtype=bool)
+        ts = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
+        i = np.searchsorted(self.starts, ts, side="right") - 1
+        out = (i >= 0) & (ts < self.ends[np.maximum(i, 0)])
+        out &= _per_value(frame["exchange"], lambda e: str(e).lower() in self.exchanges)
+        if isinstance(self.symbols, frozenset):
+            out &= _per_value(frame["symbol"], lambda s: str(s) in self.symbols)
+        elif self.symbols is not None:
+            keep = self.symbols
+            pairs = pd.DataFrame({"s": frame["symbol"].to_numpy(), "a": frame["asset"].to_numpy()})
+            ok = np.zeros(len(frame), dtype=bool)
+            for (sym, asset), idx in pairs.groupby(["s", "a"], sort=False, observed=True).indices.items():
+                ok[idx] = bool(keep(str(sym), str(asset)))
+            out &= ok
+        return out
+
+
+def _per_value(values: pd.Series, fn: Callable[[object], bool]) -> np.ndarray:
+    """``fn`` of each row's value, evaluated once per distinct value."""
+    cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
+    lookup = np.array([bool(fn(c)) for c in cat.categories] + [False], dtype=bool)
+    return lookup[np.asarray(cat.codes)]
+
+
+def _spans(start, end, spans: Sequence[TimeSpan] | None) -> list[TimeSpan]:
+    if spans is not None:
+        if start is not None or end is not None:
+            raise SchemaError("give either start and end or spans, not both")
+        return list(spans)
+    if start is None or end is None:
+        raise SchemaError("a replacement needs start and end (or spans)")
+    return [(start, end)]
+
+
 def _version() -> str:
     try:
         return version("liqscope")
@@ -75,6 +175,7 @@ class Batch:
 
     def __init__(self) -> None:
         self.items: list[tuple[str, pd.DataFrame]] = []
+        self.scopes: dict[int, Scope] = {}  # item index -> what that replacement removes
 
     def __len__(self) -> int:
         return len(self.items)
@@ -83,6 +184,26 @@ class Batch:
         """Queue liquidations; ``trusted`` skips re-validation of a canonical frame."""
         frame = df if trusted else normalize_liquidations(df)
         self.items.append((LIQ, frame))
+        return len(self.items) - 1
+
+    def replace_liquidations(self, df: pd.DataFrame, *, exchanges: str | Iterable[str], start=None, end=None,
+                             symbols: SymbolScope = None, spans: Sequence[TimeSpan] | None = None,
+                             trusted: bool = False) -> int:
+        """Queue a replacement: the stored liquidations of ``exchanges`` (and ``symbols``)
+        with ``start <= ts < end`` (or inside any of ``spans``) are removed and ``df``
+        takes their place, in the same commit as the rest of the batch. Every row of
+        ``df`` must lie inside that scope, so replaying the same frame is a no-op.
+        Stored rows are removed before any of the batch's rows are added.
+        """
+        scope = Scope(exchanges, _spans(start, end, spans), symbols)
+        frame = df if trusted else normalize_liquidations(df)
+        outside = ~scope.mask(frame)
+        if outside.any():
+            row = frame[outside].iloc[0]
+            raise SchemaError(f"{int(outside.sum())} replacement rows lie outside the replaced exchanges, range or "
+                              f"symbols (first: {row['ts'].isoformat()} {row['exchange']} {row['symbol']})")
+        self.items.append((LIQ, frame))
+        self.scopes[len(self.items) - 1] = scope
         return len(self.items) - 1
 
     def add_candles(self, df: pd.DataFrame, *, exchange: str, symbol: str, interval: str, asset: str) -> int:
@@ -162,6 +283,22 @@ class Store:
         batch.add_liquidations(df)
         return self.commit(batch)[0]
 
+    def replace_liquidations(self, df: pd.DataFrame, *, exchanges: str | Iterable[str], start=None, end=None,
+                             symbols: SymbolScope = None,
+                             spans: Sequence[TimeSpan] | None = None) -> ReplaceResult:
+        """Atomically swap the stored liquidations of ``exchanges`` in ``[start, end)``
+        (optionally only ``symbols``) for ``df``; other rows are untouched.
+
+        Appends only ever add and dedupe identical rows, so a row stored wrong (a
+        flipped side, a wrong contract size) would stay next to its correction.
+        Same commit as appends: a failure leaves the store byte-for-byte unchanged.
+        ``spans`` replaces several ranges at once; ``symbols`` may be a predicate
+        ``keep(symbol, asset)``. See :meth:`Batch.replace_liquidations`.
+        """
+        batch = Batch()
+        batch.replace_liquidations(df, exchanges=exchanges, start=start, end=end, symbols=symbols, spans=spans)
+        return self.commit(batch)[0]
+
     def append_candles(self, df: pd.DataFrame, *, exchange: str, symbol: str, interval: str,
                        asset: str) -> AppendResult:
         """Add candles of one series; a candle already held is replaced by the new values."""
@@ -175,8 +312,12 @@ class Store:
         batch.add_gaps(df)
         return self.commit(batch)[0]
 
-    def commit(self, batch: Batch, *, cancelled: Callable[[], bool] | None = None) -> list[AppendResult]:
+    def commit(self, batch: Batch, *, cancelled: Callable[[], bool] | None = None
+               ) -> list[AppendResult | ReplaceResult]:
         """Merge every queued frame into its partitions and replace them atomically.
+
+        One result per queued item, in order: :class:`ReplaceResult` for
+        replacements, :class:`AppendResult` for everything else.
 
         ``cancelled`` is polled between partitions until the commit point; if it
         returns True, :class:`Cancelled` is raised and the store is untouched.
@@ -190,9 +331,17 @@ class Store:
             tx = atomic.Transaction(self.root)
             try:
                 new = {i: 0 for i in range(len(batch))}
-                for target, kind, parts in self._plan(batch):
+                removed = {i: 0 for i in batch.scopes}
+                for target, kind, parts, scopes in self._plan(batch):
                     if cancelled is not None and cancelled():
                         raise Cancelled("import cancelled")
+                    if kind == LIQ and scopes:
+                        added, gone = self._replace_liq_partition(tx, target, parts, scopes)
+                        for tag, n in added.items():
+                            new[tag] += n
+                        for tag, n in gone.items():
+                            removed[tag] += n
+                        continue
                     if kind == LIQ:
                         for tag, n in self._append_liq_partition(tx, target, parts).items():
                             new[tag] += n
@@ -213,7 +362,47 @@ class Store:
             except BaseException:
                 tx.abort()
                 raise
-        return [AppendResult(len(frame), new[i]) for i, (_, frame) in enumerate(batch.items)]
+        return [ReplaceResult(removed[i], new[i]) if i in batch.scopes else AppendResult(len(frame), new[i])
+                for i, (_, frame) in enumerate(batch.items)]
+
+    def _replace_liq_partition(self, tx: atomic.Transaction, target: str, parts,
+                               scopes: list[tuple[int, Scope]]) -> tuple[dict[int, int], dict[int, int]]:
+        """Rewrite one liquidation month with the rows ``scopes`` cover replaced.
+
+        Reads the whole partition (base and segments) and writes it back as one
+        base file, or deletes it if nothing is left. Rows covered by several
+        scopes count as removed by the first. Appends in the same batch are
+        merged after the removal. Nothing is written if nothing changed.
+        """
+        base, segs = layout.partition_files(self.root, target)
+        files = ([base] if base.exists() else []) + [p for _, p in segs]
+        existing = tables.concat([tables.read_frame(f) for f in files]) if files else None
+        owner = np.full(0 if existing is None else len(existing), -1)
+        for tag, scope in scopes if existing is not None else ():
+            owner[(owner < 0) & scope.mask(existing)] = tag
+        covered = owner >= 0
+        mine = [(t, p) for t, p in parts if t in dict(scopes)]
+        appended = [(t, p) for t, p in parts if t not in dict(scopes)]
+        old = existing[covered].reset_index(drop=True) if covered.any() else None
+        rows, added, gone = tables.diff_replacement(old, mine)
+        removed = pd.Series(owner[covered][gone]).value_counts()
+        counts = {t: int(added.get(t, 0)) for t, _ in mine}
+        if appended:
+            counts.update(tables.merge_liquidations(existing, appended)[1])
+        gone_by_tag = {t: int(removed.get(t, 0)) for t, _ in scopes}
+        if not gone.any() and not any(counts.values()):
+            return counts, gone_by_tag
+        frames = [f for f in [existing[~covered] if existing is not None else None, rows, *(p for _, p in appended)]
+                  if f is not None and len(f)]
+        rel = lambda p: p.relative_to(self.root).as_posix()  # noqa: E731
+        for _, p in segs:
+            tx.delete(rel(p))
+        if frames:
+            merged = tables.merge_liquidations(tables.concat(frames), [])[0]
+            _write_partition(tables.to_table(merged, tables.LIQ_SCHEMA), tx.stage(target))
+        elif base.exists():
+            tx.delete(rel(base))
+        return counts, gone_by_tag
 
     def _append_liq_partition(self, tx: atomic.Transaction, target: str, parts) -> dict[int, int]:
         """Add new rows to one liquidation month without rewriting it on every append.
@@ -257,8 +446,16 @@ class Store:
         return counts
 
     def _plan(self, batch: Batch):
-        """(target file, kind, [(item index, rows)]) for every partition touched."""
+        """(target file, kind, [(item index, rows)], [(item index, scope)]) for every
+        partition touched: by queued rows, or holding rows a replacement covers."""
         plan: dict[str, tuple[str, list]] = {}
+        where: dict[str, tuple[str, str, str]] = {}  # liquidation target -> (exchange, symbol, month)
+        if batch.scopes:
+            for f in layout.scan(self.root, LIQ):
+                if any(s.may_touch(f.exchange, f.symbol, f.month) for s in batch.scopes.values()):
+                    target = layout.liq_target(f.exchange, f.symbol, f.month)
+                    plan.setdefault(target, (LIQ, []))
+                    where[target] = (f.exchange, f.symbol, f.month)
         for tag, (kind, frame) in enumerate(batch.items):
             if not len(frame):
                 continue
@@ -275,10 +472,15 @@ class Store:
             for key, idx in groups.items():
                 if kind == LIQ:
                     target = layout.liq_target(str(key[0]), str(key[1]), str(key[2]))
+                    where[target] = (str(key[0]), str(key[1]), str(key[2]))
                 else:
                     target = layout.candle_target(first["exchange"], first["symbol"], first["interval"], str(key))
                 plan.setdefault(target, (kind, []))[1].append((tag, frame.iloc[idx]))
-        return [(t, k, parts) for t, (k, parts) in sorted(plan.items())]
+        out = []
+        for t, (k, parts) in sorted(plan.items()):
+            scopes = [(tag, s) for tag, s in batch.scopes.items() if t in where and s.may_touch(*where[t])]
+            out.append((t, k, parts, scopes))
+        return out
 
     # -- reading -------------------------------------------------------------------
     def has_data(self) -> bool:

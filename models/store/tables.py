@@ -174,3 +174,38 @@ def merge_gaps(existing: pd.DataFrame | None, parts: list[tuple[int, pd.DataFram
 def _count_new(first_tags: np.ndarray, tags: list[int]) -> dict[int, int]:
     counts = pd.Series(first_tags).value_counts()
     return {t: int(counts.get(t, 0)) for t in tags}
+
+
+def diff_replacement(old: pd.DataFrame | None, parts: list[tuple[int, pd.DataFrame]]):
+    """Compare the stored rows a replacement covers (``old``) with the rows replacing them.
+
+    Rows equal in every column (ts, side, price, qty, asset, notional; exchange and
+    symbol are constant in a partition) are unchanged; anything else is removed or
+    added, so a corrected notional counts as one removed plus one added row, and
+    replaying the same rows again changes nothing. Returns the replacement rows
+    (duplicates dropped), rows added per tag, and a mask of the ``old`` rows removed.
+    """
+    n_old = 0 if old is None else len(old)
+    parts = [(t, p) for t, p in parts if len(p)]
+    if not parts:
+        return None, {}, np.ones(n_old, dtype=bool)
+    df, tags = _stack(old if n_old else None, parts)
+    ts = pd.DatetimeIndex(df["ts"]).as_unit("ns").asi8
+    side = _side_codes(df["side"])
+    price, qty, notional = df["price"].to_numpy(), df["qty"].to_numpy(), df["notional_usd"].to_numpy()
+    asset = pd.factorize(df["asset"].astype(str))[0] if not isinstance(df["asset"].dtype, pd.CategoricalDtype) \
+        else np.asarray(df["asset"].cat.codes)
+    order = np.lexsort((tags, notional, asset, qty, price, side, ts))
+    keys = [k[order] for k in (ts, side, price, qty, asset, notional)]
+    t = tags[order]
+    start = np.ones(len(t), dtype=bool)
+    start[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in keys])
+    starts = np.flatnonzero(start)
+    group = np.cumsum(start) - 1
+    n_old_in = np.add.reduceat((t < 0).astype(np.int64), starts)
+    has_new = t[np.append(starts[1:], len(t)) - 1] >= 0  # tags ascend within a group: last is newest
+    first_new = (starts + n_old_in)[has_new]
+    removed = np.zeros(n_old, dtype=bool)
+    removed[order[(t < 0) & ~has_new[group]]] = True
+    added = _count_new(t[(starts + n_old_in)[has_new & (n_old_in == 0)]], [tag for tag, _ in parts])
+    return df.iloc[order[first_new]].reset_index(drop=True), added, removed
