@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import LONG, SHORT, SIDES, side_categorical
+from .contracts import ContractSizes
 from .errors import InputError
 from .rows import Rows
 
@@ -30,6 +31,7 @@ class Options:
     interval: str | None = None
     mapping: dict[str, str] | None = None
     side_convention: str | None = None
+    contract_size: ContractSizes | None = None   # --contract-size: sizes of amounts given in contracts
 
 
 @dataclass

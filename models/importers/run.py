@@ -20,6 +20,7 @@ from ..schema import SchemaError
 from ..store import Batch, Store, open_store
 from ..timeutil import TimeParseError
 from .build import SIDE_CONVENTIONS, Options, Parsed
+from .contracts import ContractSizes, parse_contract_sizes
 from .detect import FORMATS, detect
 from .errors import ImportCancelled, InputError
 from .generic import parse_mapping
@@ -71,13 +72,18 @@ def read_file(path: str | Path, *, fmt: str | None = None, options: Options | No
 def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt: str | None = None,
                  exchange: str | None = None, symbol: str | None = None, interval: str | None = None,
                  mapping: str | list[str] | dict | None = None, side_convention: str | None = None,
+                 contract_size: str | float | list[str] | dict | ContractSizes | None = None,
                  progress: Progress | None = None,
                  cancelled: Callable[[], bool] | None = None) -> list[ImportReport]:
     """Read every file, then add them all to ``store`` in one atomic commit.
 
-    Raises :class:`InputError` (one line naming file/line/column) for bad input
-    and :class:`ImportCancelled` when ``cancelled()`` turns True; in both cases
-    the store is unchanged.
+    ``contract_size`` states the size of amounts given in contracts, for symbols
+    whose size is not documented (or to override it): ``"ETH-USDT-SWAP=0.1"``
+    (base units per contract), ``"XRP-USD-SWAP=10usd"`` (USD per inverse
+    contract), several joined by commas, a list of those, a dict, or one value
+    for every symbol of unknown size. Raises :class:`InputError` (one line
+    naming file/line/column) for bad input and :class:`ImportCancelled` when
+    ``cancelled()`` turns True; in both cases the store is unchanged.
     """
     paths = [str(p) for p in paths]
     if side_convention not in (None, *SIDE_CONVENTIONS):
@@ -87,6 +93,10 @@ def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt
                        mapping=parse_mapping(mapping) or None, side_convention=side_convention)
     except ValueError as exc:
         raise InputError("--map", str(exc)) from None
+    try:
+        opts.contract_size = parse_contract_sizes(contract_size)
+    except ValueError as exc:
+        raise InputError("--contract-size", str(exc)) from None
     store = store if store is not None else open_store()
     sizes = [Path(p).stat().st_size if Path(p).is_file() else 0 for p in paths]
     total = sum(sizes)

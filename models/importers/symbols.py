@@ -1,13 +1,10 @@
-"""Exchange names, assets and contract sizes derived from exchange symbols.
+"""Exchange names and assets derived from exchange symbols, and Binance COIN-M contract sizes.
 
-Contract sizes (USD per contract) are only applied where they are documented:
 Binance COIN-M -- "the contract multiplier for BTC coin-margined contracts is
 100 USD ... altcoin contracts have a multiplier of 10 USD" (Binance FAQ,
 "Coin-Margined Futures Contract Specifications",
-https://www.binance.com/en/support/faq/a4470430e3164c13932be8967961aede);
-Deribit inverse perpetuals/futures -- "for perpetual and inverse futures the
-amount is in USD units" (Deribit API docs, ``amount``); BitMEX XBTUSD -- one
-contract is 1 USD.
+https://www.binance.com/en/support/faq/a4470430e3164c13932be8967961aede).
+Other venues' contract sizes, for Tardis files, are in :mod:`.contracts`.
 """
 from __future__ import annotations
 
@@ -55,15 +52,3 @@ def binance_coinm_usd(symbol: str) -> float | None:
     if not m:
         return None
     return 100.0 if m.group(1) == "BTC" else 10.0
-
-
-def inverse_usd_per_unit(tardis_exchange_id: str, symbol: str) -> float | None:
-    """USD value of one ``amount`` unit for inverse contracts in Tardis data, else None (base units)."""
-    ex, sym = str(tardis_exchange_id).lower(), str(symbol).upper()
-    if ex == "binance-delivery":
-        return binance_coinm_usd(sym)
-    if ex == "deribit" and "_" not in sym and re.match(r"^[A-Z]+-(PERPETUAL|\d{1,2}[A-Z]{3}\d{2})$", sym):
-        return 1.0
-    if ex == "bitmex" and sym == "XBTUSD":
-        return 1.0
-    return None

@@ -5,9 +5,14 @@ price, amount``; times are microseconds since the epoch, UTC; ``timestamp`` is
 the exchange's time (``local_timestamp``, Tardis' arrival time, is used when it
 is empty). ``side`` is the liquidation ORDER side: a ``sell`` order liquidates
 a long position, a ``buy`` order a short; ``unknown`` rows are skipped.
-``amount`` is as the exchange reports it: base units, except inverse contracts
-whose size Liqscope knows (Binance COIN-M, Deribit inverse, BitMEX XBTUSD; see
-:mod:`.symbols`), which are converted to USD notional.
+
+``amount`` is "as provided by exchange" (Tardis' normalized data types), so its
+unit is each venue's own: base units, linear contracts of N base units, or
+inverse contracts of N USD. :mod:`.contracts` holds what each venue documents,
+with the sources; a symbol whose unit or contract size is not documented is
+refused with one line asking for ``--contract-size`` (``Options.contract_size``)
+-- never guessed. Inverse rows: ``notional_usd = contracts x USD per contract``,
+``qty = notional / price``; linear: ``qty = contracts x size``.
 
 The ``trades`` dataset has the same columns, so a file named like Tardis'
 ``*_trades_*`` is refused rather than read as liquidations.
@@ -20,11 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .build import ORDER, Options, Parsed, liq_frame, per_value, positions
+from .contracts import resolve, tardis_unit
 from .csvread import header_fields, read_csv
 from .errors import InputError
 from .rows import Rows
 from .source import Source
-from .symbols import asset_from_symbol, inverse_usd_per_unit, tardis_exchange
+from .symbols import asset_from_symbol, tardis_exchange
 
 NAME = "tardis-liquidations"
 COLUMNS = ["exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount"]
@@ -62,25 +68,45 @@ def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
     amount = rows.numbers("amount")
     ex_ids = rows.categorical("exchange")
     symbol = rows.categorical("symbol")
-    usd_unit = _per_pair(ex_ids, symbol, lambda e, s: inverse_usd_per_unit(e, s) or np.nan)
-    inverse = ~np.isnan(usd_unit)
-    notional = np.where(inverse, amount * np.nan_to_num(usd_unit), amount * price)
-    qty = np.where(inverse, notional / price, amount)
-    if inverse.any():
-        warnings.append(f"{int(inverse.sum())} inverse-contract rows converted from contracts/USD to base units")
+    inverse, size = _contract_sizes(rows, ex_ids, symbol, opts, warnings)
+    notional = np.where(inverse, amount * size, amount * size * price)
+    qty = np.where(inverse, notional / price, amount * size)
     exchange = opts.exchange.lower() if opts.exchange else per_value(ex_ids, tardis_exchange)
     frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=per_value(symbol, asset_from_symbol),
                       side=side, price=price, qty=qty, notional=notional, warnings=warnings)
     return Parsed("liquidations", frame, NAME, skipped=skipped, warnings=warnings)
 
 
-def _per_pair(a: pd.Categorical, b: pd.Categorical, func) -> np.ndarray:
-    """``func(a, b)`` once per distinct (a, b) pair, as float64 per row."""
-    if not len(a):
-        return np.empty(0)
-    width = len(b.categories)
-    key = a.codes.astype(np.int64) * width + b.codes
-    values = np.full(len(a.categories) * width, np.nan)
-    for k in np.flatnonzero(np.bincount(key, minlength=len(values))):
-        values[k] = func(str(a.categories[k // width]), str(b.categories[k % width]))
-    return values[key]
+def _contract_sizes(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, opts: Options,
+                    warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: is ``amount`` inverse (USD) contracts, and the size of one ``amount`` unit.
+
+    Classified once per distinct (exchange, symbol) -- files hold millions of rows
+    and a handful of symbols; an error names the first line of the first pair in
+    the file that cannot be converted.
+    """
+    width = max(len(symbol.categories), 1)
+    key = ex_ids.codes.astype(np.int64) * width + symbol.codes
+    counts = np.bincount(key, minlength=len(ex_ids.categories) * width)
+    inverse, size = np.zeros(len(counts), dtype=bool), np.ones(len(counts))
+    refused: dict[int, str] = {}
+    converted: list[str] = []
+    for k in np.flatnonzero(counts):
+        ex, sym = str(ex_ids.categories[k // width]), str(symbol.categories[k % width])
+        got = resolve(tardis_unit(ex, sym), ex, sym, opts.contract_size)
+        if isinstance(got, str):
+            refused[int(k)] = got
+            continue
+        inverse[k], size[k], note = got
+        if note:
+            warnings.append(note)
+        if inverse[k] or size[k] != 1.0:
+            unit = f"{size[k]:g} USD" if inverse[k] else f"{size[k]:g} {asset_from_symbol(sym)}"
+            converted.append(f"{sym} ({counts[k]} rows, {unit} per contract)")
+    if refused:
+        first = {k: int(np.argmax(key == k)) for k in refused}
+        k = min(first, key=first.get)
+        raise rows.error(first[k], "amount", refused[k])
+    if converted:
+        warnings.append("amount converted from contracts: " + ", ".join(converted))
+    return inverse[key], size[key]
