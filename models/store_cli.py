@@ -26,6 +26,12 @@ def register(sub) -> None:
                    help="generic files: which column holds each field, e.g. ts=time,side=dir,price=px,qty=size")
     p.add_argument("--side-convention", choices=SIDE_CONVENTIONS,
                    help="generic files: side names the liquidated position, or the liquidation order")
+    p.add_argument("--contract-size", action="append", dest="contract_size", metavar="SYMBOL=N[usd],...",
+                   help="size of one contract, for amounts given in contracts whose size Liqscope does not know "
+                        "(it refuses them otherwise) or to override it: N = base units per contract "
+                        "(ETH-USDT-SWAP=0.1), Nusd = USD per inverse contract (XRP-USD-SWAP=10usd); a value "
+                        "without SYMBOL= applies to every symbol of unknown size. Generic files: qty is base units "
+                        "unless a contract size is given for its symbol")
     p.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal)")
     p.set_defaults(func=cmd_import)
@@ -74,7 +80,8 @@ def cmd_import(args) -> int:
         store = open_store()
         reports = import_files(args.files, store=store, fmt=None if args.format == "auto" else args.format,
                                exchange=args.exchange, symbol=args.symbol, interval=args.interval,
-                               mapping=args.mapping, side_convention=args.side_convention, progress=bar)
+                               mapping=args.mapping, side_convention=args.side_convention,
+                               contract_size=args.contract_size, progress=bar)
     except (InputError, StoreError, ImportCancelled) as exc:
         raise UsageError(f"{exc} (store unchanged)") from None
     finally:

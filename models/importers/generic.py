@@ -2,10 +2,17 @@
 
 The mapping names, for each Liqscope field, the file's column
 (``ts=time,side=dir,price=px,qty=size``); fields not mapped are looked up under
-their own name. Liquidations need ``ts``, ``side`` and two of ``price``, ``qty``
-(base units), ``notional_usd``; candles need ``ts, open, high, low, close``
+their own name. Liquidations need ``ts``, ``side`` and two of ``price``, ``qty``,
+``notional_usd`` (USD); candles need ``ts, open, high, low, close``
 (``volume`` optional). ``exchange`` and ``symbol`` come from columns or from
 ``--exchange``/``--symbol``.
+
+``qty`` must be in base units (BTC, not contracts). A file whose quantities are
+contracts states their size with ``--contract-size`` (``Options.contract_size``):
+``SYMBOL=N`` multiplies that symbol's ``qty`` by N base units per contract,
+``SYMBOL=Nusd`` reads it as inverse contracts of N USD (``notional_usd = qty x
+N``, base ``qty = notional / price``); a bare ``N`` applies to every symbol.
+Nothing is converted without it -- the file cannot tell.
 
 Side convention: ``position`` means the side names the liquidated position
 (``long``/``short``; also Bybit's ``Buy`` = a long was liquidated); ``order``
@@ -15,11 +22,13 @@ sides read ``buy``/``sell`` must say which -- guessing would flip every bar.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from ..timeutil import format_duration, parse_duration
 from .build import (POSITION, Options, Parsed, candle_frame, infer_interval, is_number,
                     liq_frame, per_value, positions)
+from .contracts import ContractSizes
 from .csvread import header_fields, read_csv, sniff_delimiter
 from .errors import InputError
 from .rows import Rows
@@ -140,12 +149,6 @@ def _side_convention(rows: Rows, col: str, cats, chosen: str | None) -> str:
 def _liquidations(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
     warnings: list[str] = []
     ts = rows.times(m["ts"])
-    num = {f: rows.numbers(m[f]) for f in ("price", "qty", "notional_usd") if f in m}
-    price = num["price"] if "price" in num else num["notional_usd"] / num["qty"]
-    qty = num["qty"] if "qty" in num else num["notional_usd"] / price
-    notional = num["notional_usd"] if "notional_usd" in num else price * qty
-    side_cats = rows.categorical(m["side"])
-    side = positions(rows, m["side"], side_cats, _side_convention(rows, m["side"], side_cats, opts.side_convention))
     if opts.exchange:
         exchange = opts.exchange.lower()
     elif "exchange" in m:
@@ -159,6 +162,16 @@ def _liquidations(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
         symbol = rows.categorical(m["symbol"])
     else:
         raise InputError(rows.display, "no symbol column: pass --symbol or map one with --map symbol=COLUMN")
+    num = {f: rows.numbers(m[f]) for f in ("price", "qty", "notional_usd") if f in m}
+    inverse = _contract_qty(rows, m, num, symbol, opts.contract_size, warnings) if opts.contract_size else None
+    price = num["price"] if "price" in num else num["notional_usd"] / num["qty"]
+    qty = num["qty"] if "qty" in num else num["notional_usd"] / price
+    notional = num["notional_usd"] if "notional_usd" in num else price * qty
+    if inverse is not None and inverse.any():  # qty holds USD of inverse contracts: notional first
+        notional = np.where(inverse, qty, notional)
+        qty = np.where(inverse, notional / price, qty)
+    side_cats = rows.categorical(m["side"])
+    side = positions(rows, m["side"], side_cats, _side_convention(rows, m["side"], side_cats, opts.side_convention))
     if "asset" in m:
         asset = per_value(rows.categorical(m["asset"]), lambda a: str(a).upper())
     elif isinstance(symbol, str):
@@ -168,6 +181,38 @@ def _liquidations(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
     frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset, side=side,
                       price=price, qty=qty, notional=notional, warnings=warnings)
     return Parsed("liquidations", frame, NAME, warnings=warnings)
+
+
+def _contract_qty(rows: Rows, m: dict[str, str], num: dict[str, np.ndarray], symbol, sizes: ContractSizes,
+                  warnings: list[str]) -> np.ndarray:
+    """Scale ``num["qty"]`` (contracts) by each symbol's stated size; True where it is now USD (inverse).
+
+    Only symbols with a stated size are touched: the documented unit of ``qty``
+    stays base units, so the user says which symbols are contracts.
+    """
+    if "qty" not in num:
+        raise InputError(rows.display, "--contract-size converts qty from contracts, but no qty column is mapped "
+                                       "(--map qty=COLUMN)", line=1)
+    cats = pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), categories=[symbol]) \
+        if isinstance(symbol, str) else symbol
+    stated = [sizes.get(str(c))[0] for c in cats.categories]
+    if not any(stated):
+        warnings.append("no symbol in this file has a --contract-size: qty taken as base units")
+        return np.zeros(len(rows), dtype=bool)
+    table = np.array([s.value if s else 1.0 for s in stated] + [1.0])
+    inv = np.array([bool(s and s.inverse) for s in stated] + [False])
+    size, inverse = table[cats.codes], inv[cats.codes]
+    if inverse.any():
+        if "price" not in num:
+            raise rows.error(int(np.argmax(inverse)), m["qty"], "an inverse contract size (Nusd) needs a price "
+                                                              "column to turn USD into base units (--map price=COLUMN)")
+        if "notional_usd" in num:
+            raise rows.error(int(np.argmax(inverse)), m["notional_usd"], "notional_usd is mapped and an inverse "
+                             "contract size (Nusd) would replace it: map one or the other")
+    num["qty"] = num["qty"] * size
+    used = [f"{c} ({s})" for c, s in zip(cats.categories, stated) if s]
+    warnings.append("qty converted from contracts: " + ", ".join(used))
+    return inverse
 
 
 def _candles(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
