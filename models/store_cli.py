@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--symbol", metavar="S", help="symbol, when the file name does not tell it")
     p.add_argument("--interval", metavar="I", help="candle interval for generic candle files, e.g. 1m")
     p.add_argument("--map", action="append", dest="mapping", metavar="FIELD=COLUMN,...",
-                   help="generic files: which column holds each field, e.g. ts=time,side=dir,price=px,qty=size")
+                   help="generic files: which column holds each field, e.g. ts=time,side=dir,price=px,qty=size "
+                        "(qty in base units; see --contract-size)")
     p.add_argument("--side-convention", choices=SIDE_CONVENTIONS,
                    help="generic files: side names the liquidated position, or the liquidation order")
     p.add_argument("--contract-size", action="append", dest="contract_size", metavar="SYMBOL=N[usd],...",
