@@ -41,7 +41,8 @@ def register(sub) -> None:
                    help="override an endpoint, e.g. okx.ws=wss://... or okx.rest=https://... (repeatable)")
     r.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     r.add_argument("--replay-journal", action="store_true",
-                   help="instead of recording, re-normalise the raw journal into the store (after a parser fix)")
+                   help="instead of recording, re-normalise the raw journal (after a parser fix): it replaces "
+                        "what the store holds for the times the journal covers")
     r.add_argument("--since", help="with --replay-journal: first UTC day (YYYY-MM-DD)")
     r.add_argument("--until", help="with --replay-journal: last UTC day (YYYY-MM-DD)")
     r.add_argument("--quiet", action="store_true", help="no status lines on stderr")
@@ -160,7 +161,8 @@ def cmd_record(args) -> int:
         keep = SymbolFilter(args.symbols.split(",")) if args.symbols else None
         res = replay(_open_store(), root, exchanges=exchanges, since=args.since, until=args.until, keep=keep)
         print(f"replayed {res.files} journal files: {res.frames:,} frames, {res.events:,} liquidations "
-              f"({res.new:,} new), {res.gaps} gaps, {res.errors} unreadable frames"
+              f"({res.new:,} new, {res.removed:,} stored rows replaced), {res.gaps} gaps, "
+              f"{res.errors} unreadable frames"
               + (f", {res.unconverted} frames with unknown contract sizes" if res.unconverted else ""))
         return 0
     if args.since or args.until:

@@ -8,7 +8,7 @@ For a GUI:
 * ``Recorder(exchanges, symbols=None, store=None, on_status=cb, on_events=cb)``
   with ``start()`` / ``stop()`` / ``status()`` — runs its own thread and
   asyncio loop; callbacks arrive on that thread (re-emit them as Qt signals).
-* ``replay(store, ...)`` — re-normalise the raw journal (after a parser fix).
+* ``replay(store, ...)`` — re-normalise the raw journal (after a parser fix), replacing what it covers.
 """
 from .candles import (EXCHANGE_IDS, HISTORY_NOTES, FetchError, FetchProgress, FetchResult, fetch_candles,
                       intervals, list_symbols, make_client, missing_ranges, point_at)

@@ -15,7 +15,9 @@ Frames are appended and flushed (and fsync'ed) *before* they are normalised
 into the store. ``<file>.pos`` records the byte offset up to which a file has
 been normalised, so after a crash :func:`replay` with ``pending_only=True``
 normalises exactly what was journaled but not stored; a full replay
-re-normalises everything (after a parser fix).
+re-normalises everything (after a parser fix) and *replaces* what the store
+holds for the time the journal covers, so a corrected row takes the wrong
+one's place instead of being stored next to it (see :func:`replay`).
 """
 from __future__ import annotations
 
@@ -232,7 +234,8 @@ class ReplayResult:
     files: int = 0
     frames: int = 0
     events: int = 0
-    new: int = 0
+    new: int = 0      # rows the store did not hold before
+    removed: int = 0  # stored rows a full replay took out (a parser fix changed or dropped them)
     gaps: int = 0
     duplicates: int = 0
     errors: int = 0
@@ -255,21 +258,31 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
     """Normalise journal files into ``store``.
 
     ``pending_only``: only what follows each file's ``.pos`` checkpoint (crash
-    recovery); otherwise every line (re-normalise after a parser fix; the store
-    ignores rows it already holds). ``since``/``until`` are UTC days
-    (YYYY-MM-DD, inclusive). ``keep``: a filter ``keep(event) -> bool`` (or a
-    dict of them per exchange) overriding the ``--symbols`` each recording
-    session journaled.
+    recovery), appended (the store skips rows it already holds). Otherwise a
+    full replay, after a parser fix: every line is re-normalised and, per
+    exchange in one atomic commit, *replaces* the stored rows of the time the
+    replayed lines cover -- within that span the journal is the source of truth
+    for the exchange's rows (see :func:`_replace_from_journal` for the span).
+
+    ``since``/``until`` are UTC days (YYYY-MM-DD, inclusive). ``keep``: a filter
+    ``keep(event) -> bool`` deciding by exchange, symbol and asset (or a dict of
+    them per exchange) overriding the ``--symbols`` each recording session
+    journaled; a full replay replaces only the symbols it keeps. ``dedup``
+    (recovery only) carries the live recorder's memory of stored events.
     """
     root = journal_root() if root is None else Path(root)
     result = ReplayResult()
     for exchange in exchanges or EXCHANGES:
+        flt = keep.get(exchange) if isinstance(keep, dict) else keep
+        if not pending_only:
+            _replace_from_journal(store, root, exchange, since, until, flt, gaps, on_events, result)
+            continue
         normalizer = Normalizer(exchange)
         seen = (dedup or {}).get(exchange) or Dedup()
         for path in journal_files(root, exchange, since, until):
-            start = read_pos(path) if pending_only else 0
+            start = read_pos(path)
             size = path.stat().st_size
-            if pending_only and start >= size:
+            if start >= size:
                 # Still read its meta lines: later files may rely on them.
                 normalize_lines((obj for _o, _e, obj in iter_lines(path)), normalizer, None, emit=False)
                 continue
@@ -279,8 +292,7 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
                 end = e
             normalize_lines(head, normalizer, None, emit=False)
             errors_before = normalizer.errors
-            batch = normalize_lines(tail, normalizer, seen,
-                                    keep=keep.get(exchange) if isinstance(keep, dict) else keep)
+            batch = normalize_lines(tail, normalizer, seen, keep=flt)
             result.files += 1
             result.frames += batch.frames
             result.duplicates += batch.duplicates
@@ -301,3 +313,146 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
         if normalizer.last_error:
             result.last_error = normalizer.last_error
     return result
+
+
+SPAN_SLACK_MS = 60_000  # how far from its frame's receive time an event's own time still widens the span
+
+
+def _keep_all(ev: dict) -> bool:
+    return True
+
+
+@dataclass
+class _Stretch:
+    """Frames of one unbroken stretch of a recording session: no gap, no restart, one file."""
+
+    first: int  # receive time of the first and last frame, ms
+    last: int
+    keep: object  # the symbol filter in effect (``_keep_all``: every symbol)
+    events: list[dict] = field(default_factory=list)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """``[start, end)`` ms the stretch covers: first to last frame received, widened
+        to its events' exchange times (stamped a little before receipt) when within
+        :data:`SPAN_SLACK_MS`; an event stamped further away covers its own ms only,
+        so a stray time stamp cannot stretch the span over days of other data."""
+        lo, hi, out = self.first, self.last + 1, []
+        for ev in self.events:
+            t = int(ev["ts_ms"])
+            if self.first - SPAN_SLACK_MS <= t <= self.last + SPAN_SLACK_MS:
+                lo, hi = min(lo, t), max(hi, t + 1)
+            else:
+                out.append((t, t + 1))
+        return [(lo, hi), *out]
+
+
+def _filter_key(keep) -> object:
+    if keep is _keep_all:
+        return None
+    items = getattr(keep, "items", None)
+    return ("symbols", tuple(sorted(items))) if isinstance(items, list) else ("id", id(keep))
+
+
+def _symbol_scope(exchange: str, keep):
+    """The store-side form of an event filter: ``(symbol, asset) -> bool`` or None (all)."""
+    if keep is _keep_all:
+        return None
+    return lambda symbol, asset: bool(keep({"exchange": exchange, "symbol": symbol, "asset": asset}))
+
+
+def _replace_from_journal(store, root: Path, exchange: str, since: str | None, until: str | None, keep,
+                          gaps: bool, on_events, result: ReplayResult) -> None:
+    """Re-normalise one exchange's journal files and replace what they cover, in one commit.
+
+    The span replaced is where the journal is complete: per recording stretch --
+    split at every journaled gap, every session start (its ``symbols`` meta line)
+    and every file -- from its first to its last frame's receive time, widened to
+    the events' own times (:meth:`_Stretch.spans`); and only the symbols that
+    stretch keeps (``keep``, else the session's ``--symbols``). Outside those
+    spans (before, after, during gaps or between sessions) nothing is touched.
+
+    The store does not record where a row came from, so inside a span rows
+    imported from files for the same exchange and symbols are replaced too; a
+    ``source`` column would need a store schema change for this one case.
+    Re-importing such files afterwards adds them back (imports skip rows held).
+    Likewise a ``keep`` naming symbols a session never subscribed to (Bybit
+    subscribes per symbol) finds no frames of them, so it clears them in the span.
+
+    OKX frames naming a contract missing from the instrument list are retried
+    after each later instrument list, as the live recorder does, so an event
+    the recorder stored after a refresh is not dropped by the replay.
+    """
+    from ..store import Batch as StoreBatch
+
+    normalizer = Normalizer(exchange)
+    seen = Dedup()  # fresh: a replacement must hold every event, not only unseen ones
+    stretches: list[_Stretch] = []
+    waiting: list[tuple[dict, _Stretch]] = []  # (frame line, its stretch) with an unknown contract size
+    gap_lines: list[dict] = []
+    ends: dict[Path, int] = {}
+    for path in journal_files(root, exchange, since, until):
+        cur: _Stretch | None = None
+        errors_before = normalizer.errors
+        for _off, end, obj in iter_lines(path):
+            ends[path] = end
+            kind, data = (obj.get("k"), obj.get("d")) if obj else (None, None)
+            if kind == "gap" or (kind == "meta" and isinstance(data, dict) and "symbols" in data):
+                cur = None  # disconnected, or a new recording session
+            if kind == "msg" and isinstance(data, str):
+                try:
+                    t = int(obj["t"])
+                except (TypeError, ValueError):
+                    obj = None  # counted as unreadable below
+                else:
+                    if cur is None:
+                        cur = _Stretch(t, t, keep or normalizer.keep or _keep_all)
+                        stretches.append(cur)
+                    cur.first, cur.last = min(cur.first, t), max(cur.last, t)
+            unconverted = normalizer.unconverted
+            batch = normalize_lines([obj], normalizer, seen, keep=cur.keep if cur is not None else _keep_all)
+            result.frames += batch.frames
+            result.duplicates += batch.duplicates
+            gap_lines += batch.gaps
+            if obj is not None and kind == "msg" and cur is not None:
+                cur.events += batch.events
+                if normalizer.unconverted > unconverted:
+                    waiting.append((obj, cur))
+            if kind == "meta" and waiting and isinstance(data, dict) and "instruments" in data:
+                retry, waiting = waiting, []
+                for line, stretch in retry:
+                    unconverted = normalizer.unconverted
+                    stretch.events += normalize_lines([line], normalizer, seen, keep=stretch.keep).events
+                    if normalizer.unconverted > unconverted:
+                        waiting.append((line, stretch))
+        result.files += 1
+        result.errors += normalizer.errors - errors_before
+    result.unconverted += len(waiting)
+    if normalizer.last_error:
+        result.last_error = normalizer.last_error
+    if not ends:
+        return
+    groups: dict[object, list[_Stretch]] = {}
+    for st in stretches:
+        groups.setdefault(_filter_key(st.keep), []).append(st)
+    batch = StoreBatch()
+    frames = []
+    for group in groups.values():
+        df = events_frame(ev for st in group for ev in st.events)
+        spans = [(pd.Timestamp(a, unit="ms", tz="UTC"), pd.Timestamp(b, unit="ms", tz="UTC"))
+                 for st in group for a, b in st.spans()]
+        batch.replace_liquidations(df, exchanges=[exchange], spans=spans,
+                                   symbols=_symbol_scope(exchange, group[0].keep), trusted=True)
+        frames.append(df)
+    if gaps and gap_lines:
+        batch.add_gaps(gaps_frame(exchange, gap_lines))
+        result.gaps += len(gap_lines)
+    for res, df in zip(store.commit(batch) if len(batch) else [], frames):
+        result.events += len(df)
+        result.new += res.added
+        result.removed += res.removed
+        if len(df):
+            result.per_exchange[exchange] = result.per_exchange.get(exchange, 0) + len(df)
+    for path, end in ends.items():
+        write_pos(path, end)
+    if on_events is not None and frames and sum(map(len, frames)):
+        on_events(pd.concat([f for f in frames if len(f)], ignore_index=True))

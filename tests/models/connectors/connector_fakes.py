@@ -8,7 +8,8 @@
   a connection mid-stream.
 * :class:`MemoryStore` — the store API the connectors code against
   (``append_liquidations``, ``append_candles``, ``candle_coverage``,
-  ``append_gaps``, ``gaps``), in memory, de-duplicating like a store should.
+  ``append_gaps``, ``gaps``, ``commit`` of a store ``Batch`` with
+  replacements), in memory, de-duplicating like a store should.
 """
 from __future__ import annotations
 
@@ -60,6 +61,41 @@ class MemoryStore:
     def liquidations(self) -> pd.DataFrame:
         with self.lock:
             return self.liq.copy()
+
+    def commit(self, batch):
+        """A store ``Batch`` as the real store applies it: replacements first remove
+        every stored row their scope covers, then every item's rows are added."""
+        from liqscope.models.store import ReplaceResult
+        from liqscope.models.store.layout import GAPS
+
+        cols = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd"]
+
+        def rows(df):
+            return set(df[cols].astype({c: str for c in ("exchange", "symbol", "asset", "side")})
+                       .itertuples(index=False, name=None)) if len(df) else set()
+
+        with self.lock:
+            old = self.liq
+            covered = pd.Series(False, index=old.index)
+            for scope in batch.scopes.values():
+                if len(old):
+                    covered |= scope.mask(old)
+            before = rows(old[covered]) if len(old) else set()
+            self.liq = old[~covered].reset_index(drop=True) if len(old) else old
+        replacing = set().union(*(rows(batch.items[t][1]) for t in batch.scopes))
+        results, first = [], True
+        for tag, (kind, frame) in enumerate(batch.items):
+            if kind == GAPS:
+                self.append_gaps(frame)
+                results.append(AppendResult(len(frame), len(frame)))
+            elif tag in batch.scopes:
+                self.append_liquidations(frame)
+                removed = len(before - replacing) if first else 0  # counted by the first replacement
+                results.append(ReplaceResult(removed=removed, added=len(rows(frame) - before)))
+                first = False
+            else:
+                results.append(self.append_liquidations(frame))
+        return results
 
     def append_candles(self, df, *, exchange, symbol, interval, asset) -> AppendResult:
         key = (exchange, symbol, interval)

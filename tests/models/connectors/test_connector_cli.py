@@ -67,7 +67,8 @@ def test_record_for_a_while_then_replay(mem, capsys, tmp_path):
     mem.liq = mem.liq.iloc[0:0]
     assert cli.main(["record", "--replay-journal", "--exchange", "binance"]) == 0
     out = capsys.readouterr().out
-    assert "replayed 1 journal files: 8 frames, 5 liquidations (5 new), 0 gaps, 2 unreadable frames" in out
+    assert ("replayed 1 journal files: 8 frames, 5 liquidations (5 new, 0 stored rows replaced), 0 gaps, "
+            "2 unreadable frames") in out
     assert len(mem.liquidations()) == 5
 
 

@@ -103,3 +103,199 @@ def test_replay_with_a_symbol_filter(tmp_path):
     store = MemoryStore()
     res = jr.replay(store, tmp_path, keep=SymbolFilter(["XRP", "BTCUSDT"]))
     assert res.events == 2 and sorted(store.liquidations()["symbol"]) == ["BTCUSDT", "XRPUSDC"]
+
+
+# -- a full replay replaces what the journal covers (the real store) ------------------------
+def _bybit_frame(t_ms: int, side: str, qty: str, price: str, symbol: str = "BTCUSDT") -> str:
+    """A Bybit allLiquidation push of one event stamped 200 ms before the frame."""
+    return json.dumps({"topic": f"allLiquidation.{symbol}", "type": "snapshot", "ts": t_ms,
+                       "data": [{"T": t_ms - 200, "s": symbol, "S": side, "v": qty, "p": price}]})
+
+
+H = 3_600_000  # one hour, ms
+PONG = '{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}'
+
+
+def _bybit_journal(root):
+    """Two stretches of one session around a disconnection, plus a restart.
+
+    12:00-12:01 frames, gap 12:02-13:00, 13:00-13:10 frames; the recorder not
+    running 13:10-15:00; a new session 15:00-15:01.
+    """
+    j = jr.Journal(root)
+    j.append("bybit", [
+        {"t": T0 - 1000, "k": "meta", "d": {"symbols": None}},
+        _msg(T0 + 600, _bybit_frame(T0 + 600, "Buy", "0.500", "100000.00")),  # long liquidated, 50,000 USD
+        _msg(T0 + 60_000, PONG),
+        {"t": T0 + H, "k": "gap", "d": {"start": T0 + 120_000, "end": T0 + H, "reason": "test"}},
+        _msg(T0 + H + 5_000, _bybit_frame(T0 + H + 5_000, "Sell", "1.000", "99000.00")),  # short, 99,000 USD
+        _msg(T0 + H + 600_000, PONG),
+        {"t": T0 + 3 * H, "k": "meta", "d": {"symbols": None}},
+        {"t": T0 + 3 * H + 10, "k": "gap", "d": {"start": T0 + H + 600_000, "end": T0 + 3 * H + 10,
+                                                 "reason": "recorder not running"}},
+        _msg(T0 + 3 * H + 20_000, _bybit_frame(T0 + 3 * H + 20_000, "Buy", "0.250", "98000.00")),  # long 24,500
+        _msg(T0 + 3 * H + 60_000, PONG),
+    ])
+    j.close()
+
+
+def _imported(ts_ms: int, exchange: str = "bybit", side: str = "long", qty: float = 2.0):
+    import pandas as pd
+
+    return pd.DataFrame({"ts": [pd.Timestamp(ts_ms, unit="ms", tz="UTC")], "exchange": [exchange],
+                         "symbol": ["BTCUSDT"], "asset": ["BTC"], "side": [side], "price": [90000.0],
+                         "qty": [qty], "notional_usd": [90000.0 * qty]})
+
+
+def _rows(store) -> list[tuple]:
+    f = store.liquidations().frame
+    return [(int(r.ts.value // 1_000_000), str(r.exchange), str(r.side), float(r.notional_usd))
+            for r in f.itertuples()]
+
+
+def _totals(store, exchange="bybit") -> dict[str, float]:
+    f = store.liquidations().frame
+    f = f[f["exchange"] == exchange]
+    return {str(k): float(v) for k, v in f.groupby("side", observed=True)["notional_usd"].sum().items()}
+
+
+def _hashes(root) -> dict[str, str]:
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _flipped_bybit(monkeypatch):
+    """The classic bug: Bybit's S read as an order side."""
+    monkeypatch.setattr(parsers, "_BYBIT_POSITION", {"buy": "short", "sell": "long"})
+
+
+def test_replay_after_a_parser_fix_replaces_the_wrong_rows(tmp_path, monkeypatch):
+    from liqscope.models.store import open_store
+
+    _bybit_journal(tmp_path / "journal")
+    store = open_store(tmp_path / "store")
+    _flipped_bybit(monkeypatch)
+    first = jr.replay(store, tmp_path / "journal", pending_only=True)  # what the recorder stored, wrongly
+    assert (first.events, first.new) == (3, 3)
+    assert _totals(store) == {"long": 99_000.0, "short": 74_500.0}
+    monkeypatch.undo()
+
+    res = jr.replay(store, tmp_path / "journal", exchanges=["bybit"])
+    assert (res.events, res.new, res.removed, res.gaps) == (3, 3, 3, 2)
+    assert _rows(store) == [(T0 + 400, "bybit", "long", 50_000.0), (T0 + H + 4_800, "bybit", "short", 99_000.0),
+                            (T0 + 3 * H + 19_800, "bybit", "long", 24_500.0)]  # the correct rows only
+    assert _totals(store) == {"long": 74_500.0, "short": 99_000.0}
+    assert len(store.gaps()) == 2
+
+    # Replaying again changes nothing, down to the bytes.
+    before = _hashes(store.root)
+    again = jr.replay(store, tmp_path / "journal", exchanges=["bybit"])
+    assert (again.events, again.new, again.removed) == (3, 0, 0)
+    assert _hashes(store.root) == before
+
+
+def test_replay_replaces_only_the_span_the_journal_covers(tmp_path, monkeypatch):
+    """Imported rows before, after, in a journaled gap and between sessions stay; so do
+    other exchanges'. Inside a stretch the journal is the source of truth: an imported
+    row of the same exchange there is replaced too (the store cannot tell its source)."""
+    from liqscope.models.store import open_store
+
+    _bybit_journal(tmp_path / "journal")
+    store = open_store(tmp_path / "store")
+    keep = [T0 - H, T0 + 30 * 60_000, T0 + 2 * H, T0 + 4 * H]  # before, in the gap, not running, after
+    for t in keep:
+        store.append_liquidations(_imported(t))
+    store.append_liquidations(_imported(T0 + 30_000, exchange="binance"))  # another exchange, inside
+    store.append_liquidations(_imported(T0 + H + 60_000))  # same exchange, inside a stretch
+    _flipped_bybit(monkeypatch)
+    jr.replay(store, tmp_path / "journal", pending_only=True)
+    monkeypatch.undo()
+    res = jr.replay(store, tmp_path / "journal")
+    assert res.removed == 4 and res.new == 3
+    got = _rows(store)
+    assert [r for r in got if r[1] == "bybit" and r[0] in keep] == [(t, "bybit", "long", 180_000.0) for t in keep]
+    assert (T0 + 30_000, "binance", "long", 180_000.0) in got
+    assert not [r for r in got if r[0] == T0 + H + 60_000]
+    assert len(got) == len(keep) + 1 + 3
+
+
+def test_replay_with_symbols_replaces_only_those_symbols(tmp_path):
+    from liqscope.models.connectors.streams import SymbolFilter
+    from liqscope.models.store import open_store
+
+    frames = [
+        _bybit_frame(T0 + 600, "Buy", "0.500", "100000.00"),
+        _bybit_frame(T0 + 700, "Sell", "100", "2500.00", symbol="ETHUSDT"),
+    ]
+    j = jr.Journal(tmp_path / "journal")
+    j.append("bybit", [_msg(T0 + 600, frames[0]), _msg(T0 + 700, frames[1])])
+    j.close()
+    store = open_store(tmp_path / "store")
+    eth_import = _imported(T0 + 650).assign(symbol="ETHUSDT", asset="ETH")
+    store.append_liquidations(eth_import)  # e.g. imported from a file
+    res = jr.replay(store, tmp_path / "journal", keep=SymbolFilter(["BTC"]))
+    assert (res.events, res.removed) == (1, 0)
+    syms = sorted(str(s) for s in store.liquidations().frame["symbol"])
+    assert syms == ["BTCUSDT", "ETHUSDT"]  # the imported ETH row is not the replay's business
+    # The session's own --symbols (a meta line) limits the replace the same way.
+    j = jr.Journal(tmp_path / "journal2")
+    j.append("bybit", [{"t": T0, "k": "meta", "d": {"symbols": ["BTCUSDT"]}},
+                       _msg(T0 + 600, frames[0]), _msg(T0 + 700, frames[1])])
+    j.close()
+    res = jr.replay(store, tmp_path / "journal2")
+    assert (res.events, res.removed, res.new) == (1, 0, 0)
+    assert sorted(str(s) for s in store.liquidations().frame["symbol"]) == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_okx_event_converted_after_a_refresh_survives_the_replay(tmp_path):
+    """The recorder stores a new listing's liquidation once a refreshed instrument
+    list knows its contract size; the replay retries it the same way, so the
+    replace does not take that row out."""
+    from liqscope.models.store import open_store
+
+    okx = fixture("okx")
+    known = {r["instId"]: r for r in okx["rest"]["instruments"]["data"]}
+    listing = dict(okx["rest"]["instruments"]["data"][0], instId="NEW-USDT-SWAP", instFamily="NEW-USDT",
+                   uly="NEW-USDT", ctVal="10", ctValCcy="NEW")
+    unknown = next(f for f in okx["frames"] if f.get("unconverted"))["raw"]
+    j = jr.Journal(tmp_path / "journal")
+    j.append("okx", [{"t": T0, "k": "meta", "d": {"instruments": known}}, _msg(T0 + 1000, "pong"),
+                     _msg(T0 + 2100, unknown),
+                     {"t": T0 + 30_000, "k": "meta", "d": {"instruments": {**known, "NEW-USDT-SWAP": listing}}},
+                     _msg(T0 + 40_000, "pong")])
+    j.close()
+    store = open_store(tmp_path / "store")
+    store.append_liquidations(_imported(T0 + 2000).assign(exchange="okx", symbol="NEW-USDT-SWAP", asset="NEW",
+                                                          price=1.5, qty=1000.0, notional_usd=1500.0))
+    before = _hashes(store.root)
+    res = jr.replay(store, tmp_path / "journal")
+    assert (res.events, res.new, res.removed, res.unconverted) == (1, 0, 0, 0)
+    assert _hashes(store.root) == before
+
+
+def test_a_crash_mid_replay_leaves_the_store_unchanged(tmp_path, monkeypatch):
+    from liqscope.models.store import core, open_store
+
+    _bybit_journal(tmp_path / "journal")
+    store = open_store(tmp_path / "store")
+    _flipped_bybit(monkeypatch)
+    jr.replay(store, tmp_path / "journal", pending_only=True)
+    monkeypatch.undo()
+    before = _hashes(store.root)
+    pos_before = {p.name: p.read_text() for p in (tmp_path / "journal").rglob("*.pos")}
+
+    def failing_write(table, path):
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(core, "_write_partition", failing_write)
+    try:
+        jr.replay(store, tmp_path / "journal")
+    except OSError as exc:
+        assert "injected" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("the injected failure did not surface")
+    assert _hashes(store.root) == before
+    assert {p.name: p.read_text() for p in (tmp_path / "journal").rglob("*.pos")} == pos_before
+    assert _totals(open_store(store.root)) == {"long": 99_000.0, "short": 74_500.0}  # still the old rows
