@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from .symbols import asset_from_symbol, binance_coinm_usd
 
@@ -33,10 +33,12 @@ BINANCE_USDM = ("Binance, USDⓈ-Margined Futures Contract Specifications: \"BTC
                 "en/support/faq/usd%E2%93%A2-margined-futures-contract-specifications-360033161972)")
 BINANCE_COINM = ("Binance, Coin-Margined Futures Contract Specifications: BTC contracts 100 USD, altcoin contracts "
                  "10 USD (https://www.binance.com/en/support/faq/a4470430e3164c13932be8967961aede)")
-BYBIT_USDT = ("Bybit, Introduction to USDT Perpetual Contract: \"Contracts quoted in base currency such as BTC, ETH\" "
-              "(https://www.bybit.com/en/help-center/article/Introduction-to-USDT-Perpetual-ContractUSDT_Perpetual_UTA)")
-BYBIT_USDC = ("Bybit, Introduction to USDC Perpetual Contract: BTC-PERP \"Contract Size 1 BTC\"; USDC futures \"work "
-              "similarly\" (https://help.bybit.com/hc/en-us/articles/4431487551769-Introduction-to-USDC-Perpetual-Contract)")
+BYBIT_USDT = ("Bybit, Introduction to USDT Perpetual Contract: \"Contracts quoted in base currency such as BTC, "
+              "ETH\" (https://www.bybit.com/en/help-center/article/"
+              "Introduction-to-USDT-Perpetual-ContractUSDT_Perpetual_UTA)")
+BYBIT_USDC = ("Bybit, Introduction to USDC Perpetual Contract: BTC-PERP \"Contract Size 1 BTC\"; USDC futures "
+              "\"work similarly\" "
+              "(https://help.bybit.com/hc/en-us/articles/4431487551769-Introduction-to-USDC-Perpetual-Contract)")
 BYBIT_INVERSE = ("Bybit, Introduction to Inverse Perpetual Contract: \"Contract quantity quoted in USD\", \"1 USD per "
                  "Contract\" (https://www.bybit.com/en/help-center/article/What-is-Inverse-Contract)")
 OKX_SZ = ("OKX API v5, liquidation-orders channel: sz \"For FUTURES/SWAP, the unit is contract\" "
@@ -54,7 +56,8 @@ HUOBI_FUTURES = ("Huobi, Fundamental Elements of Coin-margined Futures: face val
 DERIBIT = ("Deribit API, trades: amount \"For perpetual and inverse futures the amount is in USD units. For options "
            "and linear futures it is the underlying base currency coin.\" (https://docs.deribit.com/)")
 BITMEX = ("BitMEX, Inverse Perpetuals / Inverse Futures guides: XBT contracts \"Multiplier 1 USD\", \"USD Contract "
-          "Value 1 USD\" (https://www.bitmex.com/app/inversePerpetualsGuide, https://www.bitmex.com/app/inverseFuturesGuide)")
+          "Value 1 USD\" (https://www.bitmex.com/app/inversePerpetualsGuide, "
+          "https://www.bitmex.com/app/inverseFuturesGuide)")
 KRAKEN_INVERSE = ("Kraken Futures, Inverse Fixed Maturity / Perpetual Contract Specifications: \"Contract Size & "
                   "Minimum Order 1 USD\" (https://support.kraken.com/hc/en-us/articles/360022632172, "
                   "https://support.cryptofacilities.com/hc/en-us/articles/360008643453)")

@@ -271,7 +271,7 @@ def test_generic_qty_is_base_units_unless_a_contract_size_is_stated(store, tmp_p
     it names (or all, for a bare value)."""
     p = tmp_path / "okx.csv"
     p.write_text(GENERIC)
-    kw = dict(fmt="generic", mapping=GMAP, exchange="okx", side_convention="position")
+    kw = {"fmt": "generic", "mapping": GMAP, "exchange": "okx", "side_convention": "position"}
     import_files([p], store=store, contract_size="ETH-USDT-SWAP=0.1,XRP-USD-SWAP=10usd", **kw)
     f = rows(store).set_index("symbol")
     assert f.loc["ETH-USDT-SWAP", "qty"] == 30 * 0.1 and f.loc["ETH-USDT-SWAP", "notional_usd"] == 30 * 0.1 * 2000
@@ -282,7 +282,7 @@ def test_generic_qty_is_base_units_unless_a_contract_size_is_stated(store, tmp_p
 def test_generic_contract_size_needs_qty_and_price(store, tmp_path):
     p = tmp_path / "okx.csv"
     p.write_text(GENERIC)
-    kw = dict(fmt="generic", exchange="okx", side_convention="position")
+    kw = {"fmt": "generic", "exchange": "okx", "side_convention": "position"}
     msg = refused(store, p, mapping="ts=time,symbol=sym,side=dir,price=px,notional_usd=size",
                   contract_size="0.1", **kw)
     assert "no qty column is mapped" in msg
