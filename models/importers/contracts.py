@@ -212,6 +212,7 @@ HELP = ("N = base units per contract (e.g. ETH-USDT-SWAP=0.1); Nusd = USD per co
 
 
 def _size(text) -> Size:
+    """One stated size; the ``usd`` suffix is the only way to say "inverse" -- units are never inferred."""
     if isinstance(text, Size):
         return text
     if isinstance(text, bool):

@@ -27,6 +27,7 @@ from .generic import parse_mapping
 from .source import open_source
 
 Progress = Callable[[int, int], None]
+CONTRACT_FORMATS = ("tardis-liquidations", "generic")  # formats that read --contract-size
 
 
 @dataclass
@@ -59,7 +60,10 @@ def read_file(path: str | Path, *, fmt: str | None = None, options: Options | No
             raise InputError(src.display, f"unknown format {name!r} (formats: {', '.join(FORMATS)})")
         if src.container == "parquet" and name != "generic":
             raise InputError(src.display, f"a Parquet file cannot be read as {name}; use --format generic")
-        return FORMATS[name].parse(src, options, progress=progress, cancelled=cancelled)
+        parsed = FORMATS[name].parse(src, options, progress=progress, cancelled=cancelled)
+        if options.contract_size and (parsed.kind != "liquidations" or name not in CONTRACT_FORMATS):
+            parsed.warnings.append("--contract-size not used: only Tardis and generic liquidation files read it")
+        return parsed
     except (InputError, ImportCancelled):
         raise
     except (pa.ArrowException, SchemaError, TimeParseError, UnicodeError, OSError, EOFError, zlib.error,

@@ -317,3 +317,8 @@ def test_cli_contract_size_imports(tmp_path, capsys):
     assert eth["qty"].tolist() == [12 * 0.1]
     code, _, err = run(capsys, "--data-dir", tmp_path, "import", OKX_ALL, "--contract-size", "ETH-USDT-SWAP=x")
     assert code == 2 and err.startswith("liqscope: error: --contract-size: bad contract size 'x'")
+
+
+def test_contract_size_on_a_format_with_documented_units_is_reported_unused(store):
+    [r] = import_files([FIXTURES / "BTCUSD_PERP-liquidationSnapshot-2023-07-31.csv"], store=store, contract_size="2")
+    assert "--contract-size not used: only Tardis and generic liquidation files read it" in r.warnings
