@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QInputDialog, QLabel,
                                QLineEdit, QMessageBox, QProgressDialog)
 
 from liqscope.models.importers import SIDE_CONVENTIONS, ImportCancelled, InputError, import_files
@@ -144,6 +144,7 @@ class ImportController(QObject):
             QMessageBox.information(self.window, "Import", "An import is already running.")
             return None
         self._paths = [str(p) for p in paths]
+        self._options = dict(options)
         self._cancel.clear()
         self.dialog = QProgressDialog(f"Importing {len(paths)} file(s)…", "Cancel", 0, 1000, self.window)
         self.dialog.setWindowTitle("Import")
@@ -205,16 +206,29 @@ class ImportController(QObject):
         box = QMessageBox(QMessageBox.Icon.Warning, "Import failed", str(exc), parent=self.window)
         box.setInformativeText("Nothing was added: the store is unchanged.")
         box.setObjectName("import_error")
-        map_button = None
+        map_button = size_button = None
         file = getattr(exc, "file", None)
         if isinstance(exc, InputError) and file and ("unrecognised columns" in str(exc) or "missing" in str(exc)):
             map_button = box.addButton("Map columns…", QMessageBox.ButtonRole.ActionRole)
+        if isinstance(exc, InputError) and "--contract-size" in str(exc):
+            size_button = box.addButton("Set contract size…", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Close)
         self.error_box = box
         box.exec()
         if map_button is not None and box.clickedButton() is map_button:
             path = next((p for p in self._paths if Path(p).name == Path(file).name or p == file), self._paths[0])
             self.map_and_import(path)
+        elif size_button is not None and box.clickedButton() is size_button:
+            self.ask_contract_size(str(exc))
+
+    def ask_contract_size(self, reason: str) -> None:
+        """The file is in contracts of a size Liqscope does not know: the user states it, never a guess."""
+        from liqscope.models.importers.contracts import HELP
+
+        text, ok = QInputDialog.getText(self.window, "Contract size", f"{reason}\n\n{HELP}\n\nSYMBOL=N[usd], …:")
+        if ok and text.strip():
+            stated = [v for v in (self._options.get("contract_size"), text.strip()) if v]  # keep earlier answers
+            self.start(self._paths, **{**self._options, "contract_size": ",".join(map(str, stated))})
 
     def map_and_import(self, path: str) -> None:
         try:

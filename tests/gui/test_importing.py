@@ -125,3 +125,34 @@ def test_drop_files_on_the_window_imports_them(qtbot, window):
     qtbot.waitUntil(lambda: not window.dataset.is_demo, timeout=5000)
     assert window.dataset.liquidations.totals().count == len(read_file(TARDIS).frame)
     assert len(open_store().info()) >= 1
+
+
+def test_unknown_contract_size_is_asked_for_never_guessed(qtbot, window, monkeypatch, _isolated_data_dir):
+    from PySide6.QtWidgets import QInputDialog
+
+    okx = FIXTURES / "okex-swap_liquidations_2024-03-01_PERPETUALS.csv"
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: 0)
+    before = store_digest(_isolated_data_dir)
+    with qtbot.waitSignal(window.importer.failed, timeout=20_000):
+        window.importer.start([str(okx)]).join(20)
+    box = window.importer.error_box
+    assert "ETH-USDT-SWAP" in box.text() and "contract" in box.text()
+    assert "Set contract size…" in [b.text() for b in box.buttons()]
+    assert store_digest(_isolated_data_dir) == before
+    # the user states the size (OKX: ETH-USDT-SWAP is 0.1 ETH per contract); the next unknown symbol
+    # is asked for in turn, and the earlier answer is kept
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("ETH-USDT-SWAP=0.1", True))
+    with qtbot.waitSignal(window.importer.failed, timeout=20_000):
+        window.importer.ask_contract_size(box.text())
+        window.importer.thread.join(20)
+    assert "XRP-USD-SWAP" in window.importer.error_box.text()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("XRP-USD-SWAP=10usd", True))
+    with qtbot.waitSignal(window.importer.reloader.loaded, timeout=20_000):
+        window.importer.ask_contract_size(window.importer.error_box.text())
+        window.importer.thread.join(20)
+    frame = window.dataset.liquidations.frame
+    eth = frame[frame["symbol"] == "ETH-USDT-SWAP"]
+    assert eth["qty"].tolist() == pytest.approx([12 * 0.1])
+    assert eth["notional_usd"].tolist() == pytest.approx([12 * 0.1 * 3400.5])
+    xrp = frame[frame["symbol"] == "XRP-USD-SWAP"]  # inverse: 8 contracts of 10 USD
+    assert xrp["notional_usd"].tolist() == pytest.approx([80.0])
