@@ -13,6 +13,8 @@ import os
 import tempfile
 from typing import Iterator
 
+from PySide6 import QtWidgets  # noqa: F401  (importing this module fails at once when Qt cannot load)
+
 from liqscope.models.dataset import Dataset
 from liqscope.models.export import ExportError, Progress
 from liqscope.models.paths import CONFIG_DIR_ENV

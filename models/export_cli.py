@@ -128,11 +128,10 @@ def cmd_export(args) -> int:
 
 
 def _render(ds, fields: dict, size: tuple[int, int], args: argparse.Namespace, progress) -> list[str]:
-    try:
-        import PySide6.QtWidgets  # noqa: F401  (fails here, in one line, when Qt's libraries are missing)
+    try:  # the renderer lives in gui/; importing it fails here, in one line, when Qt's libraries are missing
+        from liqscope.gui.headless import export_view
     except ImportError as exc:
         raise cli.UsageError(f"cannot render without Qt ({exc}); --what liquidations --csv works without it") from None
-    from liqscope.gui.headless import export_view
 
     return export_view(ds, fields, size=size, scale=args.scale, png=args.png, csv=args.csv, what=args.what,
                        progress=progress)
