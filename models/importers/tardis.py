@@ -106,7 +106,9 @@ def _contract_sizes(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, 
     if refused:
         first = {k: int(np.argmax(key == k)) for k in refused}
         k = min(first, key=first.get)
-        raise rows.error(first[k], "amount", refused[k])
+        others = sorted(str(symbol.categories[j % width]) for j in refused if j != k)
+        also = f"; also unknown: {', '.join(others)}" if others else ""  # all at once, not one per attempt
+        raise rows.error(first[k], "amount", refused[k] + also)
     if converted:
         warnings.append("amount converted from contracts: " + ", ".join(converted))
     return inverse[key], size[key]

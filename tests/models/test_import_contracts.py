@@ -322,3 +322,16 @@ def test_cli_contract_size_imports(tmp_path, capsys):
 def test_contract_size_on_a_format_with_documented_units_is_reported_unused(store):
     [r] = import_files([FIXTURES / "BTCUSD_PERP-liquidationSnapshot-2023-07-31.csv"], store=store, contract_size="2")
     assert "--contract-size not used: only Tardis and generic liquidation files read it" in r.warnings
+
+
+def test_every_unknown_contract_size_is_named_in_the_one_error(tmp_path):
+    """The first unknown symbol gives the line; the others are listed, so one answer can cover all."""
+    store = open_store(tmp_path / "store")
+    with pytest.raises(InputError) as err:
+        import_files([FIXTURES / "okex-swap_liquidations_2024-03-01_PERPETUALS.csv"], store=store)
+    text = str(err.value)
+    assert "line 4" in text and "ETH-USDT-SWAP" in text and "also unknown: XRP-USD-SWAP" in text
+    assert "\n" not in text
+    reports = import_files([FIXTURES / "okex-swap_liquidations_2024-03-01_PERPETUALS.csv"], store=store,
+                           contract_size="ETH-USDT-SWAP=0.1,XRP-USD-SWAP=10usd")
+    assert reports[0].rows == 5
