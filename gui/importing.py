@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QInputDialog, QLabel,
                                QLineEdit, QMessageBox, QProgressDialog)
 
@@ -19,7 +19,7 @@ from liqscope.models.importers import SIDE_CONVENTIONS, ImportCancelled, InputEr
 from liqscope.models.importers.generic import CANDLE_FIELDS, LIQ_FIELDS
 from liqscope.models.store import StoreError, open_store
 
-from .loader import BackgroundLoader, prepare
+from .loader import BackgroundLoader, close_progress, prepare, progress_dialog
 
 FILE_FILTER = "Data files (*.csv *.csv.gz *.gz *.zip *.parquet *.txt);;All files (*)"
 NOT_IN_FILE = "(not in file)"
@@ -146,11 +146,7 @@ class ImportController(QObject):
         self._paths = [str(p) for p in paths]
         self._options = dict(options)
         self._cancel.clear()
-        self.dialog = QProgressDialog(f"Importing {len(paths)} file(s)…", "Cancel", 0, 1000, self.window)
-        self.dialog.setWindowTitle("Import")
-        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        self.dialog.setMinimumDuration(300)
-        self.dialog.canceled.connect(self._cancel.set)
+        self.dialog = progress_dialog(self.window, "Import", f"Importing {len(paths)} file(s)…", self._cancel)
         store_root = None
 
         def work():
@@ -177,17 +173,18 @@ class ImportController(QObject):
             self.dialog.setValue(int(1000 * done / total))
 
     def _close_dialog(self) -> None:
-        if self.dialog is not None:
-            self.dialog.canceled.disconnect()
-            self.dialog.reset()
-            self.dialog.deleteLater()
-            self.dialog = None
+        close_progress(self.dialog)
+        self.dialog = None
 
     def _on_finished(self, reports) -> None:
         self._close_dialog()
         lines = [r.summary() for r in reports]
         self.window.statusBar().showMessage("; ".join(lines), 15_000)
         self.last_reports = reports
+        self.reload_store()
+
+    def reload_store(self) -> None:
+        """Re-read the store off the GUI thread and show it (after an import or a fetch)."""
         self.reloader.start(lambda: prepare(open_store().load_dataset()))
 
     def _on_failed(self, exc: Exception) -> None:

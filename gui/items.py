@@ -28,23 +28,14 @@ def _pen(color: str) -> QPen:
     return pen
 
 
-def _lines(x0, y0, x1, y1):
+def _primitives(kind, a, b, c, d):
+    """QLineF(a, b, c, d) or QRectF(a, b, c, d) per row, written straight from numpy into a C array."""
     if PrimitiveArray is None:
-        return [QLineF(*v) for v in zip(x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist())]
-    arr = PrimitiveArray(QLineF, 4)
-    arr.resize(len(x0))
+        return [kind(*v) for v in zip(a.tolist(), b.tolist(), c.tolist(), d.tolist())]
+    arr = PrimitiveArray(kind, 4)
+    arr.resize(len(a))
     mem = arr.ndarray()
-    mem[:, 0], mem[:, 1], mem[:, 2], mem[:, 3] = x0, y0, x1, y1
-    return arr
-
-
-def _rects(x, y, w, h):
-    if PrimitiveArray is None:
-        return [QRectF(*v) for v in zip(x.tolist(), y.tolist(), w.tolist(), h.tolist())]
-    arr = PrimitiveArray(QRectF, 4)
-    arr.resize(len(x))
-    mem = arr.ndarray()
-    mem[:, 0], mem[:, 1], mem[:, 2], mem[:, 3] = x, y, w, h
+    mem[:, 0], mem[:, 1], mem[:, 2], mem[:, 3] = a, b, c, d
     return arr
 
 
@@ -99,10 +90,11 @@ class CandlesItem(_PrimitivesItem):
                 continue
             xs = x[sel]
             pen, brush = _pen(color), QBrush(QColor(color))
-            layers.append((pen, brush, "drawLines", _lines(xs, l[sel], xs, h[sel])))
+            layers.append((pen, brush, "drawLines", _primitives(QLineF, xs, l[sel], xs, h[sel])))
             lo = np.minimum(o[sel], c[sel])
             layers.append((pen, brush, "drawRects",
-                           _rects(xs - half, lo, np.full(len(xs), 2 * half), np.maximum(o[sel], c[sel]) - lo)))
+                           _primitives(QRectF, xs - half, lo, np.full(len(xs), 2 * half),
+                                       np.maximum(o[sel], c[sel]) - lo)))
         self._layers = layers
         if len(x):
             lo, hi = float(np.min(l)), float(np.max(h))
@@ -135,7 +127,7 @@ class RectsItem(_PrimitivesItem):
             q.setAlpha(alpha)
             r = self.rects[sel]
             layers.append((no_pen, QBrush(q), "drawRects",
-                           _rects(r[:, 0], r[:, 2], r[:, 1] - r[:, 0], r[:, 3] - r[:, 2])))
+                           _primitives(QRectF, r[:, 0], r[:, 2], r[:, 1] - r[:, 0], r[:, 3] - r[:, 2])))
         self._layers = layers
         if len(self.rects):
             r = self.rects

@@ -20,7 +20,7 @@ from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, REC
                                         ExchangeStatus, FetchProgress, Recorder, fetch_candles)
 from liqscope.models.store import open_store
 
-from .loader import prepare
+from .loader import close_progress, progress_dialog
 from .theme import display_name
 
 MERGE_MS = 400
@@ -47,7 +47,6 @@ class LiveController(QObject):
         self._merge_timer.timeout.connect(self._merge)
         self.status_arrived.connect(self._show_status)
         self.events_arrived.connect(self._queue_events)
-        self.merged_events = 0
 
     @property
     def recording(self) -> bool:
@@ -116,7 +115,7 @@ class LiveController(QObject):
         latest_before = ds.liquidations.time_range()
         view = self.window.state.view
         at_edge = view.end is not None and latest_before is not None and view.end >= latest_before[1]
-        self.merged_events += ds.append_liquidations(events)
+        ds.append_liquidations(events)
         newest = ds.liquidations.time_range()[1]
         if view.start is None:  # empty store: show the last hour up to the newest event
             self.window.state.update(start=newest.floor("min") - pd.Timedelta(hours=1),
@@ -207,12 +206,8 @@ class FetchController(QObject):
 
     def start(self, *, exchange: str, symbol: str, interval: str, start, end, **kw) -> threading.Thread:
         self._cancel.clear()
-        self.dialog = QProgressDialog(f"Fetching {symbol} {interval} from {display_name(exchange)}…", "Cancel",
-                                      0, 1000, self.window)
-        self.dialog.setWindowTitle("Fetch candles")
-        self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        self.dialog.setMinimumDuration(300)
-        self.dialog.canceled.connect(self._cancel.set)
+        self.dialog = progress_dialog(self.window, "Fetch candles",
+                                      f"Fetching {symbol} {interval} from {display_name(exchange)}…", self._cancel)
 
         def work():
             try:
@@ -232,11 +227,8 @@ class FetchController(QObject):
             self.dialog.setValue(int(1000 * p.fraction))
 
     def _close(self) -> None:
-        if self.dialog is not None:
-            self.dialog.canceled.disconnect()
-            self.dialog.reset()
-            self.dialog.deleteLater()
-            self.dialog = None
+        close_progress(self.dialog)
+        self.dialog = None
 
     def _on_finished(self, result) -> None:
         self._close()
@@ -245,7 +237,7 @@ class FetchController(QObject):
         self.window.statusBar().showMessage(
             f"{what} {result.rows:,} candles ({result.new:,} new) of {result.symbol} {result.interval} "
             f"from {display_name(result.exchange)} in {result.requests} requests", 15_000)
-        self.window.importer.reloader.start(lambda: prepare(open_store().load_dataset()))
+        self.window.importer.reload_store()
 
     def _on_failed(self, message: str) -> None:
         self._close()

@@ -5,7 +5,8 @@ import threading
 import traceback
 from typing import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QProgressDialog, QWidget
 
 
 class BackgroundLoader(QObject):
@@ -34,3 +35,21 @@ def prepare(dataset):
     dataset.index()
     dataset.busiest_day()
     return dataset
+
+
+def progress_dialog(parent: QWidget, title: str, text: str, cancel: threading.Event) -> QProgressDialog:
+    """A window-modal 0..1000 progress dialog whose Cancel sets ``cancel`` (read by the worker)."""
+    dialog = QProgressDialog(text, "Cancel", 0, 1000, parent)
+    dialog.setWindowTitle(title)
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    dialog.setMinimumDuration(300)
+    dialog.canceled.connect(cancel.set)
+    return dialog
+
+
+def close_progress(dialog: QProgressDialog | None) -> None:
+    """Close without it reporting a cancel (``reset`` would emit ``canceled``)."""
+    if dialog is not None:
+        dialog.canceled.disconnect()
+        dialog.reset()
+        dialog.deleteLater()

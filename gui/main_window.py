@@ -34,6 +34,8 @@ HEADLINE_THROTTLE_MS = 80
 class MainWindow(QMainWindow):
     def __init__(self, dataset: Dataset, view: View | None = None, *, restore: bool = True):
         super().__init__()
+        self._resize_timer = QTimer(self, singleShot=True, interval=30)
+        self._resize_timer.timeout.connect(lambda: self.redraw(force=True))
         self.dataset = dataset
         self.setWindowTitle("Liqscope")
         self.settings = open_settings()
@@ -430,4 +432,4 @@ class MainWindow(QMainWindow):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        QTimer.singleShot(0, lambda: self.redraw(force=True))
+        self._resize_timer.start()  # one re-draw per burst of resize events (levels follow the pixels)

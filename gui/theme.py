@@ -7,7 +7,6 @@ from dataclasses import dataclass
 # protanopia/deuteranopia, unlike the usual red/green.
 LONG_COLOR = "#D55E00"
 SHORT_COLOR = "#0072B2"
-SIDE_COLORS = {"long": LONG_COLOR, "short": SHORT_COLOR}
 
 EXCHANGE_COLORS = {
     "binance": "#E69F00",

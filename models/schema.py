@@ -14,7 +14,6 @@ SIDES = (LONG, SHORT)
 
 CANDLE_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 LIQ_COLUMNS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd"]
-LIQ_CATEGORICAL = ["exchange", "symbol", "asset"]
 
 
 class SchemaError(ValueError):

@@ -5,8 +5,6 @@ import re
 
 import pandas as pd
 
-NS_PER_S = 1_000_000_000
-
 # Bucket ladder for liquidation bars and candle levels of detail (seconds).
 BUCKETS: dict[str, int] = {
     "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400,

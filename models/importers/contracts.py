@@ -89,10 +89,6 @@ def _fixed(kind: str, size: float | None, source: str) -> Callable[[re.Match], U
     return lambda m: Unit(kind, size, source)
 
 
-def _unknown_kind(why: str) -> Callable[[re.Match], Unit]:
-    return lambda m: Unit(None, None, why)
-
-
 def _refuse(why: str) -> Callable[[re.Match], Unit]:
     return lambda m: Unit(None, None, why, refuse=why)
 

@@ -40,7 +40,6 @@ LIQ_FIELDS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "noti
 CANDLE_FIELDS = ["ts", "open", "high", "low", "close", "volume", "exchange", "symbol", "asset"]
 FIELDS = list(dict.fromkeys(LIQ_FIELDS + CANDLE_FIELDS))
 NUMERIC = {"price", "qty", "notional_usd", "open", "high", "low", "close", "volume"}
-TEXT = {"exchange", "symbol", "asset", "side"}
 
 
 def parse_mapping(specs: str | list[str] | dict | None) -> dict[str, str]:

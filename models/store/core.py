@@ -36,7 +36,6 @@ SCHEMA_VERSION = 1
 MAX_SEGMENTS = 8      # append segments per liquidation month before they are merged
 COMPACT_RATIO = 0.25  # segments fold into the month's base file at this fraction of it
 FORMAT = "liqscope-store"
-GAP_COLUMNS = ["exchange", "start", "end", "reason"]
 INFO_COLUMNS = ["kind", "exchange", "symbol", "interval", "rows", "first", "last"]
 
 

@@ -9,7 +9,6 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
-from liqscope.models.dataset import load_demo
 from liqscope.models.importers import read_file
 from liqscope.models.store import open_store
 
@@ -23,15 +22,8 @@ def store_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, _isolated_data_dir):
-    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
-    from liqscope.gui.main_window import MainWindow
-
-    w = MainWindow(load_demo(), restore=False)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    return w
+def window_size():
+    return 1200, 800
 
 
 def wait_import(qtbot, window, thread):

@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "connectors"))
 from connector_fakes import FakeExchangeHTTP, WSReplay, fixture  # noqa: E402
 
 from liqscope.models.connectors import Backoff, Recorder  # noqa: E402
-from liqscope.models.dataset import load_demo  # noqa: E402
 from liqscope.models.store import open_store  # noqa: E402
 
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.5, reset_after=30)
@@ -27,16 +26,14 @@ def binance_expected():
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
-    from liqscope.gui.main_window import MainWindow
+def window_size():
+    return 1200, 800
 
-    w = MainWindow(load_demo(), restore=False)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    yield w
-    w.live.stop()
+
+@pytest.fixture(autouse=True)
+def _stop_recording(window):
+    yield
+    window.live.stop()  # a failing test must not leave a recorder thread running
 
 
 def test_record_live_shows_new_liquidations_within_a_second(qtbot, window, tmp_path):
