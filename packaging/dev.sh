@@ -24,24 +24,7 @@ extra=""; [ "$mode" = test ] && extra="[test]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
 
 # Qt's shared libraries come from Debian: find what the Qt platform plugins lack.
-deb_for() {  # soname -> Debian package (bookworm names; close enough on Ubuntu)
-  case "$1" in
-    libEGL.so.1) echo libegl1;; libGL.so.1|libGLX.so.0|libOpenGL.so.0) echo libgl1;;
-    libfontconfig.so.1) echo libfontconfig1;; libfreetype.so.6) echo libfreetype6;;
-    libxkbcommon.so.0) echo libxkbcommon0;; libxkbcommon-x11.so.0) echo libxkbcommon-x11-0;;
-    libglib-2.0.so.0|libgthread-2.0.so.0) echo libglib2.0-0;; libdbus-1.so.3) echo libdbus-1-3;;
-    libxcb-cursor.so.0) echo libxcb-cursor0;; libxcb-icccm.so.4) echo libxcb-icccm4;;
-    libxcb-keysyms.so.1) echo libxcb-keysyms1;; libxcb-shape.so.0) echo libxcb-shape0;;
-    libxcb-image.so.0) echo libxcb-image0;; libxcb-render-util.so.0) echo libxcb-render-util0;;
-    libxcb-randr.so.0) echo libxcb-randr0;; libxcb-xinerama.so.0) echo libxcb-xinerama0;;
-    libxcb-xkb.so.1) echo libxcb-xkb1;; libxcb-sync.so.1) echo libxcb-sync1;;
-    libxcb-xfixes.so.0) echo libxcb-xfixes0;; libxcb-shm.so.0) echo libxcb-shm0;;
-    libxcb-render.so.0) echo libxcb-render0;; libxcb-util.so.1) echo libxcb-util1;;
-    libX11-xcb.so.1) echo libx11-xcb1;; libX11.so.6) echo libx11-6;; libxcb.so.1) echo libxcb1;;
-    libSM.so.6) echo libsm6;; libICE.so.6) echo libice6;;
-    *) echo "?$1";;
-  esac
-}
+. packaging/debian-deps.sh  # deb_for, apt_install
 missing_libs() {
   local qt; qt=$(.venv/bin/python -c 'import PySide6, os; print(os.path.join(os.path.dirname(PySide6.__file__), "Qt"))')
   local files=("$qt"/lib/libQt6Gui.so.* "$qt"/lib/libQt6Widgets.so.* "$qt"/plugins/platforms/libqoffscreen.so)
@@ -51,8 +34,11 @@ missing_libs() {
 pkgs=$(for so in $(missing_libs); do deb_for "$so"; done | sort -u | tr '\n' ' ')
 if [ -n "${pkgs// }" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "liqscope: installing Debian libraries Qt needs: $pkgs" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${pkgs//\?/} >/dev/null
+    known=""; for p in $pkgs; do case $p in \?*) ;; *) known+="$p ";; esac; done  # ?soname: no package known
+    if [ -n "$known" ]; then
+      echo "liqscope: installing Debian libraries Qt needs: $known" >&2
+      apt_install $known || exit 1
+    fi
     pkgs=$(for so in $(missing_libs); do deb_for "$so"; done | sort -u | tr '\n' ' ')
   fi
   if [ -n "${pkgs// }" ]; then
