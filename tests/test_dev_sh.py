@@ -49,7 +49,8 @@ echo "fake apt-get: bad FAKE_APT_MODE" >&2; exit 99
 """
 
 
-def apt_install(tmp_path: Path, mode: str, *pkgs: str, timeout: str = "300") -> tuple[subprocess.CompletedProcess, list[str]]:
+def apt_install(tmp_path: Path, mode: str, *pkgs: str, timeout: str = "300"
+                ) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run dev.sh's apt step as dev.sh does (bash, set -euo pipefail) with the fake apt-get."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
