@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, qVersion
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
+from liqscope.models.version import app_version
 from liqscope.models.dataset import DEMO_LABEL
 from liqscope.models.paths import config_dir, data_dir, resources_dir
 
@@ -28,13 +29,6 @@ SOURCES = (
     "liquidations recorded live from public WebSocket streams. No account or API key is used or stored.",
     "<b>Demo data</b> bundled with the app, shown while your store is empty.",
 )
-
-
-def app_version() -> str:
-    try:
-        return version("liqscope")
-    except PackageNotFoundError:  # running from sources that were never installed
-        return "0+unknown"
 
 
 def _lib_versions() -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Sequence
 
@@ -28,6 +27,7 @@ from ..dataset import Dataset
 from ..liquidations import LiquidationModel
 from ..prices import PriceModel
 from ..schema import SchemaError, normalize_candles, normalize_liquidations, to_utc
+from ..version import app_version
 from ..timeutil import TimeParseError, format_duration, parse_duration, parse_time
 from . import atomic, layout, tables
 from .layout import CANDLES, GAPS, GAPS_FILE, LIQ, STORE_FILE
@@ -155,13 +155,6 @@ def _spans(start, end, spans: Sequence[TimeSpan] | None) -> list[TimeSpan]:
     return [(start, end)]
 
 
-def _version() -> str:
-    try:
-        return version("liqscope")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 def _norm_interval(interval: str) -> str:
     try:
         return format_duration(parse_duration(str(interval)))
@@ -263,7 +256,7 @@ class Store:
             by = meta.get("written_by", "a newer Liqscope")
             raise StoreVersionError(
                 f"the store at {self.root} was written by {by} (store schema {ver}); this Liqscope "
-                f"({_version()}) reads schema {SCHEMA_VERSION} or older: update Liqscope or use another --data-dir")
+                f"({app_version()}) reads schema {SCHEMA_VERSION} or older: update Liqscope or use another --data-dir")
         return ver
 
     def _init_files(self) -> None:
@@ -271,7 +264,7 @@ class Store:
         if not (self.root / atomic.READ_LOCK).exists():
             (self.root / atomic.READ_LOCK).touch()
         if not (self.root / STORE_FILE).exists():
-            meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "written_by": f"liqscope {_version()}"}
+            meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "written_by": f"liqscope {app_version()}"}
             atomic.write_bytes_atomic(self.root / STORE_FILE, (json.dumps(meta, indent=2) + "\n").encode())
             self.schema_version = SCHEMA_VERSION
 
