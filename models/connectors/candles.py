@@ -8,6 +8,13 @@ to the store as it arrives. An interrupted fetch therefore resumes where it
 stopped. Only closed candles are stored (the end is clamped to the current,
 still-forming candle's open time).
 
+Progress and cancel follow :mod:`liqscope.models.progress`: pages are reported
+as ``task.progress(candles done, candles to fetch)``, and every failed request
+is reported at once with its reason in words (``task.note``), so an offline
+machine says so on the first failure rather than after the last retry. Final
+errors are typed (:class:`NetworkUnreachable`, :class:`ExchangeUnavailable`,
+both :class:`FetchError`) so callers branch on the type, not the message.
+
 Every request goes to ``exchange.urls['api']``; ``api_base`` rewrites those
 URLs' scheme and host (keeping the paths), which is how tests serve the
 exchange from a loopback HTTP server. ``markets`` (ccxt's unified market
@@ -21,15 +28,15 @@ asset and exchange); ``symbol`` is the exchange's native id (``BTCUSDT``,
 """
 from __future__ import annotations
 
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pandas as pd
 
+from ..progress import Cancelled, Task, quiet
 from ..timeutil import parse_time
+from .netcause import network_cause
 
 EXCHANGE_IDS = ("binance", "okx", "bybit")
 
@@ -49,19 +56,26 @@ HISTORY_NOTES = {
 
 
 class FetchError(RuntimeError):
-    """The exchange could not serve the request (after retries); one-line message."""
+    """The exchange could not serve the request (after retries); one-line message.
+
+    ``cause`` says why in words (empty when the message says it all)."""
+
+    def __init__(self, message: str, cause: str = ""):
+        super().__init__(message)
+        self.cause = cause
 
 
-@dataclass
-class FetchProgress:
-    done_ms: int
-    total_ms: int
-    rows: int
-    requests: int
+class NetworkUnreachable(FetchError):
+    """No answer from the exchange through every retry (offline, name resolution,
+    refused, timed out). ``offline`` is True when the machine has no usable network."""
 
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.total_ms <= 0 else min(1.0, self.done_ms / self.total_ms)
+    def __init__(self, message: str, cause: str, *, offline: bool = False):
+        super().__init__(message, cause)
+        self.offline = offline
+
+
+class ExchangeUnavailable(FetchError):
+    """The exchange answered but kept refusing through every retry (rate limit, maintenance, HTTP 5xx)."""
 
 
 @dataclass
@@ -137,11 +151,11 @@ def intervals(exchange: str, symbol: str = "BTC/USDT:USDT") -> list[str]:
 
 
 def list_symbols(exchange: str, *, spot: bool = False, api_base: str | None = None, quote: str | None = None,
-                 retries: int = 3) -> list[str]:
+                 retries: int = 3, task: Task | None = None) -> list[str]:
     """Active unified symbols (e.g. ``BTC/USDT:USDT``): perpetual swaps, or spot
     pairs with ``spot=True``; one markets download (blocking)."""
     client = make_client(exchange, "BTC/USDT" if spot else "BTC/USDT:USDT", api_base=api_base)
-    _retrying(client.load_markets, retries=retries, delay=1.0, cancel=None, what=f"{exchange} markets")
+    _retrying(client.load_markets, retries=retries, delay=1.0, task=task or quiet(), what=f"{exchange} markets")
     out = []
     for sym, m in client.markets.items():
         if m.get("active") is False or (quote and m.get("quote") != quote):
@@ -187,27 +201,61 @@ def _ms(value) -> int:
     return int(ts.value // 1_000_000)
 
 
-def _retrying(call, *, retries: int, delay: float, cancel: threading.Event | None, what: str):
+def _retrying(call, *, retries: int, delay: float, task: Task, what: str):
+    """``call()``, retrying network errors and rate limits with exponential backoff.
+
+    Each failure is reported at once (``task.note``) with its reason and the
+    retry to come; a cancel while waiting raises :class:`Cancelled`."""
     import ccxt
 
     attempt = 0
     while True:
+        task.check()
         try:
             return call()
-        except (ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.RequestTimeout,
-                ccxt.ExchangeNotAvailable, ccxt.NetworkError) as exc:
+        except ccxt.NetworkError as exc:  # also rate limits, timeouts and 5xx answers
             attempt += 1
+            problem, error = _problem(exc)
             if attempt > retries:
-                raise FetchError(f"{what}: {type(exc).__name__} after {retries} retries: {_short(exc)}") from exc
+                tries = f"after {retries} retries" if retries else "(no retries)"
+                raise error(f"{what}: {problem} {tries}") from exc
             wait = delay * 2 ** (attempt - 1)
-            if cancel is not None and cancel.wait(wait):
-                return None
-            if cancel is None:
-                time.sleep(wait)
+            task.note(f"{what}: {problem} — retry {attempt} of {retries} in {wait:g} s")
+            if task.cancel.wait(wait):
+                raise Cancelled("cancelled") from None
         except ccxt.BadSymbol as exc:
             raise FetchError(f"{what}: unknown symbol: {_short(exc)}") from exc
         except ccxt.BaseError as exc:
             raise FetchError(f"{what}: {type(exc).__name__}: {_short(exc)}") from exc
+
+
+def _problem(exc: BaseException):
+    """What went wrong in words, and a factory for the error to raise if it persists."""
+    import ccxt
+
+    if isinstance(exc, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)):
+        cause = "rate limited by the exchange"
+        return cause, lambda msg: ExchangeUnavailable(msg, cause)
+    net = network_cause(exc)  # before ExchangeNotAvailable: ccxt's asyncio client files DNS failures there
+    if net is not None:
+        return (f"cannot reach the exchange ({net.text})",
+                lambda msg: NetworkUnreachable(msg, net.text, offline=net.offline))
+    if isinstance(exc, ccxt.ExchangeNotAvailable):
+        cause = f"exchange unavailable: {_innermost(exc)}"
+        return cause, lambda msg: ExchangeUnavailable(msg, cause)
+    cause = f"network error: {_innermost(exc)}"
+    return f"cannot reach the exchange ({cause})", lambda msg: NetworkUnreachable(msg, cause)
+
+
+def _innermost(exc: BaseException) -> str:
+    """The deepest non-empty message of the chain (ccxt's own is just ``exchange GET url``)."""
+    text, seen = _short(exc), set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if str(exc).strip():
+            text = _short(exc)
+        exc = exc.__cause__ or exc.__context__
+    return text
 
 
 def _short(exc: BaseException) -> str:
@@ -230,8 +278,7 @@ def fetch_candles(
     api_base: str | None = None,
     markets=None,
     client=None,
-    progress: Callable[[FetchProgress], None] | None = None,
-    cancel: threading.Event | None = None,
+    task: Task | None = None,
     page_limit: int | None = None,
     retries: int = 5,
     retry_delay: float = 1.0,
@@ -240,18 +287,21 @@ def fetch_candles(
     """Fetch ``symbol`` (ccxt unified, e.g. ``BTC/USDT:USDT``) candles of
     ``interval`` for ``[start, end)`` into ``store``, skipping what it holds.
 
-    Blocking: run it in a worker thread from a GUI. ``cancel`` (a
-    ``threading.Event``) stops it between pages (what was stored stays);
-    ``progress`` is called after every page.
+    Blocking: run it in a worker thread from a GUI. ``task`` receives a step
+    after every page (candles done of candles to fetch) and a note on every
+    failed request; cancelling it stops the fetch between pages (or while
+    waiting to retry), keeping what was stored, and returns the result with
+    ``cancelled=True``. A cancel during the markets download, before anything
+    is stored, raises :class:`~liqscope.models.progress.Cancelled`.
     """
+    task = task or quiet()
     exchange = exchange.lower()
     if client is None:
         client = make_client(exchange, symbol, api_base=api_base)
     if markets is not None:
         client.set_markets(list(markets.values()) if isinstance(markets, dict) else list(markets))
     elif not client.markets:
-        _retrying(client.load_markets, retries=retries, delay=retry_delay, cancel=cancel,
-                  what=f"{exchange} markets")
+        _retrying(client.load_markets, retries=retries, delay=retry_delay, task=task, what=f"{exchange} markets")
     if symbol not in client.markets:
         raise FetchError(f"{exchange} has no market {symbol!r} (use ccxt's unified form, e.g. BTC/USDT:USDT)")
     market = client.market(symbol)
@@ -277,89 +327,92 @@ def fetch_candles(
         return result
     ranges = missing_ranges(store.candle_coverage(name, native, interval), start_ms, end_ms, step)
     result.missing = [(_ts(a), _ts(b)) for a, b in ranges]
-    total = sum(b - a for a, b in ranges)
-    done = 0
-    limit = page_limit or PAGE_LIMIT.get(exchange, 500)
+    pager = _Pager(client, symbol, interval, step, page_limit or PAGE_LIMIT.get(exchange, 500), store, result,
+                   task, lambda call: _retrying(call, retries=retries, delay=retry_delay, task=task,
+                                                what=f"{exchange} {symbol} {interval}"))
+    try:
+        pager.run(ranges)
+    except Cancelled:
+        result.cancelled = True
+    return result
 
-    def report():
-        if progress is not None:
-            progress(FetchProgress(done, total, result.rows, result.requests))
 
-    report()
-    what = f"{exchange} {symbol} {interval}"
+class _Pager:
+    """Walks missing ranges page by page into the store, counting into ``result``."""
 
-    def request(since: int, until: int, n: int):
-        rows = _retrying(lambda: client.fetch_ohlcv(symbol, interval, since=since, limit=n, params={"until": until}),
-                         retries=retries, delay=retry_delay, cancel=cancel, what=what)
-        result.requests += 1
-        if rows is None:
-            return None
+    def __init__(self, client, symbol: str, interval: str, step: int, limit: int, store, result: FetchResult,
+                 task: Task, retrying):
+        self.client, self.symbol, self.interval, self.step, self.limit = client, symbol, interval, step, limit
+        self.store, self.result, self.task, self.retrying = store, result, task, retrying
+        self.done = self.total = 0
+
+    def run(self, ranges: list[tuple[int, int]]) -> None:
+        self.total = sum(b - a for a, b in ranges)
+        self.report()
+        for a, b in ranges:
+            cursor = a
+            while cursor < b:
+                self.task.check()
+                nxt = self.page(cursor, b)
+                if nxt is None:
+                    continue  # the page size shrank: same cursor again
+                nxt = max(nxt, cursor + self.step)
+                self.done += min(nxt, b) - cursor
+                cursor = nxt
+                self.report()
+
+    def report(self) -> None:
+        """Progress in candles (not milliseconds), so a terminal bar reads naturally."""
+        self.task.progress(self.done // self.step, self.total // self.step)
+
+    def page(self, cursor: int, b: int) -> int | None:
+        """Fetch and store the page at ``cursor``; the next cursor, or None to retry with a smaller page."""
+        step = self.step
+        until = min(b, cursor + self.limit * step) - 1
+        rows = self.request(cursor, until, self.limit)
+        first = int(rows[0][0]) if rows else None
+        if rows and first > cursor and len(rows) < (until - cursor) // step + 1:
+            # OKX and Bybit answer with the *newest* rows of a window: a server
+            # serving fewer rows than asked would silently skip older candles.
+            if self.request(cursor, first - 1, 1):
+                self.limit = max(1, len(rows))  # page size the server actually serves
+                return None
+        if rows:
+            self.store_rows(rows)
+            return int(rows[-1][0]) + step
+        if until + 1 >= b:
+            return b
+        found = self.next_open(until + 1, b - 1)  # nothing in this window: jump to the next candle there is
+        return b if found is None else found
+
+    def request(self, since: int, until: int, n: int) -> list:
+        rows = self.retrying(lambda: self.client.fetch_ohlcv(self.symbol, self.interval, since=since, limit=n,
+                                                             params={"until": until}))
+        self.result.requests += 1
         return sorted((r for r in rows if r and since <= int(r[0]) <= until), key=lambda r: r[0])
 
-    def next_open(lo: int, hi: int):
+    def next_open(self, lo: int, hi: int) -> int | None:
         """First candle open time in [lo, hi] by bisection with 1-candle probes
-        (skips years before a listing or a long outage in ~log2 requests);
-        None if there is none, False if cancelled."""
-        found = request(lo, hi, 1)
-        if found is None:
-            return False
-        if not found:
+        (skips years before a listing or a long outage in ~log2 requests); None if there is none."""
+        if not self.request(lo, hi, 1):
             return None
-        while hi - lo > limit * step:
-            mid = lo + ((hi - lo) // 2 // step) * step
-            found = request(lo, mid, 1)
-            if found is None:
-                return False
-            if found:
+        while hi - lo > self.limit * self.step:
+            mid = lo + ((hi - lo) // 2 // self.step) * self.step
+            if self.request(lo, mid, 1):
                 hi = mid
             else:
-                lo = mid + step
+                lo = mid + self.step
         return lo
 
-    for a, b in ranges:
-        cursor = a
-        while cursor < b:
-            if cancel is not None and cancel.is_set():
-                result.cancelled = True
-                return result
-            until = min(b, cursor + limit * step) - 1
-            rows = request(cursor, until, limit)
-            if rows is None:  # cancelled while waiting to retry
-                result.cancelled = True
-                return result
-            first = int(rows[0][0]) if rows else None
-            if rows and first > cursor and len(rows) < (until - cursor) // step + 1:
-                # OKX and Bybit answer with the *newest* rows of a window: a server
-                # serving fewer rows than asked would silently skip older candles.
-                older = request(cursor, first - 1, 1)
-                if older is None:
-                    result.cancelled = True
-                    return result
-                if older:
-                    limit = max(1, len(rows))  # page size the server actually serves
-                    continue
-            if rows:
-                df = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
-                df = df.drop_duplicates("ts", keep="last")
-                df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ms", utc=True)
-                df["volume"] = df["volume"].fillna(0.0)
-                res = store.append_candles(df, exchange=name, symbol=native, interval=interval, asset=asset)
-                result.rows += len(df)
-                result.new += int(getattr(res, "new", len(df)))
-                nxt = int(rows[-1][0]) + step
-            elif until + 1 >= b:
-                nxt = b
-            else:  # nothing in this window: jump to the next candle there is
-                found = next_open(until + 1, b - 1)
-                if found is False:
-                    result.cancelled = True
-                    return result
-                nxt = b if found is None else found
-            nxt = max(nxt, cursor + step)
-            done += min(nxt, b) - cursor
-            cursor = nxt
-            report()
-    return result
+    def store_rows(self, rows: list) -> None:
+        r = self.result
+        df = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
+        df = df.drop_duplicates("ts", keep="last")
+        df["ts"] = pd.to_datetime(df["ts"].astype("int64"), unit="ms", utc=True)
+        df["volume"] = df["volume"].fillna(0.0)
+        res = self.store.append_candles(df, exchange=r.exchange, symbol=r.symbol, interval=r.interval, asset=r.asset)
+        r.rows += len(df)
+        r.new += int(getattr(res, "new", len(df)))
 
 
 def _ts(ms: int) -> pd.Timestamp:

@@ -39,12 +39,16 @@ import pandas as pd
 
 from .journal import (Dedup, Journal, gaps_frame, iter_lines, journal_files, journal_root, normalize_lines,
                       replay, write_pos)
+from .netcause import network_cause
 from .parsers import EXCHANGES, Normalizer, events_frame
 from .streams import DEFAULT_ENDPOINTS, SPECS, Endpoint, StreamSpec
 
 log = logging.getLogger(__name__)
 
 CONNECTING, CONNECTED, RECONNECTING, STOPPED = "connecting", "connected", "reconnecting", "stopped"
+# Not connected because this machine has no usable network (name resolution
+# failed, no route): worth telling apart from an exchange that is down.
+OFFLINE = "offline"
 
 
 def _now_ms() -> int:
@@ -74,7 +78,7 @@ class ExchangeStatus:
     """One exchange's recorder state, as the status bar shows it."""
 
     exchange: str
-    state: str  # connecting | connected | reconnecting | stopped
+    state: str  # connecting | connected | reconnecting | offline | stopped
     gaps: int = 0  # gaps recorded since start()
     events_per_minute: float = 0.0  # events stored in the last 60 s
     events_total: int = 0
@@ -84,6 +88,8 @@ class ExchangeStatus:
     last_error: str | None = None
     unconverted: int = 0  # events held back because a contract size was unknown
     note: str = ""  # limits of the source (e.g. Binance's 1 snapshot/s/symbol)
+    reason: str = ""  # why it is not connected, in words ("name resolution failed"); "" when connected
+    retry_at: pd.Timestamp | None = None  # when the next connection attempt is due (reconnecting/offline)
 
 
 @dataclass
@@ -253,7 +259,8 @@ class Recorder:
             self.error = exc
             log.exception("recorder loop crashed")
             for e in self.exchanges:
-                self._update(e, state=STOPPED, last_error=f"recorder stopped: {type(exc).__name__}: {exc}"[:300])
+                text = f"recorder stopped: {type(exc).__name__}: {exc}"[:300]
+                self._update(e, state=STOPPED, last_error=text, reason=text, retry_at=None)
         finally:
             self._started.set()
             try:
@@ -286,7 +293,7 @@ class Recorder:
             await loop.run_in_executor(self._writer, self._close_writer)
             self._writer.shutdown(wait=True)
             for e in self.exchanges:
-                self._update(e, state=STOPPED)
+                self._update(e, state=STOPPED, reason="", retry_at=None)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -344,13 +351,16 @@ class Recorder:
                             self._push_gap(ex, gap_start, connected_at, down_reason)
                         down_since, first = None, False
                         self._alive[ex] = connected_at
-                        self._update(ex, state=CONNECTED, connected_since=_ts(connected_at))
+                        self._update(ex, state=CONNECTED, connected_since=_ts(connected_at), reason="",
+                                     retry_at=None)
                         await self._receive(ws, spec)
-                        reason = "server closed the connection"
+                        reason = words = "server closed the connection"
+                        state = RECONNECTING
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # network, handshake, protocol, REST prepare
                     reason = f"{type(exc).__name__}: {exc}"[:300]
+                    state, words = _down(exc)
                 now = _now_ms()
                 if down_since is None:
                     down_since = now if (connected_at is not None or not first) else started
@@ -360,7 +370,8 @@ class Recorder:
                 delay = self.backoff.delay(attempt, self._rng)
                 attempt += 1
                 st = self._live[ex].status
-                self._update(ex, state=RECONNECTING, last_error=reason, connected_since=None,
+                self._update(ex, state=state, reason=words, last_error=reason, connected_since=None,
+                             retry_at=_ts(now + int(delay * 1000)),
                              reconnects=st.reconnects + (1 if connected_at is not None else 0))
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
@@ -558,6 +569,14 @@ class Recorder:
             live.recent.append((time.monotonic(), n))
             live.status = replace(live.status, events_total=live.status.events_total + n, last_event_at=last_ts)
         self._update(ex)
+
+
+def _down(exc: BaseException) -> tuple[str, str]:
+    """State and reason in words for a failed connection: OFFLINE when the network itself is missing."""
+    cause = network_cause(exc)
+    if cause is not None:
+        return (OFFLINE, cause.short) if cause.offline else (RECONNECTING, cause.text)
+    return RECONNECTING, (" ".join(str(exc).split()) or type(exc).__name__)[:200]
 
 
 def _ts(ms: int) -> pd.Timestamp:

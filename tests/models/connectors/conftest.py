@@ -1,4 +1,6 @@
-"""Connector tests never leave the machine: every socket must go to loopback."""
+"""Connector tests never leave the machine: every socket must go to loopback, and
+names other than ``localhost`` do not resolve (no DNS query leaves either), so a
+test pointed at ``nonexistent.invalid`` sees exactly what an offline machine sees."""
 from __future__ import annotations
 
 import ipaddress
@@ -14,17 +16,27 @@ from connector_fakes import FakeExchangeHTTP, MemoryStore  # noqa: E402
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback(host) -> bool:
+    host = host.decode() if isinstance(host, bytes) else host
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _check(address) -> None:
-    if isinstance(address, tuple):
-        host = address[0]
-        try:
-            ok = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            ok = host == "localhost"
-        if not ok:
-            raise ConnectionRefusedError(f"test tried to reach {host!r}: connector tests are loopback only")
+    if isinstance(address, tuple) and not _loopback(address[0]):
+        raise ConnectionRefusedError(f"test tried to reach {address[0]!r}: connector tests are loopback only")
+
+
+def offline_getaddrinfo(host, *args, **kwargs):
+    """``socket.getaddrinfo`` as on a machine without network: only loopback resolves."""
+    if host is None or _loopback(host):
+        return _real_getaddrinfo(host, *args, **kwargs)
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +51,7 @@ def _loopback_only(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", offline_getaddrinfo)
 
 
 @pytest.fixture
@@ -50,3 +63,11 @@ def store():
 def http():
     with FakeExchangeHTTP() as srv:
         yield srv
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on: connections to it are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -10,7 +10,8 @@ import pytest
 
 from connector_fakes import MemoryStore, WSReplay, fixture
 from liqscope.models.connectors.journal import iter_lines, journal_files, read_pos
-from liqscope.models.connectors.recorder import CONNECTED, RECONNECTING, STOPPED, Backoff, Recorder
+from liqscope.models.connectors.recorder import CONNECTED, OFFLINE, RECONNECTING, STOPPED, Backoff, Recorder
+from liqscope.models.connectors.streams import Endpoint
 
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.5, reset_after=30)
 
@@ -59,6 +60,10 @@ class Events:
     def states(self, exchange):
         with self.lock:
             return [s.state for s in self.statuses if s.exchange == exchange]
+
+    def last(self, exchange, state):
+        with self.lock:
+            return next(s for s in reversed(self.statuses) if s.exchange == exchange and s.state == state)
 
 
 def make(exchange, url, store, tmp_path, events=None, http=None, **kw):
@@ -155,17 +160,11 @@ def test_reconnect_after_drop_no_loss_no_duplicates(store, tmp_path):
     assert RECONNECTING in ev.states("binance")
 
 
-def test_unreachable_then_up_records_gap(store, tmp_path):
+def test_unreachable_then_up_records_gap(store, tmp_path, closed_port):
     """Connection refused at first: the recorder keeps retrying with backoff, and the
-    time until it connects is a gap."""
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
+    time until it connects is a gap. A refusing server is not "offline"."""
     ev = Events()
-    rec = make("binance", f"ws://127.0.0.1:{port}", store, tmp_path, ev)
+    rec = make("binance", f"ws://127.0.0.1:{closed_port}", store, tmp_path, ev)
     rec.start()
     try:
         wait_for(lambda: ev.states("binance").count(RECONNECTING) >= 2, what="retries")
@@ -173,7 +172,34 @@ def test_unreachable_then_up_records_gap(store, tmp_path):
         rec.stop()
     gaps = store.gaps()
     assert len(gaps) == 1 and "stopped" in gaps["reason"].iloc[0]
-    assert rec.status()["binance"].state == STOPPED
+    assert OFFLINE not in ev.states("binance")
+    down = ev.last("binance", RECONNECTING)
+    assert down.reason == "connection refused" and down.retry_at is not None
+    st = rec.status()["binance"]
+    assert st.state == STOPPED and st.reason == "" and st.retry_at is None
+
+
+def test_offline_until_the_network_is_back(store, tmp_path):
+    """A host name that does not resolve (what an offline machine sees): OFFLINE with
+    the reason in words, retried with backoff; CONNECTED again once a connection
+    succeeds, with the reason cleared."""
+    ev = Events()
+    with WSReplay([[]]) as ws:
+        rec = make("binance", "ws://nonexistent.invalid:1/", store, tmp_path, ev)
+        rec.start()
+        try:
+            wait_for(lambda: ev.states("binance").count(OFFLINE) >= 2, what="offline, retried")
+            st = rec.status()["binance"]
+            assert st.state == OFFLINE and st.reason == "name resolution failed"
+            assert st.retry_at is not None and "gaierror" in st.last_error
+            assert RECONNECTING not in ev.states("binance")
+            rec.specs["binance"].endpoint = Endpoint(ws.url, "http://127.0.0.1:9")  # the network is back
+            wait_for(lambda: rec.status()["binance"].state == CONNECTED, what="connected again")
+            st = rec.status()["binance"]
+            assert st.reason == "" and st.retry_at is None
+        finally:
+            rec.stop()
+    assert len(store.gaps()) == 1  # the offline time
 
 
 def test_kill_and_restart_recovers_from_journal(tmp_path):
