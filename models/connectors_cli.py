@@ -60,59 +60,31 @@ def _time(text: str, flag: str):
         raise UsageError(f"{flag}: {exc}") from None
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr (redrawn in place on a terminal)."""
-
-    def __init__(self, label: str, stream=None, width: int = 30):
-        self.label, self.width = label, width
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-        self._shown = False
-
-    def __call__(self, p) -> None:
-        now = time.monotonic()
-        if not self.tty and now - self._last < 5 and p.fraction < 1:
-            return
-        self._last = now
-        filled = int(self.width * p.fraction)
-        bar = "#" * filled + "." * (self.width - filled)
-        line = f"{self.label} [{bar}] {p.fraction:4.0%}  {p.rows:,} candles, {p.requests:,} requests"
-        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
-        self.stream.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        if self._shown and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def cmd_fetch_candles(args) -> int:
-    from .connectors.candles import FetchError, fetch_candles
+    from .connectors.candles import ExchangeUnavailable, FetchError, NetworkUnreachable, fetch_candles
+    from .progress import terminal_task
 
     start = _time(args.start, "--start")
     end = _time(args.end, "--end") if args.end else None
     if end is not None and end <= start:
         raise UsageError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
     store = _open_store()
-    bar = None if args.no_progress else ProgressBar(f"{args.exchange} {args.symbol} {args.interval}")
-    cancel = threading.Event()
+    # Retries and their reasons print even with --no-progress: they are why nothing moves.
+    task = terminal_task(f"{args.exchange} {args.symbol} {args.interval}", unit=" candles",
+                         enabled=False if args.no_progress else None)
     try:
         result = fetch_candles(args.exchange, args.symbol, args.interval, start, end, store=store,
-                               api_base=args.api_base, progress=bar, cancel=cancel)
-    except FetchError as exc:
-        raise UsageError(str(exc)) from None
-    except ValueError as exc:
+                               api_base=args.api_base, task=task)
+    except NetworkUnreachable as exc:
+        hint = "check the connection, then" if exc.offline else "when the exchange is reachable,"
+        raise UsageError(f"{exc}; {hint} run the same command to resume (what was fetched is stored)") from None
+    except ExchangeUnavailable as exc:
+        raise UsageError(f"{exc}; try again later: the same command resumes (what was fetched is stored)") from None
+    except (FetchError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
-        if bar:
-            bar.close()
         print("interrupted: what was fetched is stored; run the same command to resume", file=sys.stderr)
         return 130
-    finally:
-        if bar:
-            bar.close()
     if not result.missing:
         print(f"{result.exchange} {result.symbol} {result.interval}: already complete from "
               f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC")
@@ -121,6 +93,14 @@ def cmd_fetch_candles(args) -> int:
               f"({result.new:,} new) in {result.requests:,} requests, {result.start:%Y-%m-%d %H:%M} to "
               f"{result.end:%Y-%m-%d %H:%M} UTC")
     return 0
+
+
+def _state_line(st) -> str:
+    """``offline (name resolution failed), retrying``: a recorder state and why, in words."""
+    from .connectors.recorder import OFFLINE, RECONNECTING
+
+    line = st.state + (f" ({st.reason})" if st.reason else "")
+    return line + (", retrying" if st.state in (OFFLINE, RECONNECTING) else "")
 
 
 def _open_store():
@@ -205,20 +185,20 @@ def cmd_record(args) -> int:
 
 
 class _StatusPrinter:
-    """Status changes and a per-minute event count on stderr."""
+    """State changes (with their reason) and the latest events on stderr: one line per change, not per retry."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
-        self._last_state: dict[str, str] = {}
+        self._last: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, st) -> None:
         with self._lock:
-            if self._last_state.get(st.exchange) == st.state:
+            seen = (st.state, st.reason)
+            if self._last.get(st.exchange) == seen:
                 return
-            self._last_state[st.exchange] = st.state
-            extra = f" ({st.last_error})" if st.state == "reconnecting" and st.last_error else ""
-            print(f"{time.strftime('%H:%M:%S')} {st.exchange}: {st.state}{extra}", file=self.stream, flush=True)
+            self._last[st.exchange] = seen
+            print(f"{time.strftime('%H:%M:%S')} {st.exchange}: {_state_line(st)}", file=self.stream, flush=True)
 
     def events(self, df) -> None:
         with self._lock:

@@ -1,6 +1,8 @@
 """``liqscope fetch candles`` and ``liqscope record`` (loopback servers only)."""
 from __future__ import annotations
 
+import functools
+import io
 import os
 import signal
 import subprocess
@@ -11,7 +13,9 @@ import pytest
 
 from connector_fakes import MemoryStore, WSReplay, fixture
 from liqscope.models import cli, connectors_cli
+from liqscope.models.connectors import candles
 from liqscope.models.connectors.journal import iter_lines, journal_files
+from liqscope.models.connectors.recorder import CONNECTED, CONNECTING, OFFLINE, STOPPED, ExchangeStatus
 
 
 @pytest.fixture
@@ -27,13 +31,41 @@ def test_fetch_candles(http, mem, capsys):
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "binance BTCUSDT 5m: 120 candles fetched (120 new) in 1 requests" in out
-    assert "[##############################] 100%" in err  # the progress bar, on stderr
+    assert err == ""  # stderr is not a terminal: no bar, and nothing failed to report
     assert len(mem.candles[("binance", "BTCUSDT", "5m")]) == 120
     rc = cli.main(["fetch", "candles", "--exchange", "binance", "--symbol", "BTC/USDT:USDT", "--interval", "5m",
                    "--start", "2025-05-09T00:00Z", "--end", "2025-05-09T10:00Z", "--api-base", http.base,
                    "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 0 and "already complete" in out and err == ""
+
+
+def test_fetch_offline_says_why_at_once(mem, capsys, monkeypatch):
+    """Offline: each failed attempt prints its reason as it happens (not one error after
+    all the retries), and the final error keeps the cause in words."""
+    monkeypatch.setattr(candles, "fetch_candles", functools.partial(candles.fetch_candles, retries=2,
+                                                                    retry_delay=0.01))
+    rc = cli.main(["fetch", "candles", "--exchange", "binance", "--symbol", "BTC/USDT:USDT",
+                   "--start", "2025-05-09T00:00Z", "--end", "2025-05-09T01:00Z",
+                   "--api-base", "http://nonexistent.invalid", "--no-progress"])
+    out, err = capsys.readouterr()
+    why = "binance markets: cannot reach the exchange (name resolution failed: are you offline?)"
+    assert rc == 2 and out == ""
+    assert err.splitlines() == [
+        f"liqscope: {why} — retry 1 of 2 in 0.01 s",
+        f"liqscope: {why} — retry 2 of 2 in 0.02 s",
+        f"liqscope: error: {why} after 2 retries; check the connection, then run the same command to resume "
+        "(what was fetched is stored)",
+    ]
+
+
+def test_fetch_refused_is_not_called_offline(mem, capsys, monkeypatch, closed_port):
+    monkeypatch.setattr(candles, "fetch_candles", functools.partial(candles.fetch_candles, retries=0))
+    rc = cli.main(["fetch", "candles", "--exchange", "okx", "--symbol", "BTC/USDT:USDT", "--start", "2025-05-09",
+                   "--api-base", f"http://127.0.0.1:{closed_port}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "cannot reach the exchange (connection refused) (no retries); when the exchange is reachable," in err
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -70,6 +102,27 @@ def test_record_for_a_while_then_replay(mem, capsys, tmp_path):
     assert ("replayed 1 journal files: 8 frames, 5 liquidations (5 new, 0 stored rows replaced), 0 gaps, "
             "2 unreadable frames") in out
     assert len(mem.liquidations()) == 5
+
+
+def test_record_offline_says_so_once(mem, capsys):
+    """`liqscope record` offline: one line saying offline and why, not one per retry."""
+    rc = cli.main(["record", "--exchange", "binance", "--endpoint", "binance.ws=ws://nonexistent.invalid:1/",
+                   "--duration", "1.5"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert err.count("binance: offline (name resolution failed), retrying") == 1
+    assert "binance: stopped" in err
+
+
+def test_status_lines_only_on_change():
+    stream = io.StringIO()
+    printer = connectors_cli._StatusPrinter(stream)
+    for state, reason in [(CONNECTING, ""), (OFFLINE, "name resolution failed"), (OFFLINE, "name resolution failed"),
+                          (OFFLINE, "name resolution failed"), (CONNECTED, ""), (CONNECTED, ""), (STOPPED, "")]:
+        printer(ExchangeStatus("okx", state, reason=reason))
+    lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == ["okx: connecting", "okx: offline (name resolution failed), retrying", "okx: connected",
+                     "okx: stopped"]
 
 
 def test_kill_minus_9_then_restart_loses_nothing(tmp_path):
