@@ -18,6 +18,7 @@ from liqscope.models.timeutil import BUCKETS
 
 from .axis import to_x
 from .items import CandlesItem, RectsItem, recolor_legend
+from .price_axis import PriceAxis  # noqa: F401  (the pane's axis; imported from here by the window)
 from .theme import LONG_COLOR, SHORT_COLOR, Theme
 
 LADDER = list(BUCKETS.values())  # candle levels of detail, seconds
@@ -29,18 +30,6 @@ def marker_size_bucket(notional: np.ndarray) -> np.ndarray:
     """Index into MARKER_SIZES: <$10k, <$50k, <$250k, <$1M, <$4M, larger."""
     edges = np.array([1e4, 5e4, 2.5e5, 1e6, 4e6])
     return np.searchsorted(edges, notional, side="right")
-
-
-class PriceAxis(pg.AxisItem):
-    """Prices with thousands separators; in log mode the view holds log10(price)."""
-
-    def tickStrings(self, values, scale, spacing):
-        from liqscope.models.format import number
-
-        if self.logMode:
-            return [number(10 ** v, 5) for v in values]
-        decimals = max(0, -int(np.floor(np.log10(spacing)))) if spacing > 0 else 0
-        return [f"{v:,.{decimals}f}" for v in values]
 
 
 class PassiveViewBox(pg.ViewBox):
