@@ -22,7 +22,39 @@ class OriginDateAxis(pg.DateAxisItem):
         self.utc = utc
         self.utcOffset = 0 if utc else None  # None: pyqtgraph uses the machine's local time
         self.picture = None
+        self._label_zone()
         self.update()
+
+    # -- the axis label names the zone the ticks are in ---------------------------------------
+    def zone_label(self) -> str:
+        """``time (UTC)``, or the machine's zone and its UTC offset over the dates shown:
+        ``time (Europe/Berlin, UTC+02:00)``; across a daylight-saving switch both offsets."""
+        if self.utc:
+            return "time (UTC)"
+        lo, hi = sorted(self.range)
+        name, offsets = local_zone(lo + self.origin_s, hi + self.origin_s)
+        return f"time ({name}, UTC{'/'.join(offsets)})"
+
+    def _label_zone(self) -> None:
+        """Keep the label on :meth:`zone_label` while the axis shows values; none on an axis without."""
+        if self.style["showValues"]:
+            text = self.zone_label()
+            if text != self.labelText or not self.label.isVisible():
+                self.setLabel(text)
+            self._zone_labelled = True
+        elif getattr(self, "_zone_labelled", False):
+            self.setLabel(None)
+            self._zone_labelled = False
+
+    def setStyle(self, **kwargs):
+        super().setStyle(**kwargs)
+        if "showValues" in kwargs and hasattr(self, "utc"):
+            self._label_zone()
+
+    def setRange(self, mn, mx):
+        super().setRange(mn, mx)
+        if getattr(self, "_zone_labelled", False) and not self.utc:
+            self._label_zone()  # panned into summer or winter time: the offset follows
 
     def set_origin(self, origin_s: float) -> None:
         self.origin_s = float(origin_s)
@@ -35,6 +67,39 @@ class OriginDateAxis(pg.DateAxisItem):
 
     def tickStrings(self, values, scale, spacing):
         return super().tickStrings([v + self.origin_s for v in values], scale, spacing)
+
+
+def local_zone(start_s: float, end_s: float) -> tuple[str, list[str]]:
+    """The machine's time zone as pyqtgraph labels local time with (Qt's local time), and its
+    UTC offsets ("+02:00") from ``start_s`` to ``end_s`` (epoch seconds), in order.
+
+    The name is the IANA id ("Europe/Berlin") when the system has one, else the
+    zone's abbreviations over the window ("EST", "CET/CEST": a POSIX TZ string).
+    """
+    from PySide6.QtCore import QDateTime, QTimeZone
+
+    def at(seconds: float) -> QDateTime:
+        return QDateTime.fromSecsSinceEpoch(int(min(max(seconds, -1e11), 1e11)))
+
+    start, end = at(start_s), at(end_s)
+    points = [(start.offsetFromUtc(), start.timeZoneAbbreviation())]
+    zone = QTimeZone.systemTimeZone()
+    if zone.isValid() and end_s > start_s:
+        points += [(t.offsetFromUtc, t.abbreviation) for t in zone.transitions(start, end)]
+    points.append((end.offsetFromUtc(), end.timeZoneAbbreviation()))
+    offsets = list(dict.fromkeys(_offset_text(seconds) for seconds, _ in points))
+    zone_id = bytes(QTimeZone.systemTimeZoneId()).decode(errors="replace")
+    if zone.isValid() and zone_id and "," not in zone_id:
+        name = zone_id
+    else:
+        name = "/".join(dict.fromkeys(abbr for _, abbr in points if abbr)) or "local"
+    return name, offsets
+
+
+def _offset_text(seconds: int) -> str:
+    sign = "+" if seconds >= 0 else "-"
+    hours, minutes = divmod(abs(int(seconds)) // 60, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def to_x(ts_ns: np.ndarray | int, origin_s: float) -> np.ndarray:
