@@ -73,6 +73,7 @@ class _Bar:
 
 def cmd_import(args) -> int:
     from .importers import ImportCancelled, InputError, import_files
+    from .progress import Task
     from .store import StoreError, open_store
 
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
@@ -82,7 +83,8 @@ def cmd_import(args) -> int:
         reports = import_files(args.files, store=store, fmt=None if args.format == "auto" else args.format,
                                exchange=args.exchange, symbol=args.symbol, interval=args.interval,
                                mapping=args.mapping, side_convention=args.side_convention,
-                               contract_size=args.contract_size, progress=bar)
+                               contract_size=args.contract_size,
+                               task=Task(lambda step: bar(step.done, step.total)))
     except (InputError, StoreError, ImportCancelled) as exc:
         raise UsageError(f"{exc} (store unchanged)") from None
     finally:

@@ -1,10 +1,12 @@
 """Importers for users' own files: exchange dumps, vendor CSVs, anything mapped.
 
-``import_files(paths, store=..., progress=..., cancelled=...)`` is the one call
-the CLI and the GUI need; every failure is an :class:`InputError` whose message
-is one line naming file, line and column. Formats are detected from the
-header: see :data:`FORMATS` and each module's docstring for its documented
-columns and side convention.
+``import_files(paths, store=..., task=...)`` is the one call the CLI and the
+GUI need; ``task`` is a :class:`liqscope.models.progress.Task` (progress in
+bytes, cancel). Every failure is an :class:`InputError` whose message is one
+line naming file, line and column; a cancel raises :class:`ImportCancelled`,
+which is :class:`liqscope.models.progress.Cancelled`. Formats are detected
+from the header: see :data:`FORMATS` and each module's docstring for its
+documented columns and side convention.
 """
 from .build import SIDE_CONVENTIONS, Options, Parsed
 from .detect import FORMATS, detect

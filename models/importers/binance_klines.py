@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..progress import Task
 from ..timeutil import format_duration, parse_duration
 from .build import Options, Parsed, candle_frame, file_pattern, is_number
 from .csvread import header_fields, read_csv
@@ -44,7 +45,7 @@ def _market(src: Source, symbol: str, micro: bool, header: bool) -> tuple[str, s
                        "(futures). Use --exchange binance-spot for spot klines")
 
 
-def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
+def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     fields = header_fields(src)
     header = not is_number(fields[0] if fields else "")
     if len(fields) < 7:
@@ -52,8 +53,7 @@ def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
     names = (COLUMNS + [f"extra_{i}" for i in range(12, len(fields))])[: len(fields)]
     types = {"open_time": pa.int64(), "close_time": pa.int64(),
              **{c: pa.float64() for c in ("open", "high", "low", "close", "volume")}}
-    rows = read_csv(src, names=names, header=header, types=types, include=names[:7],
-                    progress=progress, cancelled=cancelled)
+    rows = read_csv(src, names=names, header=header, types=types, include=names[:7], task=task)
     m = file_pattern(src.stem, FILE_NAME)
     symbol = opts.symbol or (m.group("symbol").upper() if m else None)
     if not symbol:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..progress import Task
 from .build import ORDER, Options, Parsed, file_pattern, is_number, liq_frame, per_value, positions
 from .csvread import header_fields, read_csv
 from .errors import InputError
@@ -42,7 +43,7 @@ def sniff(fields: list[str]) -> bool:
     return len(fields) == 11 and is_number(fields[0]) and fields[2].upper() in SIDES
 
 
-def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
+def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     fields = header_fields(src)
     header = not is_number(fields[0] if fields else "")
     if header:
@@ -59,8 +60,7 @@ def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
     include = REQUIRED + (["symbol"] if "symbol" in names else [])
     types = {"time": pa.int64(), "side": pa.string(), "symbol": pa.string(),
              **{c: pa.float64() for c in ("price", "average_price", "accumulated_fill_quantity")}}
-    rows = read_csv(src, names=names, header=header, types=types, include=include,
-                    progress=progress, cancelled=cancelled)
+    rows = read_csv(src, names=names, header=header, types=types, include=include, task=task)
 
     warnings: list[str] = []
     filled = rows.numbers("accumulated_fill_quantity", allow_zero=True)

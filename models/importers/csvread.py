@@ -1,7 +1,8 @@
 """Fast CSV reading with pyarrow, and exact line numbers when something is wrong.
 
-The fast path reads typed columns with ``pyarrow.csv.open_csv`` in blocks
-(progress and cancel are checked between blocks). Empty lines are kept as
+The fast path reads typed columns with ``pyarrow.csv.open_csv`` in blocks;
+after each block the task (:mod:`liqscope.models.progress`) gets a step, in
+raw bytes of the file read so far, and may cancel. Empty lines are kept as
 rows, so row *i* is physical line ``first_line + i`` and any later check can
 name the line. Only when pyarrow refuses the file does a slower second pass
 find the offending line and column.
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from .errors import ImportCancelled, InputError
+from ..progress import Task
+from .errors import InputError
 from .rows import Rows
 from .source import Source
 
@@ -41,9 +42,12 @@ def sniff_delimiter(src: Source) -> str:
 
 def read_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa.DataType],
              include: list[str] | None = None, delimiter: str = ",",
-             progress: Callable[[int], None] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> Rows:
-    """Read ``src`` with the given column ``names`` (the header line, if any, is skipped)."""
+             task: Task | None = None) -> Rows:
+    """Read ``src`` with the given column ``names`` (the header line, if any, is skipped).
+
+    ``task.progress(raw bytes read, file size)`` after every block; raises
+    :class:`~liqscope.models.progress.Cancelled` there if the caller cancelled.
+    """
     include = include or names
     read = pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, block_size=BLOCK)
     parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
@@ -59,10 +63,8 @@ def read_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa
             reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=conv)
             for batch in reader:
                 batches.append(batch)
-                if progress is not None:
-                    progress(src.position())
-                if cancelled is not None and cancelled():
-                    raise ImportCancelled("import cancelled")
+                if task is not None:
+                    task.progress(min(src.position(), src.size), src.size)
             schema = reader.schema
     except pa.ArrowInvalid as exc:
         raise _diagnose(src, exc, names=names, header=header, types=types, delimiter=delimiter) from None

@@ -1,7 +1,8 @@
 """The one error type importers raise: a single line naming file, line and column."""
 from __future__ import annotations
 
-from ..store import Cancelled as ImportCancelled  # re-exported: cancel leaves the store as before
+# The one cancel type (liqscope.models.progress, also liqscope.models.store.Cancelled): the store is as before.
+from ..progress import Cancelled as ImportCancelled
 
 __all__ = ["InputError", "ImportCancelled"]
 

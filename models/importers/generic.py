@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..progress import Task
 from ..timeutil import format_duration, parse_duration
 from .build import (POSITION, Options, Parsed, candle_frame, infer_interval, is_number,
                     liq_frame, per_value, positions)
@@ -82,7 +83,7 @@ def _resolve(display: str, mapping: dict[str, str], names: list[str]) -> dict[st
     return {**{f: f for f in FIELDS if f in cols}, **mapping}
 
 
-def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
+def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     mapping = parse_mapping(opts.mapping)
     if src.container == "parquet":
         pf = parquet_file(src)
@@ -103,7 +104,7 @@ def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
         for field, col in m.items():
             types[col] = pa.float64() if field in NUMERIC else pa.string()
         rows = read_csv(src, names=names, header=True, types=types, include=sorted(set(m.values()), key=names.index),
-                        delimiter=delimiter, progress=progress, cancelled=cancelled)
+                        delimiter=delimiter, task=task)
     return (_liquidations if kind == "liquidations" else _candles)(rows, m, opts)
 
 

@@ -2,8 +2,11 @@
 
 All files of one call are parsed first and committed in one store
 transaction, so a bad file, an exception or a cancel leaves the store exactly
-as it was; ``progress(done_bytes, total_bytes)`` and ``cancelled()`` are called
-from the importing thread between blocks of input.
+as it was. Progress and cancel follow :mod:`liqscope.models.progress`: the
+caller's task gets ``progress(bytes read, bytes of all files, "reading NAME")``
+from the importing thread between blocks of input, and a cancel raises
+:class:`~liqscope.models.progress.Cancelled` (``ImportCancelled``) there or
+between partitions of the store commit.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Callable, Iterable
 import pandas as pd
 import pyarrow as pa
 
+from ..progress import Step, Task
 from ..schema import SchemaError
 from ..store import Batch, Store, open_store
 from ..timeutil import TimeParseError
@@ -26,7 +30,6 @@ from .errors import ImportCancelled, InputError
 from .generic import parse_mapping
 from .source import open_source
 
-Progress = Callable[[int, int], None]
 CONTRACT_FORMATS = ("tardis-liquidations", "generic")  # formats that read --contract-size
 
 
@@ -49,18 +52,23 @@ class ImportReport:
 
 
 def read_file(path: str | Path, *, fmt: str | None = None, options: Options | None = None,
-              progress: Callable[[int], None] | None = None,
-              cancelled: Callable[[], bool] | None = None) -> Parsed:
-    """Parse one file into canonical rows without touching the store."""
+              task: Task | None = None) -> Parsed:
+    """Parse one file into canonical rows without touching the store.
+
+    ``task`` (None: nobody watching) gets ``progress(raw bytes read, file size,
+    "reading NAME")`` between blocks; a cancel raises ``ImportCancelled``.
+    """
     options = options or Options()
     src = open_source(path)
+    reading = f"reading {Path(src.display).name}"
+    task = _relay(task, lambda step: (step.done, step.total, reading))
     try:
         name = detect(src, mapping=options.mapping) if fmt in (None, "auto") else fmt
         if name not in FORMATS:
             raise InputError(src.display, f"unknown format {name!r} (formats: {', '.join(FORMATS)})")
         if src.container == "parquet" and name != "generic":
             raise InputError(src.display, f"a Parquet file cannot be read as {name}; use --format generic")
-        parsed = FORMATS[name].parse(src, options, progress=progress, cancelled=cancelled)
+        parsed = FORMATS[name].parse(src, options, task=task)
         if options.contract_size and (parsed.kind != "liquidations" or name not in CONTRACT_FORMATS):
             parsed.warnings.append("--contract-size not used: only Tardis and generic liquidation files read it")
         return parsed
@@ -77,17 +85,21 @@ def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt
                  exchange: str | None = None, symbol: str | None = None, interval: str | None = None,
                  mapping: str | list[str] | dict | None = None, side_convention: str | None = None,
                  contract_size: str | float | list[str] | dict | ContractSizes | None = None,
-                 progress: Progress | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> list[ImportReport]:
+                 task: Task | None = None) -> list[ImportReport]:
     """Read every file, then add them all to ``store`` in one atomic commit.
 
     ``contract_size`` states the size of amounts given in contracts, for symbols
     whose size is not documented (or to override it): ``"ETH-USDT-SWAP=0.1"``
     (base units per contract), ``"XRP-USD-SWAP=10usd"`` (USD per inverse
     contract), several joined by commas, a list of those, a dict, or one value
-    for every symbol of unknown size. Raises :class:`InputError` (one line
-    naming file/line/column) for bad input and :class:`ImportCancelled` when
-    ``cancelled()`` turns True; in both cases the store is unchanged.
+    for every symbol of unknown size.
+
+    ``task`` (:class:`~liqscope.models.progress.Task`; None: nobody watching)
+    gets ``progress(done, total, "reading NAME")`` in bytes over all files
+    (compressed bytes for .gz/.zip), then a note while the store commits.
+    Raises :class:`InputError` (one line naming file/line/column) for bad
+    input and :class:`ImportCancelled` (``liqscope.models.progress.Cancelled``)
+    when the task is cancelled; in both cases the store is unchanged.
     """
     paths = [str(p) for p in paths]
     if side_convention not in (None, *SIDE_CONVENTIONS):
@@ -107,23 +119,33 @@ def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt
     done = 0
     parsed: list[Parsed] = []
     for path, size in zip(paths, sizes):
-        if cancelled is not None and cancelled():
-            raise ImportCancelled("import cancelled")
-        report = None if progress is None else (lambda pos, base=done: progress(min(base + pos, total), total))
-        parsed.append(read_file(path, fmt=fmt, options=opts, progress=report, cancelled=cancelled))
+        reading = f"reading {Path(path).name}"
+        if task is not None:
+            task.progress(done, total, reading)  # stops here if cancelled
+        in_all = _relay(task, lambda step, base=done: (min(base + step.done, total), total, step.message))
+        parsed.append(read_file(path, fmt=fmt, options=opts, task=in_all))
         done += size
-        if progress is not None:
-            progress(done, total)
+        if task is not None:
+            task.progress(done, total, reading)
     batch = Batch()
     for p in parsed:
         if p.kind == "liquidations":
             batch.add_liquidations(p.frame, trusted=True)
         else:
             batch.add_candles(p.frame, exchange=p.exchange, symbol=p.symbol, interval=p.interval, asset=p.asset)
-    results = store.commit(batch, cancelled=cancelled) if len(batch) else []
+    if task is not None and len(batch):
+        task.note(f"adding {sum(len(p.frame) for p in parsed):,} rows to the store")
+    results = store.commit(batch, task=task) if len(batch) else []
     reports = []
     for path, p, res in zip(paths, parsed, results):
         ts = p.frame["ts"]
         reports.append(ImportReport(path, p.format, p.kind, res.rows, res.new, p.skipped, p.warnings,
                                     ts.iloc[0] if len(ts) else None, ts.iloc[-1] if len(ts) else None))
     return reports
+
+
+def _relay(task: Task | None, step: Callable[[Step], tuple[int, int, str]]) -> Task | None:
+    """A task whose steps reach ``task`` rewritten by ``step`` (offset, message); same cancel."""
+    if task is None:
+        return None
+    return Task(lambda s: task.progress(*step(s)), task.cancel)

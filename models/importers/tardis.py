@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..progress import Task
 from .build import ORDER, Options, Parsed, liq_frame, per_value, positions
 from .contracts import resolve, tardis_unit
 from .csvread import header_fields, read_csv
@@ -42,7 +43,7 @@ def sniff(fields: list[str]) -> bool:
         {f.lower() for f in fields}
 
 
-def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
+def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     if "_trades_" in src.stem.lower() or src.stem.lower().startswith("trades"):
         raise InputError(src.display, "this is a Tardis trades file, not liquidations")
     names = [f.lower() for f in header_fields(src)]
@@ -51,8 +52,7 @@ def parse(src: Source, opts: Options, progress=None, cancelled=None) -> Parsed:
     include = ["exchange", "symbol", "timestamp", "local_timestamp", "side", "price", "amount"]
     types = {"exchange": DICT, "symbol": DICT, "side": DICT, "timestamp": pa.int64(),
              "local_timestamp": pa.int64(), "price": pa.float64(), "amount": pa.float64()}
-    rows = read_csv(src, names=names, header=True, types=types, include=include,
-                    progress=progress, cancelled=cancelled)
+    rows = read_csv(src, names=names, header=True, types=types, include=include, task=task)
     warnings: list[str] = []
     skipped = 0
     side_words = rows.categorical("side")

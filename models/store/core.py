@@ -26,6 +26,7 @@ from .. import paths
 from ..dataset import Dataset
 from ..liquidations import LiquidationModel
 from ..prices import PriceModel
+from ..progress import Cancelled, Task
 from ..schema import SchemaError, normalize_candles, normalize_liquidations, to_utc
 from ..version import app_version
 from ..timeutil import TimeParseError, format_duration, parse_duration, parse_time
@@ -45,10 +46,6 @@ class StoreError(Exception):
 
 class StoreVersionError(StoreError):
     """The store was written by a newer Liqscope with a schema this one cannot read."""
-
-
-class Cancelled(Exception):
-    """The caller's ``cancelled()`` returned True; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -304,15 +301,16 @@ class Store:
         batch.add_gaps(df)
         return self.commit(batch)[0]
 
-    def commit(self, batch: Batch, *, cancelled: Callable[[], bool] | None = None
-               ) -> list[AppendResult | ReplaceResult]:
+    def commit(self, batch: Batch, *, task: Task | None = None) -> list[AppendResult | ReplaceResult]:
         """Merge every queued frame into its partitions and replace them atomically.
 
         One result per queued item, in order: :class:`ReplaceResult` for
         replacements, :class:`AppendResult` for everything else.
 
-        ``cancelled`` is polled between partitions until the commit point; if it
-        returns True, :class:`Cancelled` is raised and the store is untouched.
+        ``task`` (:mod:`liqscope.models.progress`; None: nobody watching) is
+        checked between partitions until the commit point; if the caller
+        cancelled, :class:`~liqscope.models.progress.Cancelled` is raised and
+        the store is untouched.
         """
         if not len(batch):
             return []
@@ -325,8 +323,8 @@ class Store:
                 new = {i: 0 for i in range(len(batch))}
                 removed = {i: 0 for i in batch.scopes}
                 for target, kind, parts, scopes in self._plan(batch):
-                    if cancelled is not None and cancelled():
-                        raise Cancelled("import cancelled")
+                    if task is not None:
+                        task.check()
                     if kind == LIQ and scopes:
                         added, gone = self._replace_liq_partition(tx, target, parts, scopes)
                         for tag, n in added.items():
@@ -348,8 +346,8 @@ class Store:
                     if changed:
                         schema = {LIQ: tables.LIQ_SCHEMA, CANDLES: tables.CANDLE_SCHEMA, GAPS: tables.GAP_SCHEMA}[kind]
                         _write_partition(tables.to_table(merged, schema), tx.stage(target))
-                if cancelled is not None and cancelled():
-                    raise Cancelled("import cancelled")
+                if task is not None:
+                    task.check()
                 tx.commit()
             except BaseException:
                 tx.abort()

@@ -7,7 +7,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liqscope.models.progress import Step, Task
+
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class CancelAfter(Task):
+    """A task whose caller cancels after ``checks`` cancel checks (each ``progress`` step checks once).
+
+    ``checks`` counts how often the operation looked; ``steps`` keeps every reported :class:`Step`.
+    """
+
+    def __init__(self, after: int | None = None):
+        self.steps: list[Step] = []
+        super().__init__(on_progress=self.steps.append)
+        self.after, self.checks = after, 0
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.after is not None and self.checks > self.after:
+            self.cancel.set()
+        super().check()
 
 
 def tree_hash(root: Path) -> dict[str, str]:

@@ -13,8 +13,9 @@ import pytest
 from liqscope.models.importers import FORMATS, ImportCancelled, InputError, asset_from_symbol, import_files
 from liqscope.models.importers.source import open_source
 from liqscope.models.importers.detect import detect
+from liqscope.models.progress import Cancelled, Step
 from liqscope.models.store import open_store
-from store_testutil import FIXTURES, tree_hash
+from store_testutil import FIXTURES, CancelAfter, tree_hash
 
 T = pd.Timestamp
 BYBIT_MAP = "ts=time,symbol=sym,side=dir,price=px,qty=size"
@@ -231,17 +232,58 @@ def test_reimport_adds_nothing_and_changes_no_byte(store, names, kw):
 def test_progress_reaches_total_and_cancel_leaves_store_unchanged(store):
     import_files([FIXTURES / "BTCUSDT-1m-2025-01.csv"], store=store)
     before = tree_hash(store.root)
-    seen = []
     files = [FIXTURES / n for n in ("BTCUSDT-liquidationSnapshot-2023-07-31.csv",
                                     "binance-futures_liquidations_2024-03-01_PERPETUALS.csv")]
-    import_files(files, store=open_store(store.root.parent / "other"), progress=lambda d, t: seen.append((d, t)))
+    watched = CancelAfter()
+    import_files(files, store=open_store(store.root.parent / "other"), task=watched)
     total = sum(f.stat().st_size for f in files)
-    assert seen[-1] == (total, total) and [d for d, _ in seen] == sorted(d for d, _ in seen)
-    for stop_after in (0, 1, 2, 3):
-        calls = []
+    steps = watched.steps
+    assert (steps[-1].done, steps[-1].total) == (total, total) and {s.total for s in steps} == {total}
+    assert [s.done for s in steps] == sorted(s.done for s in steps)
+    assert list(dict.fromkeys(s.message for s in steps)) == [  # file by file, then the commit
+        f"reading {files[0].name}", f"reading {files[1].name}", "adding 8 rows to the store"]
+    first = files[0].stat().st_size
+    assert all(s.done <= first for s in steps if s.message == f"reading {files[0].name}")
+    assert watched.checks > 6  # each file: before, between blocks, after; then the commit's partitions
+    for stop_after in range(watched.checks):  # a cancel at every point the import looks
+        task = CancelAfter(stop_after)
         with pytest.raises(ImportCancelled):
-            import_files(files, store=store, cancelled=lambda: calls.append(1) or len(calls) > stop_after)
+            import_files(files, store=store, task=task)
+        assert task.checks == stop_after + 1
         assert tree_hash(store.root) == before
+
+
+def test_cancel_between_blocks_of_one_file(store, tmp_path, monkeypatch):
+    from liqscope.models import progress
+    from liqscope.models.importers import csvread
+
+    monkeypatch.setattr(csvread, "BLOCK", 256)  # many blocks from a small file
+    lines = (FIXTURES / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv").read_text().splitlines()
+    big = tmp_path / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
+    big.write_text("\n".join([lines[0]] + lines[1:4] * 300) + "\n")
+    watched = CancelAfter()
+    [r] = import_files([big], store=open_store(tmp_path / "other"), task=watched)
+    assert r.rows == 900
+    reading = [s for s in watched.steps if s.message == f"reading {big.name}"]
+    assert len({s.done for s in reading}) > 3  # steps inside the file
+    assert reading[-1].done == reading[-1].total == big.stat().st_size
+    before = tree_hash(store.root)
+    task = CancelAfter(2)  # the file's start, its first block, then stop
+    with pytest.raises(progress.Cancelled):
+        import_files([big], store=store, task=task)
+    assert 0 < task.steps[-1].done < big.stat().st_size
+    assert tree_hash(store.root) == before
+
+
+def test_read_file_reports_bytes_of_its_file():
+    from liqscope.models.importers import read_file
+
+    f = FIXTURES / "BTCUSDT-liquidationSnapshot-2023-07-31.csv"
+    task = CancelAfter()
+    parsed = read_file(f, task=task)
+    assert len(parsed.frame) == 4
+    assert task.steps[-1] == Step(f.stat().st_size, f.stat().st_size, f"reading {f.name}")
+    assert ImportCancelled is Cancelled  # one cancel type for every caller
 
 
 def test_a_bad_file_among_good_ones_imports_nothing(store, tmp_path):

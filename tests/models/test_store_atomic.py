@@ -10,7 +10,7 @@ import time
 import pytest
 
 from liqscope.models.store import Batch, Cancelled, atomic, core, open_store
-from store_testutil import candles, liqs, tree_hash
+from store_testutil import CancelAfter, candles, liqs, tree_hash
 
 
 @pytest.fixture
@@ -61,10 +61,25 @@ def test_keyboard_interrupt_while_staging_leaves_store_unchanged(filled, monkeyp
 def test_cancel_before_the_commit_point_leaves_store_unchanged(filled):
     store, batch = filled
     before = tree_hash(store.root)
-    polls = []
+    task = CancelAfter(2)
     with pytest.raises(Cancelled):
-        store.commit(batch, cancelled=lambda: polls.append(1) or len(polls) > 2)
+        store.commit(batch, task=task)
+    assert task.checks == 3
     assert tree_hash(store.root) == before
+
+
+def test_store_cancel_is_the_shared_progress_convention(filled):
+    from liqscope.models import progress
+
+    assert Cancelled is progress.Cancelled  # one type for every caller to catch
+    store, batch = filled
+    before = tree_hash(store.root)
+    task = progress.Task()
+    task.cancel.set()
+    with pytest.raises(progress.Cancelled):
+        store.commit(batch, task=task)
+    assert tree_hash(store.root) == before
+    assert len(store.commit(batch, task=progress.quiet())) == len(batch)
 
 
 def test_failure_during_renames_is_rolled_forward_on_next_open(filled, tmp_path_factory, monkeypatch):

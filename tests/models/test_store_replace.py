@@ -7,7 +7,7 @@ import pytest
 
 from liqscope.models.schema import SchemaError
 from liqscope.models.store import Batch, Cancelled, ReplaceResult, atomic, core, open_store
-from store_testutil import liqs, tree_hash
+from store_testutil import CancelAfter, liqs, tree_hash
 
 START, END = pd.Timestamp("2025-05-20", tz="UTC"), pd.Timestamp("2025-06-05", tz="UTC")  # spans two months
 KEY = ["ts", "exchange", "symbol", "side", "price", "qty"]
@@ -206,10 +206,10 @@ def test_removal_only_replace_cancelled_before_commit_point(filled):
     before = tree_hash(store.root)
     batch = Batch()
     batch.replace_liquidations(binance.iloc[:0], exchanges=["binance"], start=START, end=END)
-    polls = []
+    task = CancelAfter(4)
     with pytest.raises(Cancelled):
-        store.commit(batch, cancelled=lambda: polls.append(1) or len(polls) > 4)  # after all partitions
-    assert len(polls) == 5
+        store.commit(batch, task=task)  # after all partitions
+    assert task.checks == 5
     assert tree_hash(store.root) == before
 
 
