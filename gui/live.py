@@ -8,6 +8,8 @@ the live edge when it was showing it.
 """
 from __future__ import annotations
 
+import html
+import math
 import threading
 from typing import Callable
 
@@ -16,15 +18,19 @@ from PySide6.QtCore import QDateTime, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QLineEdit, QMessageBox, QProgressDialog)
 
-from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, RECONNECTING, STOPPED,
-                                        ExchangeStatus, FetchProgress, Recorder, fetch_candles)
+from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, OFFLINE, RECONNECTING, STOPPED,
+                                        ExchangeStatus, ExchangeUnavailable, FetchError, NetworkUnreachable,
+                                        Recorder, fetch_candles)
+from liqscope.models.progress import Cancelled, Step, Task
 from liqscope.models.store import open_store
 
 from .loader import close_progress, progress_dialog
 from .theme import display_name
 
 MERGE_MS = 400
-STATE_COLORS = {CONNECTED: "#009E73", RECONNECTING: "#E69F00", STOPPED: "#8a94a6"}
+# Okabe-Ito green / orange / vermillion and the theme's muted grey: offline (no network
+# here) must not look like the amber "exchange dropped us, reconnecting".
+STATE_COLORS = {CONNECTED: "#009E73", RECONNECTING: "#E69F00", OFFLINE: "#D55E00", STOPPED: "#8a94a6"}
 
 
 class LiveController(QObject):
@@ -90,7 +96,7 @@ class LiveController(QObject):
         if label is None:
             return
         color = STATE_COLORS.get(st.state, "#E69F00")
-        label.setText(f"<span style='color:{color}'>●</span> {display_name(st.exchange)} {st.state}"
+        label.setText(f"<span style='color:{color}'>●</span> {display_name(st.exchange)} {self._state_text(st)}"
                       f" · {st.events_per_minute:.0f}/min · gaps {st.gaps}")
         tip = [st.note] if st.note else []
         if st.last_error:
@@ -98,6 +104,15 @@ class LiveController(QObject):
         if st.unconverted:
             tip.append(f"{st.unconverted} events held: contract size unknown")
         label.setToolTip("\n".join(tip))
+
+    @staticmethod
+    def _state_text(st: ExchangeStatus) -> str:
+        """``offline: name resolution failed — retrying in 8 s``: the state, why, and when it tries again."""
+        text = st.state + (f": {html.escape(st.reason)}" if st.reason else "")
+        if st.retry_at is not None and st.state in (OFFLINE, RECONNECTING):
+            wait = math.ceil((st.retry_at - pd.Timestamp.now(tz="UTC")).total_seconds())
+            text += f" — retrying in {wait} s" if wait > 0 else " — retrying"
+        return text
 
     def _queue_events(self, frame: pd.DataFrame) -> None:
         self._pending.append(frame)
@@ -183,9 +198,9 @@ class FetchDialog(QDialog):
 class FetchController(QObject):
     """Runs ``fetch_candles`` in a worker with a cancellable progress dialog."""
 
-    progressed = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str)
+    progressed = Signal(object)  # Step
+    finished = Signal(object)    # FetchResult
+    failed = Signal(object)      # the exception: FetchError subclasses say why (NetworkUnreachable...)
 
     def __init__(self, window, fetch: Callable = fetch_candles):
         super().__init__(window)
@@ -194,6 +209,7 @@ class FetchController(QObject):
         self.thread: threading.Thread | None = None
         self.dialog: QProgressDialog | None = None
         self._cancel = threading.Event()
+        self._label = ""
         self.progressed.connect(self._on_progress)
         self.finished.connect(self._on_finished)
         self.failed.connect(self._on_failed)
@@ -206,15 +222,17 @@ class FetchController(QObject):
 
     def start(self, *, exchange: str, symbol: str, interval: str, start, end, **kw) -> threading.Thread:
         self._cancel.clear()
-        self.dialog = progress_dialog(self.window, "Fetch candles",
-                                      f"Fetching {symbol} {interval} from {display_name(exchange)}…", self._cancel)
+        self._label = f"Fetching {symbol} {interval} from {display_name(exchange)}…"
+        self.dialog = progress_dialog(self.window, "Fetch candles", self._label, self._cancel)
+        task = Task(on_progress=self.progressed.emit, cancel=self._cancel)
 
         def work():
             try:
-                result = self.fetch(exchange, symbol, interval, start, end, store=open_store(),
-                                    progress=self.progressed.emit, cancel=self._cancel, **kw)
+                result = self.fetch(exchange, symbol, interval, start, end, store=open_store(), task=task, **kw)
+            except Cancelled:  # during the markets download: nothing was stored
+                self.finished.emit(None)
             except Exception as exc:  # network, exchange or argument errors, shown in one line
-                self.failed.emit(f"{type(exc).__name__}: {exc}")
+                self.failed.emit(exc)
             else:
                 self.finished.emit(result)
 
@@ -222,9 +240,11 @@ class FetchController(QObject):
         self.thread.start()
         return self.thread
 
-    def _on_progress(self, p: FetchProgress) -> None:
+    def _on_progress(self, step: Step) -> None:
+        """The bar, and the step's message (a retry and its reason) or else what is being fetched."""
         if self.dialog is not None:
-            self.dialog.setValue(int(1000 * p.fraction))
+            self.dialog.setLabelText(step.message or self._label)
+            self.dialog.setValue(int(1000 * step.fraction))
 
     def _close(self) -> None:
         close_progress(self.dialog)
@@ -233,13 +253,36 @@ class FetchController(QObject):
     def _on_finished(self, result) -> None:
         self._close()
         self.last_result = result
+        if result is None:
+            self.window.statusBar().showMessage("fetch cancelled: nothing was fetched", 15_000)
+            return
         what = "cancelled after" if result.cancelled else "fetched"
         self.window.statusBar().showMessage(
             f"{what} {result.rows:,} candles ({result.new:,} new) of {result.symbol} {result.interval} "
             f"from {display_name(result.exchange)} in {result.requests} requests", 15_000)
         self.window.importer.reload_store()
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, exc: Exception) -> None:
         self._close()
-        self.last_error = message
-        QMessageBox.warning(self.window, "Fetch candles", message)
+        self.last_error = exc
+        QMessageBox.warning(self.window, self._failure_title(exc), self._failure_text(exc))
+
+    @staticmethod
+    def _failure_title(exc: Exception) -> str:
+        if isinstance(exc, NetworkUnreachable):
+            return "Fetch candles: offline" if exc.offline else "Fetch candles: exchange unreachable"
+        if isinstance(exc, ExchangeUnavailable):
+            return "Fetch candles: exchange unavailable"
+        return "Fetch candles"
+
+    @staticmethod
+    def _failure_text(exc: Exception) -> str:
+        """One line; what to do next for the errors that have a remedy (stored pages are kept)."""
+        if isinstance(exc, NetworkUnreachable):
+            todo = "Check the network connection and fetch again" if exc.offline else "Fetch again later"
+            return f"{exc}. {todo}: it resumes where it stopped."
+        if isinstance(exc, ExchangeUnavailable):
+            return f"{exc}. Try again later: the fetch resumes where it stopped."
+        if isinstance(exc, FetchError):
+            return str(exc)
+        return f"{type(exc).__name__}: {exc}"
