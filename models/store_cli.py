@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 from .cli import UsageError
 
@@ -46,49 +45,25 @@ def register(sub) -> None:
     s.set_defaults(func=lambda args: (_ for _ in ()).throw(UsageError("store needs an action: info")))
 
 
-class _Bar:
-    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.last, self.drawn = enabled, 0.0, False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.1 and done < total):
-            return
-        self.last = now
-        frac = done / total if total else 1.0
-        width = 30
-        fill = int(frac * width)
-        sys.stderr.write(f"\rimporting [{'#' * fill}{'.' * (width - fill)}] {frac:4.0%} "
-                         f"{_size(done)}/{_size(total)}")
-        sys.stderr.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 def cmd_import(args) -> int:
     from .importers import ImportCancelled, InputError, import_files
-    from .progress import Task
+    from .progress import terminal_task
     from .store import StoreError, open_store
 
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-    bar = _Bar(show)
+    # No bar wanted: no task either, so nothing (not even 'reading FILE' lines) is printed.
+    task = terminal_task("importing", unit="B", enabled=True) if show else None
     try:
         store = open_store()
         reports = import_files(args.files, store=store, fmt=None if args.format == "auto" else args.format,
                                exchange=args.exchange, symbol=args.symbol, interval=args.interval,
                                mapping=args.mapping, side_convention=args.side_convention,
-                               contract_size=args.contract_size,
-                               task=Task(lambda step: bar(step.done, step.total)))
+                               contract_size=args.contract_size, task=task)
     except (InputError, StoreError, ImportCancelled) as exc:
         raise UsageError(f"{exc} (store unchanged)") from None
     finally:
-        bar.close()
+        if task is not None and task.last is not None and task.last.done < task.last.total:
+            print(file=sys.stderr)  # stopped mid-bar: what follows starts on its own line
     for r in reports:
         for w in r.warnings:
             print(f"liqscope: warning: {r.path}: {w}", file=sys.stderr)
@@ -117,13 +92,6 @@ def cmd_store_info(args) -> int:
         print(f"{r.kind:<13}{r.exchange:<14}{_s(r.symbol):<18}{_s(r.interval):<9}{r.rows:>12,}  "
               f"{_t(r.first):<26}{_t(r.last)}")
     return 0
-
-
-def _size(n: int) -> str:
-    for unit, div in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= div:
-            return f"{n / div:,.1f} {unit}"
-    return f"{n} B"
 
 
 def _s(v) -> str:

@@ -35,8 +35,24 @@ def test_import_prints_rows_and_new_per_file(tmp_path, capsys):
 
 
 def test_progress_bar_goes_to_stderr(tmp_path, capsys):
-    code, out, err = run(capsys, "--data-dir", tmp_path, "import", "--progress", "always", TARDIS)
-    assert code == 0 and "importing [" in err and "100%" in err and "importing" not in out
+    code, out, err = run(capsys, "--data-dir", tmp_path, "import", "--progress", "always", KLINES, TARDIS)
+    assert code == 0 and "importing:" in err and "100%" in err and "importing" not in out
+    assert f"liqscope: reading {KLINES.name}\n" in err and f"liqscope: reading {TARDIS.name}\n" in err
+    assert out.splitlines() == [f"imported 5 rows (5 new) from {KLINES}", f"imported 4 rows (4 new) from {TARDIS}"]
+
+
+def test_progress_never_prints_nothing_but_results(tmp_path, capsys):
+    code, out, err = run(capsys, "--data-dir", tmp_path, "import", "--progress", "never", KLINES, TARDIS)
+    assert code == 0 and err == "" and out.count("imported") == 2
+
+
+def test_an_error_mid_bar_starts_its_own_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(TARDIS.read_text().replace("0.5\n", "-0.5\n"))
+    code, out, err = run(capsys, "--data-dir", tmp_path / "s", "import", "--progress", "always", bad, KLINES)
+    assert code == 2 and out == ""
+    assert "importing:" in err
+    assert any(line.startswith(f"liqscope: error: {bad}, line 4, column 'amount'") for line in err.split("\n"))
 
 
 def test_bad_file_exits_2_with_one_line_and_store_unchanged(tmp_path, capsys):
