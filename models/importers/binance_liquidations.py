@@ -22,7 +22,7 @@ import pyarrow as pa
 from ..progress import Task
 from .build import ORDER, Options, Parsed, file_pattern, is_number, liq_frame, per_value, positions
 from .csvread import header_fields, read_csv
-from .errors import InputError
+from .errors import InputError, UnknownColumnsError
 from .source import Source
 from .symbols import asset_from_symbol, binance_coinm_usd
 
@@ -50,7 +50,7 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
         names = [f.lower() for f in fields]
         missing = [c for c in REQUIRED if c not in names]
         if missing:
-            raise InputError(src.display, f"missing columns: {', '.join(missing)}", line=1)
+            raise UnknownColumnsError(src.display, f"missing columns: {', '.join(missing)}", columns=fields, line=1)
         if len(set(names)) != len(names):
             raise InputError(src.display, "repeated column names in the header", line=1)
     else:

@@ -5,7 +5,7 @@ from types import ModuleType
 
 from . import binance_klines, binance_liquidations, generic, tardis
 from .csvread import header_fields, sniff_delimiter
-from .errors import InputError
+from .errors import UnknownColumnsError
 from .source import Source
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (binance_klines, binance_liquidations, tardis, generic)}
@@ -21,5 +21,5 @@ def detect(src: Source, *, mapping: dict | None = None) -> str:
         if module.sniff(fields):
             return module.NAME
     shown = ", ".join(fields[:12]) + (" ..." if len(fields) > 12 else "")
-    raise InputError(src.display, f"unrecognised columns ({shown}); use --format generic --map ts=COLUMN,"
-                                  "side=COLUMN,price=COLUMN,qty=COLUMN", line=1)
+    raise UnknownColumnsError(src.display, f"unrecognised columns ({shown}); use --format generic --map ts=COLUMN,"
+                                           "side=COLUMN,price=COLUMN,qty=COLUMN", columns=fields, line=1)

@@ -1,10 +1,18 @@
-"""The one error type importers raise: a single line naming file, line and column."""
+"""The error types importers raise: a single line naming file, line and column.
+
+:class:`InputError` is every bad input. Two subclasses say what would fix it,
+so callers branch on the type, never on the message text:
+:class:`UnknownColumnsError` (a column mapping: ``--format generic --map``) and
+:class:`UnknownContractSizeError` (a stated contract size: ``--contract-size``).
+"""
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 # The one cancel type (liqscope.models.progress, also liqscope.models.store.Cancelled): the store is as before.
 from ..progress import Cancelled as ImportCancelled
 
-__all__ = ["InputError", "ImportCancelled"]
+__all__ = ["ImportCancelled", "InputError", "UnknownColumnsError", "UnknownContractSizeError"]
 
 
 class InputError(ValueError):
@@ -20,3 +28,29 @@ class InputError(ValueError):
             where.append(f"column {column!r}")
         first = str(message).strip().splitlines()[0] if str(message).strip() else "invalid input"
         super().__init__(f"{', '.join(where)}: {first}")
+
+
+class UnknownColumnsError(InputError):
+    """The file's columns match no format, or a column the import needs is absent or not mapped.
+
+    ``columns`` is the file's header (its column names, in order): what a
+    mapping (``--map FIELD=COLUMN``) can choose from.
+    """
+
+    def __init__(self, file: str, message: str, *, columns: Iterable[str] = (), line: int | None = None,
+                 column: str | None = None, unit: str = "line"):
+        super().__init__(file, message, line=line, column=column, unit=unit)
+        self.columns = [str(c) for c in columns]
+
+
+class UnknownContractSizeError(InputError):
+    """Amounts are contracts of a size Liqscope does not know (or the stated size is of the wrong kind).
+
+    ``symbols`` are the symbols that need a size (``--contract-size SYMBOL=N``
+    or ``SYMBOL=Nusd``), the one the message names first.
+    """
+
+    def __init__(self, file: str, message: str, *, symbols: Iterable[str] = (), line: int | None = None,
+                 column: str | None = None, unit: str = "line"):
+        super().__init__(file, message, line=line, column=column, unit=unit)
+        self.symbols = [str(s) for s in symbols]

@@ -31,7 +31,7 @@ from .build import (POSITION, Options, Parsed, candle_frame, infer_interval, is_
                     liq_frame, per_value, positions)
 from .contracts import ContractSizes
 from .csvread import header_fields, read_csv, sniff_delimiter
-from .errors import InputError
+from .errors import InputError, UnknownColumnsError
 from .rows import Rows
 from .source import Source, parquet_file
 from .symbols import asset_from_symbol
@@ -78,8 +78,8 @@ def _resolve(display: str, mapping: dict[str, str], names: list[str]) -> dict[st
     cols = set(names)
     for field, col in mapping.items():
         if col not in cols:
-            raise InputError(display, f"column {col!r} (mapped to {field}) is not in the file; "
-                                      f"columns: {', '.join(names)}", line=1)
+            raise UnknownColumnsError(display, f"column {col!r} (mapped to {field}) is not in the file; "
+                                               f"columns: {', '.join(names)}", columns=names, line=1)
     return {**{f: f for f in FIELDS if f in cols}, **mapping}
 
 
@@ -87,8 +87,9 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     mapping = parse_mapping(opts.mapping)
     if src.container == "parquet":
         pf = parquet_file(src)
-        m = _resolve(src.display, mapping, pf.schema_arrow.names)
-        kind = _kind(src.display, m)
+        names = list(pf.schema_arrow.names)
+        m = _resolve(src.display, mapping, names)
+        kind = _kind(src.display, m, names)
         table = pf.read(columns=sorted(set(m.values())))
         rows = Rows(src.display, table, np.arange(1, table.num_rows + 1, dtype=np.int64), unit="row")
     else:
@@ -99,31 +100,33 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
         if len(set(names)) != len(names):
             raise InputError(src.display, "repeated column names in the header", line=1)
         m = _resolve(src.display, mapping, names)
-        kind = _kind(src.display, m)
+        kind = _kind(src.display, m, names)
         types = {}
         for field, col in m.items():
             types[col] = pa.float64() if field in NUMERIC else pa.string()
         rows = read_csv(src, names=names, header=True, types=types, include=sorted(set(m.values()), key=names.index),
                         delimiter=delimiter, task=task)
-    return (_liquidations if kind == "liquidations" else _candles)(rows, m, opts)
+    return (_liquidations if kind == "liquidations" else _candles)(rows, m, opts, names)
 
 
-def _kind(display: str, m: dict[str, str]) -> str:
+def _kind(display: str, m: dict[str, str], names: list[str]) -> str:
+    """'candles' or 'liquidations'; :class:`UnknownColumnsError` when a needed field has no column."""
     if {"open", "high", "low", "close"} <= set(m):
         if "ts" not in m:
-            raise InputError(display, "no time column: map one with --map ts=COLUMN", line=1)
+            raise UnknownColumnsError(display, "no time column: map one with --map ts=COLUMN", columns=names, line=1)
         return "candles"
     missing = [f for f in ("ts", "side") if f not in m]
     if missing:
-        raise InputError(display, f"no {' or '.join(missing)} column: map with --map "
-                                  f"{','.join(f + '=COLUMN' for f in missing)} (or open/high/low/close for candles)",
-                         line=1)
+        raise UnknownColumnsError(display, f"no {' or '.join(missing)} column: map with --map "
+                                           f"{','.join(f + '=COLUMN' for f in missing)} (or open/high/low/close for "
+                                           "candles)", columns=names, line=1)
     if sum(f in m for f in ("price", "qty", "notional_usd")) < 2:
-        raise InputError(display, "liquidations need two of price, qty, notional_usd: map them with --map", line=1)
+        raise UnknownColumnsError(display, "liquidations need two of price, qty, notional_usd: map them with --map",
+                                  columns=names, line=1)
     return "liquidations"
 
 
-def _one(rows: Rows, m: dict[str, str], field: str, given: str | None) -> str:
+def _one(rows: Rows, m: dict[str, str], field: str, given: str | None, names: list[str]) -> str:
     """A single exchange/symbol for a candle series: the option, or a constant column."""
     if given:
         return given
@@ -132,7 +135,7 @@ def _one(rows: Rows, m: dict[str, str], field: str, given: str | None) -> str:
         if len(cats.categories) != 1:
             raise rows.error(None, m[field], f"candles must be one series; found {len(cats.categories)} {field}s")
         return str(cats.categories[0])
-    raise InputError(rows.display, f"no {field} column: pass --{field}")
+    raise UnknownColumnsError(rows.display, f"no {field} column: pass --{field}", columns=names)
 
 
 def _side_convention(rows: Rows, col: str, cats, chosen: str | None) -> str:
@@ -146,7 +149,7 @@ def _side_convention(rows: Rows, col: str, cats, chosen: str | None) -> str:
                                 "liquidated position: Bybit's Buy means a long was liquidated)")
 
 
-def _liquidations(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
+def _liquidations(rows: Rows, m: dict[str, str], opts: Options, names: list[str]) -> Parsed:
     warnings: list[str] = []
     ts = rows.times(m["ts"])
     if opts.exchange:
@@ -155,15 +158,18 @@ def _liquidations(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
         ex = rows.categorical(m["exchange"])
         exchange = per_value(ex, lambda e: str(e).lower())
     else:
-        raise InputError(rows.display, "no exchange column: pass --exchange or map one with --map exchange=COLUMN")
+        raise UnknownColumnsError(rows.display, "no exchange column: pass --exchange or map one with --map "
+                                                "exchange=COLUMN", columns=names)
     if opts.symbol:
         symbol = opts.symbol
     elif "symbol" in m:
         symbol = rows.categorical(m["symbol"])
     else:
-        raise InputError(rows.display, "no symbol column: pass --symbol or map one with --map symbol=COLUMN")
+        raise UnknownColumnsError(rows.display, "no symbol column: pass --symbol or map one with --map "
+                                                "symbol=COLUMN", columns=names)
     num = {f: rows.numbers(m[f]) for f in ("price", "qty", "notional_usd") if f in m}
-    inverse = _contract_qty(rows, m, num, symbol, opts.contract_size, warnings) if opts.contract_size else None
+    inverse = _contract_qty(rows, m, num, symbol, opts.contract_size, warnings, names) if opts.contract_size \
+        else None
     price = num["price"] if "price" in num else num["notional_usd"] / num["qty"]
     qty = num["qty"] if "qty" in num else num["notional_usd"] / price
     notional = num["notional_usd"] if "notional_usd" in num else price * qty
@@ -184,15 +190,15 @@ def _liquidations(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
 
 
 def _contract_qty(rows: Rows, m: dict[str, str], num: dict[str, np.ndarray], symbol, sizes: ContractSizes,
-                  warnings: list[str]) -> np.ndarray:
+                  warnings: list[str], names: list[str]) -> np.ndarray:
     """Scale ``num["qty"]`` (contracts) by each symbol's stated size; True where it is now USD (inverse).
 
     Only symbols with a stated size are touched: the documented unit of ``qty``
     stays base units, so the user says which symbols are contracts.
     """
     if "qty" not in num:
-        raise InputError(rows.display, "--contract-size converts qty from contracts, but no qty column is mapped "
-                                       "(--map qty=COLUMN)", line=1)
+        raise UnknownColumnsError(rows.display, "--contract-size converts qty from contracts, but no qty column is "
+                                                "mapped (--map qty=COLUMN)", columns=names, line=1)
     cats = pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), categories=[symbol]) \
         if isinstance(symbol, str) else symbol
     stated = [sizes.get(str(c))[0] for c in cats.categories]
@@ -205,7 +211,8 @@ def _contract_qty(rows: Rows, m: dict[str, str], num: dict[str, np.ndarray], sym
     if inverse.any():
         if "price" not in num:
             raise rows.error(int(np.argmax(inverse)), m["qty"], "an inverse contract size (Nusd) needs a price "
-                                                              "column to turn USD into base units (--map price=COLUMN)")
+                             "column to turn USD into base units (--map price=COLUMN)", kind=UnknownColumnsError,
+                             columns=names)
         if "notional_usd" in num:
             raise rows.error(int(np.argmax(inverse)), m["notional_usd"], "notional_usd is mapped and an inverse "
                              "contract size (Nusd) would replace it: map one or the other")
@@ -215,10 +222,10 @@ def _contract_qty(rows: Rows, m: dict[str, str], num: dict[str, np.ndarray], sym
     return inverse
 
 
-def _candles(rows: Rows, m: dict[str, str], opts: Options) -> Parsed:
+def _candles(rows: Rows, m: dict[str, str], opts: Options, names: list[str]) -> Parsed:
     warnings: list[str] = []
-    exchange = _one(rows, m, "exchange", opts.exchange).lower()
-    symbol = _one(rows, m, "symbol", opts.symbol)
+    exchange = _one(rows, m, "exchange", opts.exchange, names).lower()
+    symbol = _one(rows, m, "symbol", opts.symbol, names)
     ts = rows.times(m["ts"])
     ohlcv = {f: rows.numbers(m[f]) for f in ("open", "high", "low", "close")}
     if "volume" in m:

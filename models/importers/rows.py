@@ -31,9 +31,11 @@ class Rows:
         return self.table.num_rows
 
     # -- errors ------------------------------------------------------------------
-    def error(self, i: int | None, column: str | None, message: str) -> InputError:
+    def error(self, i: int | None, column: str | None, message: str, *, kind: type[InputError] = InputError,
+              **extra) -> InputError:
+        """The error for row ``i`` (None: no row); ``kind`` an :class:`InputError` subclass, ``extra`` its fields."""
         line = None if i is None else int(self.lines[i])
-        return InputError(self.display, message, line=line, column=column, unit=self.unit)
+        return kind(self.display, message, line=line, column=column, unit=self.unit, **extra)
 
     def fail_first(self, bad: np.ndarray, column: str | None, message) -> None:
         """Raise for the first True in ``bad``; ``message`` may be a callable of the row index."""

@@ -28,7 +28,7 @@ from ..progress import Task
 from .build import ORDER, Options, Parsed, liq_frame, per_value, positions
 from .contracts import resolve, tardis_unit
 from .csvread import header_fields, read_csv
-from .errors import InputError
+from .errors import InputError, UnknownContractSizeError
 from .rows import Rows
 from .source import Source
 from .symbols import asset_from_symbol, tardis_exchange
@@ -83,19 +83,25 @@ def _contract_sizes(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, 
 
     Classified once per distinct (exchange, symbol) -- files hold millions of rows
     and a handful of symbols; an error names the first line of the first pair in
-    the file that cannot be converted.
+    the file that cannot be converted. It is an :class:`UnknownContractSizeError`
+    (with every symbol a ``--contract-size`` could fix) unless that first pair is
+    one no size can make right (prices not in USD).
     """
     width = max(len(symbol.categories), 1)
     key = ex_ids.codes.astype(np.int64) * width + symbol.codes
     counts = np.bincount(key, minlength=len(ex_ids.categories) * width)
     inverse, size = np.zeros(len(counts), dtype=bool), np.ones(len(counts))
     refused: dict[int, str] = {}
+    hopeless: set[int] = set()  # refused whatever size is stated
     converted: list[str] = []
     for k in np.flatnonzero(counts):
         ex, sym = str(ex_ids.categories[k // width]), str(symbol.categories[k % width])
-        got = resolve(tardis_unit(ex, sym), ex, sym, opts.contract_size)
+        unit = tardis_unit(ex, sym)
+        got = resolve(unit, ex, sym, opts.contract_size)
         if isinstance(got, str):
             refused[int(k)] = got
+            if unit.refuse:
+                hopeless.add(int(k))
             continue
         inverse[k], size[k], note = got
         if note:
@@ -108,7 +114,12 @@ def _contract_sizes(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, 
         k = min(first, key=first.get)
         others = sorted(str(symbol.categories[j % width]) for j in refused if j != k)
         also = f"; also unknown: {', '.join(others)}" if others else ""  # all at once, not one per attempt
-        raise rows.error(first[k], "amount", refused[k] + also)
+        if k in hopeless:
+            raise rows.error(first[k], "amount", refused[k] + also)
+        need = [str(symbol.categories[k % width])] + sorted(
+            str(symbol.categories[j % width]) for j in refused if j != k and j not in hopeless)
+        raise rows.error(first[k], "amount", refused[k] + also, kind=UnknownContractSizeError,
+                         symbols=list(dict.fromkeys(need)))
     if converted:
         warnings.append("amount converted from contracts: " + ", ".join(converted))
     return inverse[key], size[key]

@@ -13,7 +13,7 @@ import pytest
 
 from liqscope.models import paths
 from liqscope.models.cli import main
-from liqscope.models.importers import InputError, import_files
+from liqscope.models.importers import InputError, UnknownColumnsError, UnknownContractSizeError, import_files
 from liqscope.models.importers.contracts import INVERSE, LINEAR, parse_contract_sizes, tardis_unit
 from liqscope.models.store import open_store
 from store_testutil import FIXTURES, tree_hash
@@ -322,6 +322,40 @@ def test_cli_contract_size_imports(tmp_path, capsys):
 def test_contract_size_on_a_format_with_documented_units_is_reported_unused(store):
     [r] = import_files([FIXTURES / "BTCUSD_PERP-liquidationSnapshot-2023-07-31.csv"], store=store, contract_size="2")
     assert "--contract-size not used: only Tardis and generic liquidation files read it" in r.warnings
+
+
+def test_unknown_contract_size_is_its_own_type_naming_the_symbols(store, tmp_path):
+    """What a caller branches on (e.g. to ask for sizes): the type, the file and every symbol needing a size."""
+    with pytest.raises(UnknownContractSizeError) as info:
+        import_files([OKX_ALL], store=store)
+    err = info.value
+    assert isinstance(err, InputError) and (err.file, err.line, err.column) == (str(OKX_ALL), 4, "amount")
+    assert err.symbols == ["ETH-USDT-SWAP", "XRP-USD-SWAP"]
+    with pytest.raises(UnknownContractSizeError) as info:  # a size of the wrong kind: that symbol needs another
+        import_files([OKX_ALL], store=store, contract_size="ETH-USDT-SWAP=0.1,XRP-USD-SWAP=10")
+    assert info.value.symbols == ["XRP-USD-SWAP"] and "--contract-size XRP-USD-SWAP=10usd" in str(info.value)
+    p = tardis_file(tmp_path, "dydx-v4_liquidations_2024-03-01_X.csv",
+                    "dydx-v4,BTC-USD,1709251205123000,1709251205130000,,sell,62000,3")
+    with pytest.raises(UnknownContractSizeError) as info:
+        import_files([p], store=store)
+    assert info.value.symbols == ["BTC-USD"] and info.value.file == str(p)
+
+
+def test_no_contract_size_helps_so_no_contract_size_error(store, tmp_path):
+    """Prices not in USD, a malformed --contract-size, a generic file without a qty column: other remedies."""
+    p = tardis_file(tmp_path, "binance-futures_liquidations_2024-03-01_ETHBTC.csv",
+                    "binance-futures,ETHBTC,1709251205123000,1709251205130000,,sell,0.055,1")
+    with pytest.raises(InputError) as info:
+        import_files([p], store=store)
+    assert type(info.value) is InputError and "ETHBTC is not a USDⓈ-M symbol" in str(info.value)
+    with pytest.raises(InputError) as info:
+        import_files([OKX_ALL], store=store, contract_size="ETH-USDT-SWAP=abc")
+    assert type(info.value) is InputError
+    g = tmp_path / "okx.csv"
+    g.write_text(GENERIC)
+    with pytest.raises(UnknownColumnsError, match="no qty column is mapped"):
+        import_files([g], store=store, fmt="generic", exchange="okx", side_convention="position",
+                     mapping="ts=time,symbol=sym,side=dir,price=px,notional_usd=size", contract_size="0.1")
 
 
 def test_every_unknown_contract_size_is_named_in_the_one_error(tmp_path):

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from liqscope.models.importers import InputError, import_files
+from liqscope.models.importers import InputError, UnknownColumnsError, UnknownContractSizeError, import_files
 from liqscope.models.store import open_store
 from store_testutil import FIXTURES, tree_hash
 
@@ -55,12 +55,37 @@ def test_missing_columns(store, tmp_path):
     p = write(tmp_path, "BTCUSDT-liquidationSnapshot-2023-08-01.csv",
               "time,side,order_type,time_in_force,original_quantity,price,order_status,last_fill_quantity,"
               "accumulated_fill_quantity\n1690761661123,SELL,LIMIT,IOC,0.5,29150,FILLED,0.5,0.5\n")
-    refused(store, p, r"line 1: missing columns: average_price", fmt="binance-liquidations")
+    err = refused(store, p, r"line 1: missing columns: average_price", fmt="binance-liquidations")
+    assert isinstance(err, UnknownColumnsError) and err.file == str(p) and err.line == 1
+    assert err.columns == ["time", "side", "order_type", "time_in_force", "original_quantity", "price",
+                           "order_status", "last_fill_quantity", "accumulated_fill_quantity"]
 
 
 def test_unknown_columns_suggest_a_mapping(store, tmp_path):
     p = write(tmp_path, "x.csv", "when,what\n1,2\n")
-    refused(store, p, r"line 1: unrecognised columns \(when, what\).*--map")
+    err = refused(store, p, r"line 1: unrecognised columns \(when, what\).*--map")
+    assert isinstance(err, UnknownColumnsError) and (err.file, err.columns) == (str(p), ["when", "what"])
+
+
+@pytest.mark.parametrize("mapping, match", [
+    ("ts=time,symbol=sym,price=px,qty=size", r"line 1: no side column: map with --map side=COLUMN"),
+    ("ts=time,symbol=sym,side=dir,price=px", r"liquidations need two of price, qty, notional_usd"),
+    ("ts=time,side=dir,price=px,qty=size", r"no symbol column: pass --symbol or map one"),
+    ("ts=time,symbol=sym,side=direction,price=px,qty=size", r"column 'direction' \(mapped to side\) is not in"),
+])
+def test_columns_a_generic_import_needs_but_lacks(store, tmp_path, mapping, match):
+    """Every 'map a column' failure is one type, carrying the file's columns for a mapping dialog."""
+    p = FIXTURES / "generic-bybit-liquidations.csv"
+    err = refused(store, p, match, mapping=mapping, exchange="bybit", side_convention="position")
+    assert isinstance(err, UnknownColumnsError) and not isinstance(err, UnknownContractSizeError)
+    assert err.file == str(p) and err.columns == ["time", "sym", "dir", "px", "size"]
+
+
+def test_bad_values_are_plain_input_errors(store, tmp_path):
+    """A missing value is not a missing column: no mapping can fix the row, so no subclass."""
+    p = write(tmp_path, "t.csv", tardis(row(), row(price="")))
+    err = refused(store, p, r"line 3, column 'price': missing value")
+    assert type(err) is InputError
 
 
 def test_unparsable_number_names_line_and_column(store, tmp_path):
