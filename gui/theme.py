@@ -1,22 +1,34 @@
-"""Colours used consistently across the app (Okabe-Ito palette: colour-blind safe)."""
+"""Colours used consistently across the app, all in one place; colour-blind safe.
+
+Two kinds of colour are kept apart, so a reader never takes one for the other:
+
+* **Sides** (which positions were liquidated) are saturated and mid-dark:
+  longs vermillion, shorts blue (Okabe-Ito; apart with protanopia and
+  deuteranopia, unlike the usual red/green). They mark the price pane, the
+  exchange panel's bars, the headline and the app icon.
+* **Exchanges** (the liquidation pane's stacked bars, the per-exchange lines
+  and chips) are lighter tints after Paul Tol's "light" scheme — yellow, aqua,
+  teal, pink, lavender — with no orange, red or mid blue among them. Orange
+  Binance bars under vermillion long markers read as "longs" (CIEDE2000 22
+  apart); every exchange colour is now at least 30 from both sides, and 20
+  under simulated protanopia/deuteranopia (tests/gui/test_colors.py measures it).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Long liquidations vermillion, short liquidations blue: distinguishable with
-# protanopia/deuteranopia, unlike the usual red/green.
-LONG_COLOR = "#D55E00"
-SHORT_COLOR = "#0072B2"
+LONG_COLOR = "#D55E00"   # vermillion: longs liquidated
+SHORT_COLOR = "#0072B2"  # blue: shorts liquidated
 
 EXCHANGE_COLORS = {
-    "binance": "#E69F00",
-    "okx": "#56B4E9",
-    "bybit": "#009E73",
-    "bitget": "#CC79A7",
-    "gate": "#F0E442",
+    "binance": "#EEDD88",  # light yellow (Binance's own colour)
+    "okx": "#88EEEE",      # light aqua
+    "bybit": "#00AA88",    # teal green
+    "bitget": "#FF99BB",   # pink
+    "gate": "#CCAAFF",     # lavender
 }
-_FALLBACK = ["#999999", "#882255", "#44AA99", "#DDCC77", "#117733", "#AA4499"]
-
+# other exchanges, by a stable hash of the name: muted, so an unnamed venue never looks like a side
+_FALLBACK = ["#AAAAAA", "#AACCAA", "#BBAABB"]  # grey, sage, mauve
 
 DISPLAY_NAMES = {"binance": "Binance", "okx": "OKX", "bybit": "Bybit", "bitget": "Bitget", "gate": "Gate",
                  "deribit": "Deribit", "bitmex": "BitMEX", "hyperliquid": "Hyperliquid"}
