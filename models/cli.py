@@ -1,73 +1,135 @@
-"""The ``liqscope`` command: GUI by default, subcommands for headless work.
+"""The headless half of the ``liqscope`` command: parser, shared options, ``summary`` and ``demo``.
 
-Qt is imported only when a command needs it, so ``summary`` and friends run on
-servers without a display.
+This module never imports Qt or ``liqscope.gui`` (``lint-imports`` checks it).
+The installed ``liqscope`` command is :func:`liqscope.gui.main.main`, which
+adds the window and the off-screen renderer to this parser; scripts and
+servers can call :func:`main` here for the Qt-free commands.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import math
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Callable, Iterable
 
 from . import paths
 from .format import number, usd
-from .timeutil import TimeParseError, parse_time
+from .progress import Cancelled
+from .version import app_version
+from .view import View, ViewError, check_view, requested_window
 
+# Modules under liqscope.models that contribute subcommands: register(subparsers) in each.
+COMMAND_MODULES = ("store_cli", "connectors_cli")
 
-# Modules under liqscope.models that contribute subcommands (absent ones are skipped).
-_COMMAND_MODULES = ("store_cli", "connectors_cli", "export_cli")
+# Adds options/commands to the parser: extension(parser, subparsers). The GUI layer passes its own.
+Extension = Callable[[argparse.ArgumentParser, argparse._SubParsersAction], None]
 
 
 class UsageError(Exception):
     """Bad arguments or input: printed as one line, exit status 2."""
 
 
-def _version() -> str:
+# -- argument types: refuse nonsense at the door, in one line ------------------
+def non_negative_float(text: str) -> float:
     try:
-        return version("liqscope")
-    except PackageNotFoundError:
-        return "0+unknown"
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    return value
 
 
-def _add_window_args(p: argparse.ArgumentParser) -> None:
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def parse_size(text: str, *, minimum: tuple[int, int] = (400, 300)) -> tuple[int, int]:
+    """``1600x900`` -> (1600, 900); one-line UsageError when malformed or out of range."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"invalid --size {text!r}: expected WIDTHxHEIGHT, e.g. 1600x900") from None
+    if w < minimum[0] or h < minimum[1] or w > 10_000 or h > 10_000:
+        raise UsageError(f"--size {text} is out of range ({minimum[0]}x{minimum[1]} to 10000x10000)")
+    return w, h
+
+
+def check_png_path(path: str, flag: str = "--png") -> None:
+    """Liqscope writes PNG only: a .jpg name would get PNG bytes under a lying extension."""
+    if Path(path).suffix.lower() != ".png":
+        raise UsageError(f"{flag} writes PNG images: give a file name ending in .png (got {path!r})")
+
+
+def add_window_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", metavar="TIME", help="window start, ISO-8601 UTC (inclusive)")
     p.add_argument("--end", metavar="TIME", help="window end, ISO-8601 UTC (exclusive)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_global_args(p: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """--data-dir and --demo, accepted before the command and after it (``summary --data-dir X``)."""
+    default = argparse.SUPPRESS if after_command else None
+    p.add_argument("--data-dir", metavar="DIR", default=default,
+                   help=f"local store folder (default: per-user data dir; env {paths.DATA_DIR_ENV})")
+    p.add_argument("--demo", action="store_true", default=argparse.SUPPRESS if after_command else False,
+                   help="use the bundled demo dataset even if the store has data")
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser) -> Iterable[argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield sub
+                yield from _subcommand_parsers(sub)
+
+
+def _one_line_error(message: str) -> None:
+    print(f"liqscope: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def build_parser(extensions: Iterable[Extension] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liqscope",
         description="Explore crypto prices and futures liquidations per exchange and asset. "
                     "With no command, opens the desktop window.",
         epilog="Run `liqscope COMMAND --help` for a command's options. Times are ISO-8601, UTC; "
-               "windows are start <= ts < end.",
+               "windows are start <= ts < end. --data-dir and --demo may also follow the command.",
     )
-    parser.add_argument("--version", action="version", version=f"liqscope {_version()}",
+    parser.add_argument("--version", action="version", version=f"liqscope {app_version()}",
                         help="print the version and exit")
-    parser.add_argument("--data-dir", metavar="DIR", help="local store folder (default: per-user data dir; "
-                                           f"env {paths.DATA_DIR_ENV})")
-    parser.add_argument("--demo", action="store_true", help="use the bundled demo dataset even if the store has data")
-    gui = parser.add_argument_group("window options (no command)")
-    gui.add_argument("--screenshot", metavar="FILE.png", help="render the main window off screen to a PNG and exit")
-    gui.add_argument("--asset", help="asset to show, e.g. BTC")
-    gui.add_argument("--exchange", help="exchange for the price pane, e.g. binance")
-    gui.add_argument("--size", default="1600x1000", metavar="WxH",
-                     help="window size for --screenshot (default 1600x1000)")
-    _add_window_args(gui)
+    _add_global_args(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     s = sub.add_parser("summary", help="headline liquidation figures for a time window",
                        description="Totals, long/short split, per-exchange and per-asset shares and the "
-                                   "largest liquidations of a time window (default: the busiest UTC day).")
-    _add_window_args(s)
+                                   "largest liquidations of a time window (default: the busiest UTC day). "
+                                   "The window is honoured exactly, even where it holds no data.")
+    add_window_args(s)
     s.add_argument("--exchange", action="append", dest="exchanges", metavar="X", help="only this exchange (repeatable)")
     s.add_argument("--asset", action="append", dest="assets", metavar="A", help="only this asset (repeatable)")
     s.add_argument("--side", choices=["long", "short", "both"], default="both",
                    help="liquidated positions to count (default both)")
-    s.add_argument("--min-usd", type=float, default=0.0, metavar="USD", help="ignore liquidations smaller than this")
-    s.add_argument("--top", type=int, default=10, metavar="N", help="how many of the largest orders to list")
+    s.add_argument("--min-usd", type=non_negative_float, default=0.0, metavar="USD",
+                   help="ignore liquidations smaller than this")
+    s.add_argument("--top", type=non_negative_int, default=10, metavar="N",
+                   help="how many of the largest orders to list")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_summary)
 
@@ -78,51 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", metavar="DIR", help="folder to write to (default: the package's resources/demo)")
     d.set_defaults(func=cmd_demo)
 
-    # Feature modules add their own subcommands: register(subparsers) in each.
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"liqscope.models.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"liqscope.models.{name}":
-                raise
-            continue
-        module.register(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"liqscope.models.{name}").register(sub)
+    for extend in extensions:
+        extend(parser, sub)
+    for p in _subcommand_parsers(parser):
+        _add_global_args(p, after_command=True)
+        p.error = _one_line_error  # argparse would print the usage block too
     return parser
 
 
-def _window(ds, start: str | None, end: str | None):
-    try:
-        s = parse_time(start) if start else None
-        e = parse_time(end) if end else None
-    except TimeParseError as exc:
-        raise UsageError(str(exc)) from None
-    if s is None or e is None:
-        day = ds.busiest_day()
-        if day is None:
-            raise UsageError("the dataset is empty")
-        if s is None and e is None:
-            s, e = day
-        elif s is None:
-            s = e - (day[1] - day[0])
-        else:
-            e = s + (day[1] - day[0])
-    if e <= s:
-        raise UsageError(f"--end ({e.isoformat()}) must be after --start ({s.isoformat()})")
-    return s, e
-
-
-def _check_names(kind: str, given: list[str] | None, known: list[str], norm) -> list[str] | None:
-    if not given:
-        return None
-    out = []
-    for name in given:
-        if norm(name) not in known:
-            raise UsageError(f"unknown {kind} {name!r} (known: {', '.join(known)})")
-        out.append(norm(name))
-    return out
-
-
-def _load(args):
+# -- shared by the commands ----------------------------------------------------
+def load(args):
+    """The dataset the command works on: the store if it has data (or --demo), as one-line errors."""
     from .sources import load_dataset
     from .store import StoreError
 
@@ -132,18 +162,47 @@ def _load(args):
         raise UsageError(str(exc)) from None
 
 
+def coverage_note(ds, view: View) -> str | None:
+    """Say so when a window holds no data at all (the figures are zero, not another day's)."""
+    t = ds.index().totals(view.start, view.end)
+    if t.count:
+        return None
+    r = ds.time_range()
+    covers = f"the data covers {r[0]:%Y-%m-%d %H:%M} → {r[1]:%Y-%m-%d %H:%M} UTC" if r else "the dataset is empty"
+    return f"no liquidations in {view.window_text()} ({covers})"
+
+
+def summary_view(ds, args) -> View:
+    start, end = requested_window(args.start, args.end)
+    return check_view(ds, View(start=start, end=end, side=args.side, min_usd=args.min_usd), asset_given=False)
+
+
 def cmd_summary(args) -> int:
-    ds = _load(args)
-    start, end = _window(ds, args.start, args.end)
-    exchanges = _check_names("exchange", args.exchanges, ds.exchanges, str.lower)
-    assets = _check_names("asset", args.assets, ds.assets, str.upper)
-    result = ds.summary(start, end, exchanges=exchanges, assets=assets, side=args.side,
-                        min_notional=args.min_usd, largest=args.top)
+    ds = load(args)
+    view = summary_view(ds, args)
+    if view.start is None:
+        raise UsageError("the dataset is empty: nothing to summarise (liqscope import FILE, or --demo)")
+    exchanges = _names(args.exchanges, ds.exchanges, str.lower, "exchange")
+    assets = _names(args.assets, ds.assets, str.upper, "asset")
+    result = ds.summary(view.start, view.end, exchanges=exchanges, assets=assets, side=view.side,
+                        min_notional=view.min_usd, largest=args.top)
+    note = coverage_note(ds, view)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result, allow_nan=False))
     else:
         print(format_summary(result))
+    if note:
+        print(f"liqscope: note: {note}", file=sys.stderr)
     return 0
+
+
+def _names(given: list[str] | None, known: list[str], norm, kind: str) -> list[str] | None:
+    if not given:
+        return None
+    missing = [g for g in given if norm(g) not in known]
+    if missing:
+        raise ViewError(f"unknown {kind} {missing[0]!r} (known: {', '.join(known) or 'none in this dataset'})")
+    return [norm(g) for g in given]
 
 
 def format_summary(r: dict) -> str:
@@ -183,25 +242,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_gui(args) -> int:
-    try:
-        from liqscope.gui.app import run
-    except ImportError as exc:  # Qt libraries missing on this machine
-        raise UsageError(f"cannot start the window: {exc}") from None
-    return run(args)
+def _no_command(args) -> int:
+    raise UsageError("no command given (summary, export, import, fetch, record, store, demo); "
+                     "the window opens from the `liqscope` command")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, extensions: Iterable[Extension] = (),
+         default: Callable[[argparse.Namespace], int] | None = None) -> int:
+    """Parse, run the command, map user errors to one line and exit status 2."""
+    parser = build_parser(extensions)
     args = parser.parse_args(argv)
     if args.data_dir:
         paths.set_data_dir(args.data_dir)
-    func = getattr(args, "func", None) or cmd_gui
+    func = getattr(args, "func", None) or default or _no_command
     try:
         return func(args)
-    except UsageError as exc:
+    except (UsageError, ViewError) as exc:
         print(f"liqscope: error: {exc}", file=sys.stderr)
         return 2
+    except Cancelled:
+        print("liqscope: cancelled; nothing was changed", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `liqscope summary | head`: the reader left, not an error
         sys.stderr.close()
         return 0

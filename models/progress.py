@@ -81,27 +81,34 @@ def terminal_task(description: str, *, unit: str = "", stream: TextIO | None = N
     """
     stream = stream or sys.stderr
     show = enabled if enabled is not None else bool(getattr(stream, "isatty", lambda: False)())
-    state: dict = {"bar": None, "message": ""}
+    state: dict = {"bar": None, "message": "", "finished": False}
 
     def on_progress(step: Step) -> None:
+        bar = state["bar"]
         if step.message and step.message != state["message"]:
             state["message"] = step.message
-            print(f"liqscope: {step.message}", file=stream, flush=True)
-        if not show or step.total < max(min_total, 1):
+            line = f"liqscope: {step.message}"
+            if bar is not None:
+                bar.write(line, file=stream)  # above the bar, which is redrawn below it
+            else:
+                print(line, file=stream, flush=True)
+        if not show or step.total < max(min_total, 1) or (state["finished"] and step.done >= step.total):
             return
-        bar = state["bar"]
         if bar is None:
             from tqdm import tqdm
 
             bar = state["bar"] = tqdm(total=step.total, desc=description, file=stream, leave=False,
-                                      unit=unit or "it", unit_scale=bool(unit), unit_divisor=1024 if unit == "B" else 1000,
-                                      dynamic_ncols=True, mininterval=0.1)
+                                      unit=unit or "it", unit_scale=bool(unit), dynamic_ncols=True, mininterval=0.1,
+                                      unit_divisor=1024 if unit == "B" else 1000)
+            state["finished"] = False
         if step.total != bar.total:
             bar.total = step.total
         bar.n = step.done
-        bar.refresh() if step.done >= step.total else bar.update(0)
         if step.done >= step.total:
+            bar.refresh()
             bar.close()
-            state["bar"] = None
+            state["bar"], state["finished"] = None, True
+        else:
+            bar.update(0)
 
     return Task(on_progress)

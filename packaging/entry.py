@@ -5,7 +5,7 @@ build venv), not the source folders, whose names differ from the import names.
 """
 import sys
 
-from liqscope.models.cli import main
+from liqscope.gui.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

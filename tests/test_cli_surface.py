@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from liqscope.models.cli import build_parser, main
+from liqscope.gui.main import build_parser, main
 
 
 def _script() -> str:

@@ -48,7 +48,7 @@ def test_every_package_folder_is_listed_in_pyproject():
 
 def test_console_script_and_demo_data_are_declared():
     project = _pyproject()["project"]
-    assert project["scripts"] == {"liqscope": "liqscope.models.cli:main"}
+    assert project["scripts"] == {"liqscope": "liqscope.gui.main:main"}
     data = _pyproject()["tool"]["setuptools"]["package-data"]["liqscope.resources"]
     assert "demo/*.parquet" in data
 
@@ -88,4 +88,4 @@ def test_wheel_holds_only_liqscope(tmp_path):
         for py in folder.glob("*.py"):
             assert f"{package.replace('.', '/')}/{py.name}" in names, f"{py} is missing from the wheel"
     entry_points = zipfile.ZipFile(wheels[0]).read(next(iter(dist_info)) + "entry_points.txt").decode()
-    assert "liqscope = liqscope.models.cli:main" in entry_points
+    assert "liqscope = liqscope.gui.main:main" in entry_points

@@ -72,7 +72,34 @@ def test_summary_json_largest_orders(run):
     assert sizes[0] > 1 * M
     assert len(summary_json(run, *DAY, "--top", "3")["largest"]) == 3
     assert summary_json(run, *DAY, "--top", "0")["largest"] == []
-    assert summary_json(run, *DAY, "--top", "-1")["largest"] == []
+
+
+
+@pytest.mark.parametrize("option, value", [("--top", "-1"), ("--min-usd", "-5"), ("--min-usd", "nan"),
+                                           ("--min-usd", "inf")])
+def test_summary_rejects_negative_and_non_finite_numbers(run, capsys, option, value):
+    with pytest.raises(SystemExit) as exc:
+        run("summary", *DAY, option, value)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"liqscope: error: argument {option}:")
+
+
+def test_global_options_work_after_the_command_too(tmp_path, capsys):
+    assert cli.main(["summary", "--data-dir", str(tmp_path), "--json", *DAY]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert cli.main(["--data-dir", str(tmp_path), "summary", "--json", *DAY]) == 0
+    assert json.loads(capsys.readouterr().out) == after
+    assert cli.main(["summary", "--demo", "--json", *DAY]) == 0
+    assert json.loads(capsys.readouterr().out)["total_usd"] == after["total_usd"]
+
+
+def test_summary_of_an_empty_window_is_zero_with_a_note(run):
+    status, out, err = run("summary", "--json", "--start", "2030-01-01", "--end", "2030-01-02")
+    assert status == 0
+    r = json.loads(out)
+    assert (r["start"], r["end"], r["total_usd"], r["count"]) == ("2030-01-01T00:00:00Z", "2030-01-02T00:00:00Z", 0, 0)
+    assert "no liquidations in 2030-01-01 00:00 → 2030-01-02 00:00 UTC (the data covers 2025-05-0" in err
 
 
 def test_default_window_is_the_busiest_day(run):
