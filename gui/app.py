@@ -4,23 +4,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import replace
+from liqscope.models import cli
+from liqscope.models.view import View, ViewError, check_view, requested_window
 
-from liqscope.models.cli import UsageError
-from liqscope.models.timeutil import TimeParseError, parse_time
+from .display import display_problem
 
 
 _T0 = time.perf_counter()
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"invalid --size {text!r}: expected WIDTHxHEIGHT, e.g. 1600x1000") from None
-    if w < 400 or h < 300:
-        raise UsageError(f"--size {text} is too small (minimum 400x300)")
-    return w, h
 
 
 def _quiet_offscreen_warnings() -> None:
@@ -55,79 +45,59 @@ def make_app(argv: list[str] | None = None):
     return app
 
 
-def requested_view(args, dataset):
-    """A View from command-line options, validated against the dataset (None if none given)."""
+def requested_view(args, dataset) -> View | None:
+    """The View asked for on the command line, checked against the dataset (None if none asked for).
 
-    fields = {}
-    if getattr(args, "asset", None):
-        asset = args.asset.upper()
-        if asset not in dataset.prices.assets:
-            raise UsageError(f"unknown asset {args.asset!r} (known: {', '.join(dataset.prices.assets)})")
-        fields["asset"] = asset
-    if getattr(args, "exchange", None):
-        fields["exchange"] = args.exchange.lower()
-    try:
-        if args.start:
-            fields["start"] = parse_time(args.start)
-        if args.end:
-            fields["end"] = parse_time(args.end)
-    except TimeParseError as exc:
-        raise UsageError(str(exc)) from None
-    if ("start" in fields) != ("end" in fields):
-        day = dataset.busiest_day()
-        span = day[1] - day[0]
-        fields.setdefault("end", fields.get("start", day[0]) + span)
-        fields.setdefault("start", fields["end"] - span)
-    if "start" in fields and fields["end"] <= fields["start"]:
-        raise UsageError("--end must be after --start")
-    return fields or None
+    The same strict rules as ``liqscope export``: unknown names are errors, the
+    window is honoured exactly (even where it holds no data).
+    """
+    if not any(getattr(args, k, None) for k in ("asset", "exchange", "start", "end")):
+        return None
+    start, end = requested_window(args.start, args.end)
+    view = View(start=start, end=end, asset=args.asset or "BTC", exchange=args.exchange or "binance")
+    return check_view(dataset, view, asset_given=bool(args.asset), exchange_given=bool(args.exchange))
 
 
 def run(args) -> int:
-    if args.screenshot and "QT_QPA_PLATFORM" not in os.environ:
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    size = _parse_size(args.size) if args.screenshot else None
-    from liqscope.models.sources import load_dataset
-
-    prefer_demo = getattr(args, "demo", False)
-    if args.screenshot:  # deterministic: load first, then render once
-        dataset = load_dataset(prefer_demo=prefer_demo)
-        view = _view_for(args, dataset)
+    """``liqscope`` with no command: the window (or ``--screenshot``: the window rendered to a PNG)."""
+    if args.screenshot:
+        cli.check_png_path(args.screenshot, "--screenshot")
+        size = cli.parse_size(args.size)
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        dataset = cli.load(args)  # deterministic: load first, then render once
+        view = requested_view(args, dataset)
         make_app()
         from .main_window import MainWindow
 
-        return screenshot(MainWindow(dataset, view, restore=False), args.screenshot, size)
+        window = MainWindow(restore=False)  # as the app starts: placeholder, then the data swapped in
+        window.set_dataset(dataset, view)
+        return screenshot(window, args.screenshot, size)
 
+    problem = display_problem()
+    if problem:
+        raise cli.UsageError(problem)
     app = make_app()
-    from liqscope.models.dataset import Dataset
+    from liqscope.models.sources import load_dataset
 
-    from .loader import BackgroundLoader, prepare
     from .main_window import MainWindow
 
+    prefer_demo = getattr(args, "demo", False)
     # paint the window at once; the data arrives from a worker thread
-    window = MainWindow(Dataset(label="Loading data…"), restore=True)
+    window = MainWindow(restore=True)
     window.show()
     window.statusBar().showMessage("Loading data…")
-    loader = BackgroundLoader(window)
 
     def loaded(dataset):
         window.statusBar().clearMessage()  # "Loading data…" would otherwise stay up for good
         try:
-            view = _view_for(args, dataset)
-        except UsageError as exc:
+            view = requested_view(args, dataset)
+        except ViewError as exc:
             window.statusBar().showMessage(f"Ignored command-line view: {exc}", 10_000)
             view = None
         window.set_dataset(dataset, view, restore=view is None)
         _timing("data shown")
 
-    def failed(message):
-        from PySide6.QtWidgets import QMessageBox
-
-        QMessageBox.critical(window, "Liqscope", f"Could not load data: {message}")
-
-    loader.loaded.connect(loaded)
-    loader.failed.connect(failed)
-    loader.start(lambda: prepare(load_dataset(prefer_demo=prefer_demo)))
+    window.loader.load(lambda: load_dataset(prefer_demo=prefer_demo), on_loaded=loaded)
     if os.environ.get("LIQSCOPE_TIMING"):
         from PySide6.QtCore import QTimer
 
@@ -145,17 +115,6 @@ def _timing(what: str) -> None:
     except ValueError:
         since = time.perf_counter() - _T0
     print(f"{what} {since:.3f} s after launch", file=sys.stderr)
-
-
-def _view_for(args, dataset):
-    """The View asked for on the command line, or None to use defaults/saved settings."""
-    from .state import View
-
-    fields = requested_view(args, dataset)
-    if not fields:
-        return None
-    start, end = dataset.busiest_day() or (None, None)
-    return replace(View(start=start, end=end), **fields)
 
 
 def settle(window) -> None:
@@ -182,6 +141,6 @@ def screenshot(window, path: str, size: tuple[int, int]) -> int:
     settle(window)
     image = window.grab()
     if not image.save(path, "PNG"):
-        raise UsageError(f"cannot write {path}")
+        raise cli.UsageError(f"cannot write {path}")
     print(f"wrote {path} ({image.width()}x{image.height()})")
     return 0

@@ -7,7 +7,7 @@ import pyqtgraph as pg
 
 from liqscope.models.drilldown import basis_bps
 from liqscope.models.export import Selection, candles_table
-from liqscope.models.liquidations import LiquidationModel
+from liqscope.models.view import View
 from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import format_duration, pick_bucket
 
@@ -35,11 +35,11 @@ class AssetPanel(DrillPanel):
         super().__init__(main, self.asset, f"{self.asset} — across exchanges")
 
     def build_plots(self) -> None:
-        self.price_plot = add_plot(self.graphics, 0, self.origin_s, self.state.view.utc, PriceAxis("right"),
+        self.price_plot = add_plot(self.graphics, 0, self.origin, self.state.view.utc, PriceAxis("right"),
                                    show_time=False)
-        self.basis_plot = add_plot(self.graphics, 1, self.origin_s, self.state.view.utc, pg.AxisItem("right"),
+        self.basis_plot = add_plot(self.graphics, 1, self.origin, self.state.view.utc, pg.AxisItem("right"),
                                    show_time=False)
-        self.liq_plot = add_plot(self.graphics, 2, self.origin_s, self.state.view.utc, UsdAxis("right"))
+        self.liq_plot = add_plot(self.graphics, 2, self.origin, self.state.view.utc, UsdAxis("right"))
         layout = self.graphics.ci.layout
         for row, stretch in ((0, 5), (1, 2), (2, 4)):
             layout.setRowStretchFactor(row, stretch)
@@ -56,10 +56,8 @@ class AssetPanel(DrillPanel):
     def plots(self) -> list[pg.PlotItem]:
         return [self.price_plot, self.basis_plot, self.liq_plot]
 
-    def liquidations(self) -> LiquidationModel:
-        v = self.view
-        return self.dataset.liquidations.filter(v.start, v.end, assets=[self.asset], **{
-            k: val for k, val in v.liq_filter().items() if k != "assets"})
+    def panel_view(self, base: View) -> View:
+        return base.for_asset(self.asset)
 
     def heading_name(self) -> str:
         return f"{self.asset} · all exchanges" if self.view.exchanges is None else \
@@ -83,7 +81,7 @@ class AssetPanel(DrillPanel):
         names = self.dataset.exchanges
         return exchange_color(exchange, names.index(exchange) if exchange in names else 0)
 
-    def draw(self, sub: LiquidationModel) -> None:
+    def draw(self) -> None:
         v = self.view
         span = (v.end - v.start).total_seconds()
         px = max(self.price_plot.getViewBox().width(), 300)
@@ -93,7 +91,7 @@ class AssetPanel(DrillPanel):
         self.price_frames = {ex: part.set_index("ts") for ex, part in candles.groupby("exchange", sort=False)}
         self._draw_prices()
         self.bucket = self.pick_bucket()
-        table = sub.buckets(self.bucket, v.start, v.end, by="exchange")
+        table = self.bars()
         self.bucket_table = table
         names = [e for e in self.dataset.exchanges if e in table.columns.get_level_values(1)
                  and table.xs(e, axis=1, level=1).to_numpy().sum() > 0]
@@ -139,9 +137,5 @@ class AssetPanel(DrillPanel):
             self.set_title(self.basis_plot, "basis: needs candles from two exchanges")
 
     def export_selection(self) -> Selection:
-        v = self.view
-        f = v.liq_filter()
-        return Selection(start=v.start, end=v.end, asset=self.asset, price_exchanges=tuple(self.price_exchanges()),
-                         exchanges=tuple(f["exchanges"]) if f["exchanges"] is not None else None,
-                         assets=(self.asset,), side=v.side, min_usd=v.min_usd, candle_interval=self.level,
-                         bucket=self.bucket, by="exchange")
+        return Selection(view=self.view, price_exchanges=tuple(self.price_exchanges()),
+                         candle_interval=self.level, bucket=self.bucket, by="exchange")

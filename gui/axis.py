@@ -7,16 +7,25 @@ axis adds the origin back only to label ticks. ``utc=True`` labels in UTC
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 
 
 class OriginDateAxis(pg.DateAxisItem):
-    def __init__(self, origin_s: float = 0.0, utc: bool = True, **kwargs):
+    """``origin`` is a number or, in the app, a callable reading the data hub's current origin:
+    the axis keeps no copy, so a dataset swap can never leave it labelling the old days."""
+
+    def __init__(self, origin: float | Callable[[], float] = 0.0, utc: bool = True, **kwargs):
         super().__init__(utcOffset=0 if utc else None, **kwargs)
-        self.origin_s = float(origin_s)
+        self._origin = origin if callable(origin) else (lambda value=float(origin): value)
         self.set_utc(utc)
+
+    @property
+    def origin_s(self) -> float:
+        return float(self._origin())
 
     def set_utc(self, utc: bool) -> None:
         self.utc = utc
@@ -56,8 +65,8 @@ class OriginDateAxis(pg.DateAxisItem):
         if getattr(self, "_zone_labelled", False) and not self.utc:
             self._label_zone()  # panned into summer or winter time: the offset follows
 
-    def set_origin(self, origin_s: float) -> None:
-        self.origin_s = float(origin_s)
+    def invalidate(self) -> None:
+        """Re-label (the origin changed with the dataset): pyqtgraph caches the axis picture."""
         self.picture = None
         self.update()
 

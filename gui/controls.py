@@ -1,5 +1,12 @@
-"""Toolbar controls bound two-way to the ViewState (signals blocked on write-back)."""
+"""Toolbar controls bound two-way to the ViewState (signals blocked on write-back).
+
+Bindings are declared, not hand-synced: :meth:`Controls.bind` ties a combo box to a
+view field once (widget -> state on user change, state -> widget on every state
+change), and :meth:`Controls.bind_toggle` does the same for a checkable action.
+"""
 from __future__ import annotations
+
+from typing import Callable
 
 from PySide6.QtCore import QSignalBlocker
 from PySide6.QtGui import QAction, QActionGroup
@@ -38,12 +45,11 @@ class Controls:
         nav = QToolBar("Navigate")
         nav.setObjectName("toolbar_nav")
         nav.addWidget(QLabel(" Asset "))
-        self.asset = _combo(assets, "asset_combo", "Asset shown on the price pane")
-        self.asset.currentIndexChanged.connect(lambda: state.update(asset=self.asset.currentData()))
+        self._bound: list[tuple[object, str, Callable]] = []  # (widget, field, write state -> widget)
+        self.asset = self.bind(_combo(assets, "asset_combo", "Asset shown on the price pane"), "asset")
         nav.addWidget(self.asset)
         nav.addWidget(QLabel(" on "))
-        self.exchange = _combo([], "exchange_combo", "Exchange whose candles are shown")
-        self.exchange.currentIndexChanged.connect(self._exchange_picked)
+        self.exchange = self.bind(_combo([], "exchange_combo", "Exchange whose candles are shown"), "exchange")
         nav.addWidget(self.exchange)
         nav.addSeparator()
         self.preset_actions = {}
@@ -69,9 +75,8 @@ class Controls:
         liq = QToolBar("Liquidations")
         liq.setObjectName("toolbar_liq")
         liq.addWidget(QLabel(" Liquidations: "))
-        self.scope = _combo({"all assets": "all", "selected asset": "asset"}, "scope_combo",
-                            "Headline and bars for all assets or just the selected one")
-        self.scope.currentIndexChanged.connect(lambda: state.update(liq_scope=self.scope.currentData()))
+        self.scope = self.bind(_combo({"all assets": "all", "selected asset": "asset"}, "scope_combo",
+                                      "Headline and bars for all assets or just the selected one"), "liq_scope")
         liq.addWidget(self.scope)
         self.exch_button = QToolButton()
         self.exch_button.setObjectName("exchanges_button")
@@ -81,40 +86,60 @@ class Controls:
         self.exch_actions = {}
         self._fill_exchanges(exchanges)
         liq.addWidget(self.exch_button)
-        self.side = _combo({"longs + shorts": "both", "longs only": "long", "shorts only": "short"},
-                           "side_combo", "Which liquidated positions to count")
-        self.side.currentIndexChanged.connect(lambda: state.update(side=self.side.currentData()))
+        self.side = self.bind(_combo({"longs + shorts": "both", "longs only": "long", "shorts only": "short"},
+                                     "side_combo", "Which liquidated positions to count"), "side")
         liq.addWidget(self.side)
-        self.min_size = _combo(MIN_SIZES, "min_size_combo", "Ignore liquidations smaller than this")
-        self.min_size.currentIndexChanged.connect(lambda: state.update(min_usd=self.min_size.currentData()))
+        self.min_size = self.bind(_combo(MIN_SIZES, "min_size_combo", "Ignore liquidations smaller than this"),
+                                  "min_usd")
         liq.addWidget(self.min_size)
         buckets = {"auto bucket": None} | {k: v for k, v in BUCKETS.items()}
-        self.bucket = _combo(buckets, "bucket_combo", "Bar width; auto follows the zoom")
-        self.bucket.currentIndexChanged.connect(lambda: state.update(bucket=self.bucket.currentData()))
+        self.bucket = self.bind(_combo(buckets, "bucket_combo", "Bar width; auto follows the zoom"), "bucket")
         liq.addWidget(self.bucket)
-        self.layout = _combo({"longs ▼ shorts ▲": False, "stacked": True}, "layout_combo",
-                             "Longs below zero and shorts above, or both stacked")
-        self.layout.currentIndexChanged.connect(lambda: state.update(stacked=self.layout.currentData()))
+        self.layout = self.bind(_combo({"longs ▼ shorts ▲": False, "stacked": True}, "layout_combo",
+                                       "Longs below zero and shorts above, or both stacked"), "stacked")
         liq.addWidget(self.layout)
         window.addToolBar(liq)
         self.view_menu_actions(window)
         state.changed.connect(self.sync)
         self.sync(None)
 
+    def bind(self, box: QComboBox, field: str) -> QComboBox:
+        """Tie ``box`` to view ``field`` both ways (item data = field value)."""
+        def picked() -> None:
+            if box.currentIndex() >= 0:
+                self.state.update(**{field: box.currentData()})
+
+        box.currentIndexChanged.connect(picked)
+        self._bound.append((box, field, lambda value: _select(box, value)))
+        return box
+
+    def bind_toggle(self, act: QAction, field: str, to_view=bool, from_view=bool) -> QAction:
+        """Tie checkable ``act`` to view ``field``; ``to_view``/``from_view`` map checked <-> value."""
+        act.toggled.connect(lambda on: self.state.update(**{field: to_view(on)}))
+
+        def write(value) -> None:
+            with QSignalBlocker(act):
+                act.setChecked(from_view(value))
+
+        self._bound.append((act, field, write))
+        return act
+
     def view_menu_actions(self, window) -> None:
         menu = window.menuBar().addMenu("&View")
         menu.setObjectName("view_menu")
         self.toggles = {}
-        for key, text, shortcut in (("line", "Close line instead of candles", "Ctrl+L"),
-                                    ("log_scale", "Logarithmic price scale", "Ctrl+G"),
-                                    ("markers", "Liquidation markers on price", "Ctrl+M"),
-                                    ("local", "Local time axis (default UTC)", "Ctrl+T")):
+        line = (lambda on: "line" if on else "candles", lambda style: style == "line")
+        local = (lambda on: not on, lambda utc: not utc)
+        for key, field, text, shortcut, (to_view, from_view) in (
+                ("line", "price_style", "Close line instead of candles", "Ctrl+L", line),
+                ("log_scale", "log_scale", "Logarithmic price scale", "Ctrl+G", (bool, bool)),
+                ("markers", "markers", "Liquidation markers on price", "Ctrl+M", (bool, bool)),
+                ("local", "utc", "Local time axis (default UTC)", "Ctrl+T", local)):
             act = QAction(text, window)
             act.setCheckable(True)
             act.setShortcut(shortcut)
-            act.toggled.connect(lambda on, k=key: self._toggle(k, on))
             menu.addAction(act)
-            self.toggles[key] = act
+            self.toggles[key] = self.bind_toggle(act, field, to_view, from_view)
         menu.addSeparator()
         group = QActionGroup(window)
         self.theme_actions = {}
@@ -149,18 +174,6 @@ class Controls:
             self._fill_exchanges(exchanges)
         self.sync(None)
 
-    def _toggle(self, key: str, on: bool) -> None:
-        if key == "line":
-            self.state.update(price_style="line" if on else "candles")
-        elif key == "local":
-            self.state.update(utc=not on)
-        else:
-            self.state.update(**{key: on})
-
-    def _exchange_picked(self) -> None:
-        if self.exchange.currentData():
-            self.state.update(exchange=self.exchange.currentData())
-
     def _exchanges_toggled(self) -> None:
         on = frozenset(n for n, a in self.exch_actions.items() if a.isChecked())
         self.state.update(exchanges=None if len(on) == len(self.exch_actions) else on)
@@ -168,7 +181,6 @@ class Controls:
     def sync(self, names) -> None:
         """State -> widgets, without re-emitting (QSignalBlocker)."""
         v = self.state.view
-        _select(self.asset, v.asset)
         wanted = self.window.dataset.prices.exchanges_for(v.asset)
         current = [self.exchange.itemData(i) for i in range(self.exchange.count())]
         if current != wanted:
@@ -176,18 +188,12 @@ class Controls:
                 self.exchange.clear()
                 for name in wanted:
                     self.exchange.addItem(name, name)
-        _select(self.exchange, v.exchange)
-        _select(self.scope, v.liq_scope)
-        _select(self.side, v.side)
-        _select(self.min_size, v.min_usd)
-        _select(self.bucket, v.bucket)
-        _select(self.layout, v.stacked)
+        # no candles for this asset: nothing to choose (the price pane says how to get them)
+        self.exchange.setEnabled(bool(wanted))
+        for _widget, field, write in self._bound:
+            write(getattr(v, field))
         for name, act in self.exch_actions.items():
             with QSignalBlocker(act):
                 act.setChecked(v.exchanges is None or name in v.exchanges)
-        for key, on in (("line", v.price_style == "line"), ("log_scale", v.log_scale),
-                        ("markers", v.markers), ("local", not v.utc)):
-            with QSignalBlocker(self.toggles[key]):
-                self.toggles[key].setChecked(on)
         with QSignalBlocker(self.theme_actions[v.theme]):
             self.theme_actions[v.theme].setChecked(True)

@@ -1,9 +1,11 @@
 """The common frame of a drill-down panel (a ``QDockWidget``); see exchange_panel/asset_panel.
 
-A panel keeps its own ``View``. While "Linked" is ticked (the default) it copies
-the main ``ViewState`` on every change, so it follows zoom, pan and filters;
-unticked, it keeps the window it had and can be panned on its own. Panels never
-read files: they query the window's ``Dataset`` like every other view.
+While "Linked" is ticked (the default) a panel holds no view of its own: it reads
+the main ``ViewState`` (through :meth:`View.for_exchange`/:meth:`View.for_asset`),
+so it follows zoom, pan and filters, refreshing at most every ``REFRESH_MS``.
+Unticked, it keeps the view it had and can be panned on its own. Panels never
+read files and keep no dataset: they query the window's data hub through the
+prefix-sum index (no scan of the events per refresh).
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QHBoxLayout, Q
                                QToolButton, QVBoxLayout, QWidget)
 
 from liqscope.models.dataset import Dataset
-from liqscope.models.drilldown import breakdown
+from liqscope.models.drilldown import index_breakdown
+from liqscope.models.liq_index import LiquidationIndex
 from liqscope.models.export import default_name
 from liqscope.models.format import number, usd
-from liqscope.models.liquidations import LiquidationModel
+from liqscope.models.liquidations import Totals
 from liqscope.models.timeutil import pick_bucket
 
 from .axis import from_x
@@ -31,7 +34,8 @@ from .state import View
 from .table_model import Column, DataFrameModel, iso_utc, percent, usd_exact
 from .theme import THEMES, display_name
 
-DATA_FIELDS = frozenset({"start", "end", "side", "min_usd", "exchanges", "exchange"})
+DATA_FIELDS = frozenset({"start", "end", "side", "min_usd", "exchanges", "exchange", "bucket"})
+REFRESH_MS = 80  # linked panels refresh at most this often while the main view moves
 TOP_CHOICES = {"top 100": 100, "top 1,000": 1000, "all": 0}
 MIN_BAR_PX = 4  # as the main liquidation pane
 
@@ -66,7 +70,7 @@ class DrillPanel(QDockWidget):
         super().__init__(title, main)
         self.main, self.key = main, key
         self.state = main.state
-        self.view: View = self.state.view
+        self._own_view: View | None = None  # only while unlinked: the window this panel keeps
         self.bucket = 3600
         self.totals = None
         self._applying_range = False
@@ -76,10 +80,10 @@ class DrillPanel(QDockWidget):
                          | QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.setMinimumWidth(420)
-        self._sub: LiquidationModel | None = None
+        self._drawn = False
         self._columns_sized = False
         self.titles: dict[int, str] = {}  # id(plot) -> caption html, re-coloured with the theme
-        self._refresh_timer = QTimer(self, singleShot=True, interval=80)
+        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_MS)
         self._refresh_timer.timeout.connect(self.refresh)
         self._redraw_timer = QTimer(self, singleShot=True, interval=60)  # after resizes: bars follow pixels
         self._redraw_timer.timeout.connect(self.redraw)
@@ -164,6 +168,8 @@ class DrillPanel(QDockWidget):
         outer.addWidget(self.content, 1)
         self.setWidget(body)
         self.state.changed.connect(self._on_state_changed)
+        main.hub.dataset_changed.connect(self._on_dataset_changed)
+        main.hub.data_appended.connect(self._refresh_timer.start)
         self.apply_theme()
         self.refresh()
 
@@ -171,11 +177,11 @@ class DrillPanel(QDockWidget):
     def build_plots(self) -> None:
         raise NotImplementedError
 
-    def liquidations(self) -> LiquidationModel:
-        """This panel's events for its own view (window and filters)."""
+    def panel_view(self, base: View) -> View:
+        """The panel's view of ``base`` (the main view, or the one it kept): which liquidations it shows."""
         raise NotImplementedError
 
-    def draw(self, sub: LiquidationModel) -> None:
+    def draw(self) -> None:
         raise NotImplementedError
 
     def name_parts(self) -> list[str]:
@@ -197,6 +203,24 @@ class DrillPanel(QDockWidget):
     def origin_s(self) -> float:
         return self.main.origin_s
 
+    def origin(self) -> float:
+        """For the panel's axes: read at draw time, so a dataset swap re-labels them."""
+        return self.main.origin_s
+
+    @property
+    def view(self) -> View:
+        """What this panel shows: derived from the main view while linked, else from the view it kept."""
+        return self.panel_view(self.state.view if self._own_view is None else self._own_view)
+
+    def index(self) -> LiquidationIndex:
+        return self.dataset.index(self.view.min_usd)
+
+    def query(self) -> dict:
+        """Index filters of this panel's view (its liquidations, one definition: ``View.liq_filter``)."""
+        f = self.view.liq_filter()
+        f.pop("min_notional")
+        return f
+
     @property
     def linked(self) -> bool:
         return self.linked_box.isChecked()
@@ -205,8 +229,8 @@ class DrillPanel(QDockWidget):
         if self.linked_box.isChecked() != on:
             self.linked_box.setChecked(on)  # re-enters through toggled
             return
+        self._own_view = None if on else self.state.view
         if on:
-            self.view = self.state.view
             self.refresh()
 
     def _on_state_changed(self, names: frozenset) -> None:
@@ -216,8 +240,12 @@ class DrillPanel(QDockWidget):
             for plot in self.plots():
                 plot.getAxis("bottom").set_utc(self.state.view.utc)
         if self.linked and names & DATA_FIELDS:
-            self.view = self.state.view
-            self.refresh()
+            self._refresh_timer.start()  # coalesced: a drag emits dozens of window changes
+
+    def _on_dataset_changed(self, _dataset) -> None:
+        for plot in self.plots():
+            plot.getAxis("bottom").invalidate()
+        self._refresh_timer.start()
 
     def _on_user_range(self, _vb, rng) -> None:
         """Panning/zooming a panel plot: moves the main window if linked, else only this panel."""
@@ -228,7 +256,7 @@ class DrillPanel(QDockWidget):
         if self.linked:
             self.state.update(start=start, end=end)
         else:
-            self.view = replace(self.view, start=start, end=end)
+            self._own_view = replace(self._own_view, start=start, end=end)
             self._refresh_timer.start()
 
     def set_window(self, start: pd.Timestamp, end: pd.Timestamp) -> None:
@@ -236,34 +264,35 @@ class DrillPanel(QDockWidget):
         if self.linked:
             self.state.update(start=start, end=end)
         else:
-            self.view = replace(self.view, start=start, end=end)
+            self._own_view = replace(self._own_view, start=start, end=end)
             self.refresh()
 
     # -- drawing -------------------------------------------------------------
     def refresh(self) -> None:
+        """Heading, long/short split, both tables and the charts, from the index."""
         v = self.view
-        if v.start is None or v.end is None:
+        if not v.has_window:
             return
         self._refresh_timer.stop()
-        sub = self.liquidations()
-        self.totals = sub.totals()
-        self.heading.setText(f"<b>{self.heading_name()}</b> · {v.start.strftime('%Y-%m-%d %H:%M')} → "
-                             f"{v.end.strftime('%Y-%m-%d %H:%M')} UTC<br>Total <b>{usd_exact(self.totals.total_usd)}</b>"
+        index, query = self.index(), self.query()
+        self.totals: Totals = index.totals(v.start, v.end, **query)
+        self.heading.setText(f"<b>{self.heading_name()}</b> · {v.window_text()}"
+                             f"<br>Total <b>{usd_exact(self.totals.total_usd)}</b>"
                              f" in {self.totals.count:,} liquidations")
         self.split.set_values(self.totals.long_usd, self.totals.short_usd)
-        self.breakdown_model.set_frame(breakdown(sub, self.by))
+        self.breakdown_model.set_frame(index_breakdown(index, v.start, v.end, self.by, **query))
         n = self.top_combo.currentData()
-        self.orders_model.set_frame(sub.largest(n if n else len(sub)))
+        self.orders_model.set_frame(index.largest(v.start, v.end, n if n else self.totals.count, **query))
         if not self._columns_sized and self.orders_model.rowCount():
             self.orders_view.resizeColumnsToContents()  # once: columns must not jump while panning
             self._columns_sized = True
-        self._sub = sub
+        self._drawn = True
         self.redraw()
 
     def redraw(self) -> None:
         """Charts only (window range, bars, lines) for the current size; tables stay as they are."""
         v = self.view
-        if self._sub is None or v.start is None or v.end is None:
+        if not self._drawn or not v.has_window:
             return
         self._redraw_timer.stop()
         self._applying_range = True
@@ -271,7 +300,7 @@ class DrillPanel(QDockWidget):
             x0, x1 = (t.value / 1e9 - self.origin_s for t in (v.start, v.end))
             for plot in self.plots():
                 plot.getViewBox().setXRange(x0, x1, padding=0)
-            self.draw(self._sub)
+            self.draw()
         finally:
             self._applying_range = False
 
@@ -316,6 +345,11 @@ class DrillPanel(QDockWidget):
 
     def export_name(self, what: str | None, ext: str) -> str:
         return default_name(self.name_parts(), self.view.start, self.view.end, ext, what)
+
+    def bars(self):
+        """USD per bucket × (side, exchange) of this panel's view, at the drawn bucket (index, no scan)."""
+        v = self.view
+        return self.index().buckets(self.bucket, v.start, v.end, by="exchange", **self.query())
 
     def _bars(self, plot_rects: RectsItem, x: np.ndarray, longs, shorts, colors, plot: pg.PlotItem) -> None:
         (x0, x1, y0, y1, g), top, bottom = stacked_bars(x, self.bucket, longs, shorts)

@@ -27,6 +27,9 @@ class Drilldown:
         self.window = window
         self.panels: dict[tuple[str, str], DrillPanel] = {}
         self.menu = self._build_menu()
+        # open panels hear of a new dataset themselves (the hub); the menu re-lists what it holds
+        window.hub.dataset_changed.connect(lambda _ds: self.populate_menu())
+        window.hub.data_appended.connect(self.populate_menu)
         window.headline.exchange_clicked.connect(self.open_exchange)
         self.details_action = QAction("Details…", window)
         self.details_action.setObjectName("asset_details")
@@ -89,14 +92,6 @@ class Drilldown:
             toolbar.insertAction(before, self.details_action)
         else:
             toolbar.addAction(self.details_action)
-
-    def dataset_changed(self) -> None:
-        """The window shows another dataset (background load, import): refresh every open panel."""
-        self.populate_menu()
-        for panel in list(self.panels.values()):
-            if panel.linked:
-                panel.view = self.window.state.view
-            panel.refresh()
 
     def open_exchange(self, name: str) -> ExchangePanel:
         return self._open(("exchange", name.lower()), lambda: ExchangePanel(self.window, name))

@@ -5,7 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from liqscope.models.export import Selection
-from liqscope.models.liquidations import LiquidationModel
+from liqscope.models.view import View
 from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import format_duration
 
@@ -29,7 +29,7 @@ class ExchangePanel(DrillPanel):
         self.orders_view.setColumnHidden(self.orders_model_column("exchange"), True)  # always this one
 
     def build_plots(self) -> None:
-        self.plot = add_plot(self.graphics, 0, self.origin_s, self.state.view.utc, UsdAxis("right"))
+        self.plot = add_plot(self.graphics, 0, self.origin, self.state.view.utc, UsdAxis("right"))
         self.rects = RectsItem()
         self.plot.addItem(self.rects)
         self.plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1)))
@@ -38,10 +38,8 @@ class ExchangePanel(DrillPanel):
     def plots(self) -> list[pg.PlotItem]:
         return [self.plot]
 
-    def liquidations(self) -> LiquidationModel:
-        v = self.view
-        return self.dataset.liquidations.filter(v.start, v.end, exchanges=[self.exchange], side=v.side,
-                                                min_notional=v.min_usd)
+    def panel_view(self, base: View) -> View:
+        return base.for_exchange(self.exchange)
 
     def heading_name(self) -> str:
         return display_name(self.exchange)
@@ -49,10 +47,9 @@ class ExchangePanel(DrillPanel):
     def name_parts(self) -> list[str]:
         return ["all-assets", self.exchange]
 
-    def draw(self, sub: LiquidationModel) -> None:
-        v = self.view
+    def draw(self) -> None:
         self.bucket = self.pick_bucket()
-        table = sub.buckets(self.bucket, v.start, v.end, by="exchange")
+        table = self.bars()
         self.bucket_table = table
         x = to_x(ts_ns(table.index), self.origin_s)
         longs = table["long"].sum(axis=1).to_numpy() if len(table.columns) else np.zeros(len(table))
@@ -63,6 +60,4 @@ class ExchangePanel(DrillPanel):
                                   f"{swatch(SHORT_COLOR, 'shorts ▲')} &nbsp; {swatch(LONG_COLOR, 'longs ▼')}")
 
     def export_selection(self) -> Selection:
-        v = self.view
-        return Selection(start=v.start, end=v.end, exchanges=(self.exchange,), side=v.side,
-                         min_usd=v.min_usd, bucket=self.bucket, by="asset")
+        return Selection(view=self.view, bucket=self.bucket, by="asset")

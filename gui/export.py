@@ -14,15 +14,18 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from PySide6.QtCore import QObject, QPoint, Qt
+from PySide6.QtCore import QObject, QPoint
 from PySide6.QtGui import QAction, QColor, QImage, QPainter
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from liqscope.models.dataset import Dataset
-from liqscope.models.export import (ExportCancelled, ExportError, Progress, Selection, atomic_file, check_writable,
-                                    main_view_name, main_view_selection, selection_frame, write_csv)
+from liqscope.models.export import (ExportError, Selection, atomic_file, check_writable,
+                                    main_view_name, selection_frame, write_csv)
+from liqscope.models.progress import Step, Task
 
+from .loader import close_progress, progress_dialog
 from .theme import THEMES
+from .worker import Worker
 
 WHAT_LABELS = {"candles": "Candles (OHLCV)…", "buckets": "Liquidation buckets…",
                "liquidations": "Raw liquidations…"}
@@ -30,10 +33,16 @@ PROGRESS_MIN_ROWS = 50_000  # smaller exports finish before a dialog could be re
 
 
 class ExportTarget(Protocol):
-    """Anything that can be exported: the main window's view or a drill-down panel."""
+    """Anything that can be exported: the main window's view or a drill-down panel.
 
-    dataset: Dataset
+    ``dataset`` is read at export time (a property onto the window's data hub):
+    a target never keeps the dataset it was built with.
+    """
+
     export_whats: tuple[str, ...]
+
+    @property
+    def dataset(self) -> Dataset: ...
 
     def export_widget(self) -> QWidget: ...
 
@@ -83,38 +92,11 @@ def export_png(target: ExportTarget, path: str | os.PathLike, scale: float = 1.0
 
 
 # -- CSV ---------------------------------------------------------------------
-def export_csv(target: ExportTarget, path: str | os.PathLike, what: str,
-               progress: Progress | None = None) -> int:
+def export_csv(target: ExportTarget, path: str | os.PathLike, what: str, task: Task | None = None) -> int:
     """Write the rows behind ``target``'s view; returns the number of data rows."""
     check_writable(path)
     frame = selection_frame(target.dataset.prices, target.dataset.liquidations, target.export_selection(), what)
-    return write_csv(frame, path, progress)
-
-
-class ProgressDialog:
-    """A progress callback that shows a cancellable dialog only for long exports."""
-
-    def __init__(self, parent: QWidget | None, label: str, min_rows: int = PROGRESS_MIN_ROWS):
-        self.parent, self.label, self.min_rows = parent, label, min_rows
-        self.dialog: QProgressDialog | None = None
-
-    def __call__(self, done: int, total: int) -> bool:
-        if total < self.min_rows:
-            return True
-        if self.dialog is None:
-            self.dialog = QProgressDialog(self.label, "Cancel", 0, total, self.parent)
-            self.dialog.setWindowTitle("Exporting")
-            self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
-            self.dialog.setMinimumDuration(0)
-        self.dialog.setValue(done)
-        QApplication.processEvents()
-        return not self.dialog.wasCanceled()
-
-    def close(self) -> None:
-        if self.dialog is not None:
-            self.dialog.close()
-            self.dialog.deleteLater()
-            self.dialog = None
+    return write_csv(frame, path, task)
 
 
 # -- interactive (dialogs) ---------------------------------------------------
@@ -157,24 +139,52 @@ def interactive_png(parent: QWidget, target: ExportTarget, scale: float) -> str 
     return path
 
 
-def interactive_csv(parent: QWidget, target: ExportTarget, what: str) -> str | None:
-    """File dialog, then CSV with a progress dialog for long exports."""
+def interactive_csv(parent: QWidget, target: ExportTarget, what: str) -> Worker | None:
+    """File dialog, then the CSV written by a worker, with a cancellable progress dialog for long exports.
+
+    The selection (the view, the drawn levels) is taken now, on the GUI thread; the
+    rows are gathered and written off it. Returns the worker (tests wait on it).
+    """
     path = ask_path(parent, "Export CSV", target.export_name(what, "csv"), "CSV files (*.csv)")
     if path is None:
         return None
-    progress = ProgressDialog(parent, f"Writing {Path(path).name}…")
-    try:
-        rows = export_csv(target, path, what, progress)
-    except ExportCancelled:
-        _report(parent, "Export cancelled")
-        return None
-    except ExportError as exc:
-        QMessageBox.warning(parent, "Export CSV", str(exc))
-        return None
-    finally:
-        progress.close()
-    _report(parent, f"Wrote {path} ({rows:,} rows)")
-    return path
+    return start_csv_export(parent, target, what, path)
+
+
+def start_csv_export(parent: QWidget, target: ExportTarget, what: str, path: str) -> Worker:
+    dataset, selection = target.dataset, target.export_selection()
+    worker = Worker(parent, name="liqscope-export")
+    dialog: list = []  # the progress dialog, once the export proves long
+
+    def progressed(step: Step) -> None:
+        if step.total < PROGRESS_MIN_ROWS:
+            return
+        if not dialog:
+            dialog.append(progress_dialog(parent, "Exporting", f"Writing {Path(path).name}…", worker.cancel))
+        dialog[0].setValue(int(1000 * step.fraction))
+
+    def done(message: str | None = None, error: str | None = None) -> None:
+        for d in dialog:
+            close_progress(d)
+        if error:
+            QMessageBox.warning(parent, "Export CSV", error)
+        elif message:
+            _report(parent, message)
+        worker.deleteLater()
+
+    def failed(exc: Exception) -> None:
+        done(error=str(exc) if isinstance(exc, (ExportError, OSError)) else f"{type(exc).__name__}: {exc}")
+
+    def write(task: Task) -> int:
+        check_writable(path)
+        return write_csv(selection_frame(dataset.prices, dataset.liquidations, selection, what), path, task)
+
+    worker.progressed.connect(progressed)
+    worker.finished.connect(lambda rows: done(f"Wrote {path} ({rows:,} rows)"))
+    worker.failed.connect(failed)
+    worker.cancelled.connect(lambda: done("Export cancelled"))
+    worker.start(write)
+    return worker
 
 
 def export_menu(parent: QWidget, target: ExportTarget, title: str = "Export") -> QMenu:
@@ -194,30 +204,34 @@ def export_menu(parent: QWidget, target: ExportTarget, title: str = "Export") ->
 
 # -- the main window as a target ---------------------------------------------
 class MainViewExport(QObject):
-    """The main window's view (headline + charts, no toolbars) as an export target."""
+    """The main window's view (headline + charts, no toolbars) as an export target.
+
+    Holds no data of its own: the dataset and the view are read from the window
+    when an export runs, so it always exports what the window shows now.
+    """
 
     export_whats = ("candles", "buckets", "liquidations")
 
     def __init__(self, window):
         super().__init__(window)
         self.window = window
-        self.dataset = window.dataset
         self.state = window.state
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.window.dataset
 
     def export_widget(self) -> QWidget:
         return self.window.centralWidget()
 
     def export_selection(self) -> Selection:
-        """The drawn levels (candle interval, bar bucket) and the view's filters."""
+        """The view and the drawn levels (candle interval, bar bucket)."""
         v = self.state.view
-        return main_view_selection(start=v.start, end=v.end, asset=v.asset, exchange=v.exchange,
-                                   exchanges=v.exchanges, liq_scope=v.liq_scope, side=v.side, min_usd=v.min_usd,
-                                   candle_interval=self.window.price.level, bucket=self.window.liq.bucket)
+        return Selection(view=v, price_exchanges=(v.exchange,), candle_interval=self.window.price.level,
+                         bucket=self.window.liq.bucket, by="exchange")
 
     def export_name(self, what: str | None, ext: str) -> str:
-        v = self.state.view
-        return main_view_name(start=v.start, end=v.end, asset=v.asset, exchange=v.exchange,
-                              exchanges=v.exchanges, liq_scope=v.liq_scope, what=what, ext=ext)
+        return main_view_name(self.state.view, what=what, ext=ext)
 
 
 def install_export_menu(window) -> MainViewExport:

@@ -16,8 +16,10 @@ from typing import Iterator
 from PySide6 import QtWidgets  # noqa: F401  (importing this module fails at once when Qt cannot load)
 
 from liqscope.models.dataset import Dataset
-from liqscope.models.export import ExportError, Progress
+from liqscope.models.export import ExportError
 from liqscope.models.paths import CONFIG_DIR_ENV
+from liqscope.models.progress import Task
+from liqscope.models.view import View
 
 
 @contextlib.contextmanager
@@ -56,10 +58,11 @@ def fit_central(window, width: int, height: int) -> None:
     settle(window)
 
 
-def export_view(dataset: Dataset, fields: dict, *, size: tuple[int, int], scale: float = 1.0,
+def export_view(dataset: Dataset, view: View, *, size: tuple[int, int], scale: float = 1.0,
                 png: str | None = None, csv: str | None = None, what: str = "candles",
-                progress: Progress | None = None) -> list[str]:
-    """Build the main window for ``fields`` (View fields) off screen, write the PNG and/or CSV.
+                task: Task | None = None) -> list[str]:
+    """Build the main window off screen the way the app starts (placeholder, then the data and the
+    view swapped in), write the PNG and/or CSV of ``view``.
 
     Returns one human line per file written. Raises ExportError for problems a
     user can fix (size too small, path not writable).
@@ -71,23 +74,22 @@ def export_view(dataset: Dataset, fields: dict, *, size: tuple[int, int], scale:
     from PySide6.QtCore import Qt
 
     from .app import make_app
-    from .export import MainViewExport, export_csv, export_png
+    from .export import export_csv, export_png
     from .main_window import MainWindow
-    from .state import View
 
     app = make_app()
     lines = []
     with _throwaway_settings():
-        window = MainWindow(dataset, View(**fields), restore=False)
+        window = MainWindow(restore=False)
         try:
             window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+            window.set_dataset(dataset, view)
             fit_central(window, *size)
-            target = MainViewExport(window)
             if png:
-                w, h = export_png(target, png, scale)
+                w, h = export_png(window.exports, png, scale)
                 lines.append(f"wrote {png} ({w}x{h})")
             if csv:
-                rows = export_csv(target, csv, what, progress)
+                rows = export_csv(window.exports, csv, what, task)
                 lines.append(f"wrote {csv} ({rows:,} rows of {what})")
         finally:
             window.close()

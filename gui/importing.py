@@ -11,15 +11,18 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QInputDialog, QLabel,
                                QLineEdit, QMessageBox, QProgressDialog)
 
-from liqscope.models.importers import SIDE_CONVENTIONS, ImportCancelled, InputError, import_files
+from liqscope.models.importers import (SIDE_CONVENTIONS, InputError, UnknownColumnsError, UnknownContractSizeError,
+                                       import_files)
 from liqscope.models.importers.generic import CANDLE_FIELDS, LIQ_FIELDS
+from liqscope.models.progress import Step
 from liqscope.models.store import StoreError, open_store
 
-from .loader import BackgroundLoader, close_progress, prepare, progress_dialog
+from .loader import close_progress, progress_dialog
+from .worker import Worker
 
 FILE_FILTER = "Data files (*.csv *.csv.gz *.gz *.zip *.parquet *.txt);;All files (*)"
 NOT_IN_FILE = "(not in file)"
@@ -113,25 +116,25 @@ class MappingDialog(QDialog):
 
 
 class ImportController(QObject):
-    """Runs imports for one main window; signals carry worker results to the GUI thread."""
-
-    progressed = Signal(int, int)
-    finished = Signal(object)   # list[ImportReport]
-    failed = Signal(object)     # exception
+    """Runs imports for one main window on the one worker type; the store is re-read afterwards."""
 
     def __init__(self, window):
         super().__init__(window)
         self.window = window
         self.dialog: QProgressDialog | None = None
-        self._cancel = threading.Event()
         self._paths: list[str] = []
-        self.thread: threading.Thread | None = None
-        self.progressed.connect(self._on_progress)
-        self.finished.connect(self._on_finished)
-        self.failed.connect(self._on_failed)
-        self.reloader = BackgroundLoader(self)
-        self.reloader.loaded.connect(self._show_dataset)
-        self.reloader.failed.connect(lambda msg: QMessageBox.critical(window, "Liqscope", f"Could not read the store: {msg}"))
+        self._options: dict = {}
+        self.last_reports = None
+        self.last_error: Exception | None = None
+        self.worker = Worker(self, name="liqscope-import")
+        self.worker.progressed.connect(self._on_progress)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(self._on_cancelled)
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self.worker.thread
 
     def ask_and_import(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self.window, "Import files into the local store", "", FILE_FILTER)
@@ -140,37 +143,24 @@ class ImportController(QObject):
 
     def start(self, paths: list[str], **options) -> threading.Thread | None:
         """Import ``paths`` in a worker; returns the thread (tests join it)."""
-        if self.thread is not None and self.thread.is_alive():
+        if self.worker.running:
             QMessageBox.information(self.window, "Import", "An import is already running.")
             return None
         self._paths = [str(p) for p in paths]
         self._options = dict(options)
-        self._cancel.clear()
-        self.dialog = progress_dialog(self.window, "Import", f"Importing {len(paths)} file(s)…", self._cancel)
-        store_root = None
-
-        def work():
-            try:
-                store = open_store(store_root)
-                reports = import_files(self._paths, store=store, cancelled=self._cancel.is_set,
-                                       progress=lambda done, total: self.progressed.emit(done, max(total, 1)),
-                                       **options)
-            except Exception as exc:  # shown to the user, store untouched
-                self.failed.emit(exc)
-            else:
-                self.finished.emit(reports)
-
-        self.thread = threading.Thread(target=work, name="liqscope-import", daemon=True)
-        self.thread.start()
-        return self.thread
+        self.dialog = progress_dialog(self.window, "Import", f"Importing {len(paths)} file(s)…", self.worker.cancel)
+        files = list(self._paths)
+        return self.worker.start(lambda task: import_files(files, store=open_store(), task=task, **options))
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self.worker.cancel()
 
     # -- results (GUI thread) --------------------------------------------------
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, step: Step) -> None:
         if self.dialog is not None:
-            self.dialog.setValue(int(1000 * done / total))
+            self.dialog.setValue(int(1000 * step.fraction))
+            if step.message:
+                self.dialog.setLabelText(step.message)
 
     def _close_dialog(self) -> None:
         close_progress(self.dialog)
@@ -185,34 +175,35 @@ class ImportController(QObject):
 
     def reload_store(self) -> None:
         """Re-read the store off the GUI thread and show it (after an import or a fetch)."""
-        self.reloader.start(lambda: prepare(open_store().load_dataset()))
+        self.window.loader.reload_store()
+
+    def _on_cancelled(self) -> None:
+        self._close_dialog()
+        self.window.statusBar().showMessage("Import cancelled: the store is unchanged.", 10_000)
 
     def _on_failed(self, exc: Exception) -> None:
         self._close_dialog()
         self.last_error = exc
-        if isinstance(exc, ImportCancelled):
-            self.window.statusBar().showMessage("Import cancelled: the store is unchanged.", 10_000)
-            return
         if isinstance(exc, (InputError, StoreError, ValueError, OSError)):
             self._explain(exc)
             return
         QMessageBox.critical(self.window, "Import failed", f"{type(exc).__name__}: {exc}\n\nThe store is unchanged.")
 
     def _explain(self, exc: Exception) -> None:
-        """One-line error; offer column mapping when the format was not recognised."""
+        """One-line error; offer column mapping or a contract size when that is what the file needs."""
         box = QMessageBox(QMessageBox.Icon.Warning, "Import failed", str(exc), parent=self.window)
         box.setInformativeText("Nothing was added: the store is unchanged.")
         box.setObjectName("import_error")
         map_button = size_button = None
-        file = getattr(exc, "file", None)
-        if isinstance(exc, InputError) and file and ("unrecognised columns" in str(exc) or "missing" in str(exc)):
+        if isinstance(exc, UnknownColumnsError) and getattr(exc, "file", None):
             map_button = box.addButton("Map columns…", QMessageBox.ButtonRole.ActionRole)
-        if isinstance(exc, InputError) and "--contract-size" in str(exc):
+        if isinstance(exc, UnknownContractSizeError):
             size_button = box.addButton("Set contract size…", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Close)
         self.error_box = box
         box.exec()
         if map_button is not None and box.clickedButton() is map_button:
+            file = exc.file
             path = next((p for p in self._paths if Path(p).name == Path(file).name or p == file), self._paths[0])
             self.map_and_import(path)
         elif size_button is not None and box.clickedButton() is size_button:
@@ -237,9 +228,6 @@ class ImportController(QObject):
         self.mapping_dialog = dlg
         if dlg.exec() == QDialog.DialogCode.Accepted:
             self.start([path], **dlg.options())
-
-    def _show_dataset(self, dataset) -> None:
-        self.window.set_dataset(dataset)
 
 
 def accept_drop(event) -> list[str]:

@@ -143,3 +143,35 @@ def recolor_legend(legend: pg.LegendItem, color: str) -> None:
     legend.setLabelTextColor(color)
     for _sample, label in legend.items:
         label.setText(label.text, color=color)
+
+
+class PaneNote(pg.TextItem):
+    """A sentence in the middle of a plot saying why it is empty (no candles, no data in the window).
+
+    Parented to the view box, so it stays centred whatever the zoom; hidden when there is nothing to say.
+    """
+
+    def __init__(self, vb: pg.ViewBox):
+        super().__init__(anchor=(0.5, 0.5))
+        self.vb = vb
+        self.setParentItem(vb)
+        self.setZValue(50)
+        self.hide()
+        vb.sigResized.connect(self._place)
+
+    def say(self, text: str | None) -> None:
+        if not text:
+            self.hide()
+            return
+        if text != getattr(self, "_text", None):
+            self._text = text
+            self.setText(text)
+        self._place()
+        self.show()
+
+    @property
+    def text(self) -> str:
+        return getattr(self, "_text", "") if self.isVisible() else ""
+
+    def _place(self, *_):
+        self.setPos(self.vb.width() / 2, self.vb.height() / 2)

@@ -7,6 +7,8 @@ either side; pans inside that range only move the view (finplot's 3x cache).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
@@ -16,7 +18,7 @@ from liqscope.models.liq_index import BucketSums, LiquidationIndex
 from liqscope.models.timeutil import format_duration, pick_bucket
 
 from .axis import to_x
-from .items import RectsItem, recolor_legend
+from .items import PaneNote, RectsItem, recolor_legend
 from .theme import display_name, exchange_color
 
 MIN_BAR_PX = 4
@@ -30,9 +32,9 @@ class UsdAxis(pg.AxisItem):
 
 
 class LiqPane:
-    def __init__(self, plot: pg.PlotItem, origin_s: float):
+    def __init__(self, plot: pg.PlotItem, origin: Callable[[], float]):
         self.plot = plot
-        self.origin_s = origin_s
+        self._origin = origin  # the data hub's origin, read when drawing (never a copy)
         self.bars = RectsItem()
         plot.addItem(self.bars)
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1))
@@ -51,12 +53,17 @@ class LiqPane:
         self.legend.setParentItem(self.vb)
         self.label = pg.TextItem(anchor=(1, 0))
         self.label.setParentItem(self.vb)
+        self.note = PaneNote(self.vb)
         self.bucket = 3600
         self.table: BucketSums | None = None  # what is drawn: USD per (side, exchange, bucket)
         self._cache_key = None
         self._range_ns = (0, 0)
         self._tops = self._bottoms = np.empty(0)
         self._legend_names: tuple[str, ...] = ()
+
+    @property
+    def origin_s(self) -> float:
+        return self._origin()
 
     def set_foreground(self, color: str):
         self.label.setColor(color)

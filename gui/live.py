@@ -126,21 +126,18 @@ class LiveController(QObject):
         frames, self._pending = self._pending, []
         events = pd.concat(frames, ignore_index=True)
         ds = self.window.dataset
-        choices_before = (ds.prices.assets, ds.exchanges)
         latest_before = ds.liquidations.time_range()
         view = self.window.state.view
         at_edge = view.end is not None and latest_before is not None and view.end >= latest_before[1]
-        ds.append_liquidations(events)
-        newest = ds.liquidations.time_range()[1]
-        if view.start is None:  # empty store: show the last hour up to the newest event
+        if not self.window.hub.append_liquidations(events):  # announces the growth once (hub.data_appended)
+            return
+        newest = self.window.dataset.liquidations.time_range()[1]
+        if view.start is None or latest_before is None:  # empty store: show the last hour up to the newest event
             self.window.state.update(start=newest.floor("min") - pd.Timedelta(hours=1),
                                      end=newest.ceil("min") + pd.Timedelta(minutes=1))
         elif at_edge and newest >= view.end:  # follow the live edge
             shift = newest.ceil("min") + pd.Timedelta(minutes=1) - view.end
             self.window.state.update(start=view.start + shift, end=view.end + shift)
-        if (ds.prices.assets, ds.exchanges) != choices_before:  # a new exchange joined: refill the menus
-            self.window.controls.set_choices(ds.prices.assets, ds.exchanges)
-        self.window.refresh_data()
 
 
 class FetchDialog(QDialog):

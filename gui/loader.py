@@ -1,49 +1,83 @@
-"""Load data off the GUI thread so the window paints first and never freezes."""
+"""Load datasets off the GUI thread so the window paints first and never freezes.
+
+One :class:`DatasetLoader` per window does every (re)load: the start-up load,
+and the re-read of the store after an import or a fetch. It runs on the one
+worker type (:class:`~.worker.Worker`) and hands the result to the window's
+``set_dataset``, which announces the swap once through the data hub.
+"""
 from __future__ import annotations
 
 import threading
-import traceback
 from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QProgressDialog, QWidget
+from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
+
+from liqscope.models.dataset import Dataset
+from liqscope.models.progress import Task
+
+from .worker import Worker
 
 
-class BackgroundLoader(QObject):
-    """Runs ``fn()`` in a worker thread; ``loaded``/``failed`` arrive on the GUI thread (queued)."""
-
-    loaded = Signal(object)
-    failed = Signal(str)
-
-    def start(self, fn: Callable[[], object]) -> threading.Thread:
-        def work():
-            try:
-                result = fn()
-            except Exception as exc:  # reported to the user, not swallowed
-                traceback.print_exc()
-                self.failed.emit(f"{type(exc).__name__}: {exc}")
-            else:
-                self.loaded.emit(result)
-
-        thread = threading.Thread(target=work, name="liqscope-loader", daemon=True)
-        thread.start()
-        return thread
-
-
-def prepare(dataset):
+def prepare(dataset: Dataset) -> Dataset:
     """Everything slow that the first frames need: index and default window."""
     dataset.index()
     dataset.busiest_day()
     return dataset
 
 
-def progress_dialog(parent: QWidget, title: str, text: str, cancel: threading.Event) -> QProgressDialog:
-    """A window-modal 0..1000 progress dialog whose Cancel sets ``cancel`` (read by the worker)."""
+def read_store() -> Dataset:
+    from liqscope.models.store import open_store
+
+    return open_store().load_dataset()
+
+
+class DatasetLoader(QObject):
+    """Loads a dataset on a worker and shows it in the window; a newer load supersedes an older one."""
+
+    loaded = Signal(object)   # the Dataset, after the window shows it
+    failed = Signal(object)   # the exception
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.worker = Worker(self, name="liqscope-loader")
+        self.worker.finished.connect(self._finished)
+        self.worker.failed.connect(self._failed)
+        self.on_loaded: Callable[[Dataset], None] | None = None  # replaces the default hand-over once
+
+    def load(self, read: Callable[[], Dataset], on_loaded: Callable[[Dataset], None] | None = None) -> threading.Thread:
+        self.on_loaded = on_loaded
+        return self.worker.start(lambda task: prepare(read()))
+
+    def reload_store(self) -> threading.Thread:
+        """Re-read the store and show it (after an import, a fetch, or when recording takes over)."""
+        return self.load(read_store)
+
+    def _finished(self, dataset: Dataset) -> None:
+        handler, self.on_loaded = self.on_loaded, None
+        if handler is not None:
+            handler(dataset)
+        else:
+            self.window.set_dataset(dataset)
+        self.loaded.emit(dataset)
+
+    def _failed(self, exc: Exception) -> None:
+        self.window.statusBar().clearMessage()
+        QMessageBox.critical(self.window, "Liqscope", f"Could not load data: {exc}")
+        self.failed.emit(exc)
+
+
+def progress_dialog(parent: QWidget, title: str, text: str,
+                    cancel: threading.Event | Callable[[], None] | Task) -> QProgressDialog:
+    """A window-modal 0..1000 progress dialog whose Cancel cancels the work (event, task or callable)."""
     dialog = QProgressDialog(text, "Cancel", 0, 1000, parent)
     dialog.setWindowTitle(title)
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
     dialog.setMinimumDuration(300)
-    dialog.canceled.connect(cancel.set)
+    if isinstance(cancel, Task):
+        cancel = cancel.cancel
+    dialog.canceled.connect(cancel.set if isinstance(cancel, threading.Event) else cancel)
     return dialog
 
 

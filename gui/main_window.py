@@ -9,9 +9,9 @@ from PySide6.QtWidgets import (QApplication, QDateTimeEdit, QDialog, QDialogButt
                                QMainWindow, QMenu, QMessageBox, QVBoxLayout, QWidget)
 
 from liqscope.models.dataset import Dataset
-from liqscope.models.store import open_store
 from liqscope.models.format import number, usd
 from liqscope.models.timeutil import format_duration
+from liqscope.models.view import FIELDS, View, default_window, fit_view
 
 from .about import show_about
 from .axis import OriginDateAxis, from_x
@@ -20,37 +20,47 @@ from .controls import Controls
 from .drilldown import install_drilldown
 from .export import install_export_menu
 from .headline import HeadlineStrip
+from .hub import DataHub
 from .importing import ImportController, accept_drop
 from .live import FetchController, LiveController
 from .liq_pane import LiqPane, UsdAxis
-from .price_pane import PriceAxis, PricePane, dataset_origin
+from .loader import DatasetLoader, read_store
+from .price_pane import PriceAxis, PricePane
 from .settings import load_view, open_settings, save_view
-from .state import View, ViewState
+from .state import ViewState
 from .theme import LONG_COLOR, SHORT_COLOR, THEMES, display_name, palette, stylesheet
 
 HEADLINE_THROTTLE_MS = 80
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, dataset: Dataset, view: View | None = None, *, restore: bool = True):
+    def __init__(self, dataset: Dataset | None = None, view: View | None = None, *, restore: bool = True):
+        """``dataset`` None: the placeholder the app paints first; the data arrives via ``set_dataset``."""
         super().__init__()
         self._resize_timer = QTimer(self, singleShot=True, interval=30)
         self._resize_timer.timeout.connect(lambda: self.redraw(force=True))
-        self.dataset = dataset
+        # the one holder of the shown dataset; this window's handler is connected first, so the view
+        # is fitted to a new dataset before the controls, banner and panels hear of it
+        self.hub = DataHub(dataset, self)
+        self.hub.dataset_changed.connect(self._dataset_changed)
+        self.hub.data_appended.connect(self.refresh_data)
+        self._next_view: tuple[View | None, bool] | None = None
         self.setWindowTitle("Liqscope")
         self.settings = open_settings()
         self.persist = restore  # screenshots/exports never overwrite the user's saved view
         initial = self._initial_view(view, restore)
-        self.state = ViewState(initial, parent=self)
+        self.state = ViewState(initial, parent=self, fit=lambda v: fit_view(self.dataset, v))
         self._applying_range = False
-        self.origin_s = dataset_origin(dataset)
+        self._readout_at: tuple[float, float | None] | None = None  # crosshair position, to re-describe
+        self._marked: tuple | None = None  # (window, filters) the markers were chosen for
 
         central = QWidget()
         central.setObjectName("central")
         lay = QVBoxLayout(central)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.setSpacing(4)
-        self.banner = DemoBanner(self, dataset)  # first run: demo notice + ways to get real data
+        self.banner = DemoBanner(self, self.dataset)  # first run: demo notice + ways to get real data
+        self.hub.dataset_changed.connect(self.banner.set_dataset)
         lay.addWidget(self.banner)
         self.headline = HeadlineStrip()
         lay.addWidget(self.headline)
@@ -66,8 +76,11 @@ class MainWindow(QMainWindow):
         self.view_info.setObjectName("view_info")
         self.statusBar().addPermanentWidget(self.view_info)
 
-        self.price_axis = OriginDateAxis(self.origin_s, utc=initial.utc, orientation="bottom")
-        self.liq_axis = OriginDateAxis(self.origin_s, utc=initial.utc, orientation="bottom")
+        origin = lambda: self.hub.origin_s  # noqa: E731  (read at draw time: no copies to go stale)
+        self.price_axis = OriginDateAxis(origin, utc=initial.utc, orientation="bottom")
+        self.liq_axis = OriginDateAxis(origin, utc=initial.utc, orientation="bottom")
+        for axis in (self.price_axis, self.liq_axis):
+            self.hub.dataset_changed.connect(axis.invalidate)
         price_plot = self.graphics.addPlot(row=0, col=0, axisItems={"bottom": self.price_axis,
                                                                      "right": PriceAxis("right")})
         liq_plot = self.graphics.addPlot(row=1, col=0, axisItems={"bottom": self.liq_axis,
@@ -77,9 +90,11 @@ class MainWindow(QMainWindow):
         self.graphics.ci.layout.setSpacing(2)
         price_plot.getAxis("bottom").setStyle(showValues=False)
         liq_plot.setXLink(price_plot)
-        self.price = PricePane(price_plot, self.origin_s)
-        self.liq = LiqPane(liq_plot, self.origin_s)
+        self.price = PricePane(price_plot, origin)
+        self.liq = LiqPane(liq_plot, origin)
         self.price.vb.sigXRangeChanged.connect(self._on_user_range)
+        # docking or floating a panel resizes the charts, not the window: re-fit bars, labels, markers
+        self.price.vb.sigResized.connect(lambda *_: self._resize_timer.start())
 
         self.crosshair = [pg.InfiniteLine(angle=90, movable=False) for _ in range(2)]
         self.hline = pg.InfiniteLine(angle=0, movable=False)
@@ -91,8 +106,10 @@ class MainWindow(QMainWindow):
         self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60,
                                            slot=lambda ev: self.on_mouse_scene(ev[0]))
 
+        self.loader = DatasetLoader(self)  # every (re)load of data: start-up, after import and fetch
         self._build_menus()
-        self.controls = Controls(self, self.state, dataset.prices.assets, dataset.exchanges)
+        self.controls = Controls(self, self.state, self.dataset.assets, self.dataset.exchanges)
+        self.hub.dataset_changed.connect(lambda ds: self.controls.set_choices(ds.assets, ds.exchanges))
         self.menuBar().addMenu(self.data_menu)
         self.menuBar().addMenu(self.help_menu)  # keep Help last
         self.exports = install_export_menu(self)  # File ▸ Export PNG / Export CSV
@@ -107,30 +124,51 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1500, 950)
-        self._on_changed(frozenset({"asset", "exchange", "theme", "start", "end", "utc"}))
+        self._on_changed(frozenset({"asset", "exchange", "theme", "start", "end", "utc", "data"}))
         self._headline_timer.stop()
         self.update_headline()  # the first frame shows the figures, not a placeholder
 
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset shown now (the hub's): read it, never keep it."""
+        return self.hub.dataset
+
+    @property
+    def origin_s(self) -> float:
+        return self.hub.origin_s
+
     def set_dataset(self, dataset: Dataset, view: View | None = None, *, restore: bool = False) -> None:
-        """Show another dataset without a restart (background load finished, import landed)."""
-        self.dataset = dataset
-        self.origin_s = dataset_origin(dataset)
-        self.price.origin_s = self.liq.origin_s = self.origin_s
-        self.price_axis.set_origin(self.origin_s)
-        self.liq_axis.set_origin(self.origin_s)
-        self.banner.set_dataset(dataset)
-        self.controls.set_choices(dataset.prices.assets, dataset.exchanges)
-        v = self._initial_view(view, restore) if (view is not None or restore) else self._validated(self.state.view)
-        self.state.update(**{k: getattr(v, k) for k in ("asset", "exchange", "start", "end")})
+        """Show another dataset without a restart (background load finished, import landed).
+
+        ``view``: a view asked for explicitly (already checked), shown as is; else the saved
+        view (``restore``) or the current one, fitted to the new data.
+        """
+        self._next_view = (view, restore)
+        self.hub.set_dataset(dataset)
+
+    def _dataset_changed(self, dataset: Dataset) -> None:
+        view, restore = self._next_view or (None, False)
+        self._next_view = None
+        if view is not None:
+            v = fit_view(dataset, view)  # keeps the window exactly, even an empty one
+        elif restore:
+            v = self._initial_view(None, True)
+        else:  # carried over: a window that does not touch the new data gives way to its busiest day
+            v = fit_view(dataset, self.state.view, keep_window=False)
+        self._marked = None
+        self._readout_at = None
+        self.readout.setText(" ")  # it described the old data
+        for line in (*self.crosshair, self.hline):
+            line.setVisible(False)
+        self.state.update(**{k: getattr(v, k) for k in FIELDS})
         self.state.flush()
-        self._on_changed(frozenset({"asset", "exchange", "start", "end"}))
-        self.drilldown.dataset_changed()  # open panels re-query, Panels menu re-lists
+        self._on_changed(frozenset({"asset", "exchange", "start", "end", "data"}))
 
     # -- set-up -------------------------------------------------------------
     def _initial_view(self, view: View | None, restore: bool) -> View:
         if view is not None:
-            return self._validated(view)
-        start, end = self.dataset.busiest_day() or (None, None)
+            return fit_view(self.dataset, view)
+        start, end = default_window(self.dataset)
         base = View(start=start, end=end)
         if restore:
             saved = load_view(self.settings)
@@ -138,24 +176,7 @@ class MainWindow(QMainWindow):
                 base = View(**{**base.__dict__, **saved})
             except TypeError:
                 pass
-        return self._validated(base)
-
-    def _validated(self, v: View) -> View:
-        """Fall back to sensible values when saved/requested ones do not exist in this dataset."""
-        from dataclasses import replace
-
-        assets = self.dataset.prices.assets or self.dataset.assets
-        asset = v.asset if v.asset in assets else ("BTC" if "BTC" in assets else (assets[0] if assets else v.asset))
-        exchanges = self.dataset.prices.exchanges_for(asset)
-        exchange = v.exchange if v.exchange in exchanges else (exchanges[0] if exchanges else v.exchange)
-        start, end = v.start, v.end
-        r = self.dataset.time_range()
-        if r is None:
-            start = end = None
-        elif start is None or end is None or end <= start or end < r[0] or start > r[1]:
-            start, end = self.dataset.busiest_day()
-        theme = v.theme if v.theme in THEMES else "dark"
-        return replace(v, asset=asset, exchange=exchange, start=start, end=end, theme=theme)
+        return fit_view(self.dataset, base, keep_window=False)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -213,8 +234,9 @@ class MainWindow(QMainWindow):
         if not on:
             self.live.stop()
             return
-        if self.dataset.is_demo:
-            self.set_dataset(open_store().load_dataset())
+        if self.dataset.is_demo:  # the store the recorder writes takes the demo's place, read off the GUI thread
+            self.loader.load(read_store, on_loaded=lambda ds: (self.set_dataset(ds), self.live.start()))
+            return
         self.live.start()
 
     def _recording_changed(self, on: bool) -> None:
@@ -222,7 +244,9 @@ class MainWindow(QMainWindow):
             self.record_action.setChecked(on)
 
     def refresh_data(self) -> None:
-        """The dataset changed in place (live events): redraw bars, markers and the headline."""
+        """The dataset grew in place (live events): redraw bars, markers and the headline."""
+        self.controls.set_choices(self.dataset.assets, self.dataset.exchanges)  # a no-op unless one joined
+        self._marked = None
         self._on_changed(frozenset({"data"}))
 
     def dragEnterEvent(self, event) -> None:
@@ -253,13 +277,13 @@ class MainWindow(QMainWindow):
             self.price_axis.set_utc(v.utc)
             self.liq_axis.set_utc(v.utc)
             self.liq_axis.setLabel("time (UTC)" if v.utc else "time (local)")
-        if names & {"asset", "exchange"}:
+        if names & {"asset", "exchange", "data"}:
             key = self.dataset.prices.find(v.asset, v.exchange)
             self.price.set_series(self.dataset.prices.candles(key) if key else None)
             self.price.plot.setTitle(None)
         if names & {"start", "end"}:
             self._apply_range(v.start, v.end)
-        force = bool(names & {"asset", "exchange", "price_style", "log_scale", "theme", "markers"})
+        force = bool(names & {"asset", "exchange", "price_style", "log_scale", "theme", "markers", "data"})
         self.redraw(force=force)
         if not self._headline_timer.isActive():
             self._headline_timer.start()
@@ -287,40 +311,71 @@ class MainWindow(QMainWindow):
         self.state.update(start=start, end=end)
 
     def redraw(self, force: bool = False) -> None:
+        """Draw the current view; everything that describes it (markers, notes, labels, readout) follows."""
         v = self.state.view
-        if v.start is None:
+        if not v.has_window:
+            self.price.redraw_empty()
+            self.price.note.say(self._price_note(v))
+            self._update_view_info()
             return
         self.price.redraw(v.start, v.end, style=v.price_style, log=v.log_scale, force=force)
         filt = v.liq_filter()
         index = self.dataset.index(filt.pop("min_notional"))
-        rebinned = self.liq.redraw(index, v.start, v.end, override=v.bucket, stacked=v.stacked,
-                                   exchanges=self.dataset.exchanges, filters=filt, force=force)
-        if rebinned or force:
-            self.update_markers(index, filt)
+        self.liq.redraw(index, v.start, v.end, override=v.bucket, stacked=v.stacked,
+                        exchanges=self.dataset.exchanges, filters=filt, force=force)
+        self.update_markers(index, force=force)
+        self.price.note.say(self._price_note(v))
+        self.liq.note.say(None if index.totals(v.start, v.end, **filt).count else "No liquidations in this window"
+                          + ("" if v.side == "both" and not v.min_usd and v.exchanges is None else " (filters apply)"))
+        self._update_view_info()
+        self._refresh_readout()
 
-    def update_markers(self, index, filt: dict) -> None:
-        """The largest liquidations of the asset over the cached range (about width/8 per view)."""
+    def _price_note(self, v: View) -> str | None:
+        """Why the price pane is empty, and what to do about it."""
+        if self.price.pyramid is None:
+            if not len(self.dataset.prices) and not len(self.dataset.liquidations):
+                return None if self.dataset.label.startswith("Loading") else "This dataset is empty"
+            if not self.dataset.prices.exchanges_for(v.asset):
+                return (f"No {v.asset} candles in this dataset: import a klines file (File ▸ Import files…)\n"
+                        "or download them (Data ▸ Fetch candles…)")
+            return f"No {v.asset} candles from {display_name(v.exchange)}"
+        if self.price.visible is not None and not len(self.price.visible):
+            return f"No {v.asset} candles from {display_name(v.exchange)} in this window"
+        return None
+
+    def update_markers(self, index=None, *, force: bool = False) -> None:
+        """The largest liquidations of the price asset in the visible window (about width/8 of them).
+
+        Chosen again whenever the window or the filters change, so a zoom that keeps
+        the bar bucket still shows the markers of what is in view.
+        """
         v = self.state.view
-        rows = None
-        if v.markers:
-            lo, hi = (pd.Timestamp(t, tz="UTC") for t in self.liq._range_ns)
-            limit = 3 * max(40, int(self.price.vb.width() / 8))
-            rows = index.largest_rows(lo, hi, limit, exchanges=filt["exchanges"], assets=[v.asset],
-                                      side=filt["side"])
+        mf = v.for_asset(v.asset).liq_filter()
+        index = index if index is not None else self.dataset.index(mf["min_notional"])
+        mf.pop("min_notional")
+        limit = max(40, int(self.price.vb.width() / 8))
+        key = (v.start, v.end, v.markers, v.log_scale, limit, id(index), repr(sorted(mf.items())))
+        if not force and key == self._marked:
+            return
+        self._marked = key
+        rows = index.largest_rows(v.start, v.end, limit, **mf) if v.markers and v.has_window else None
         self.price.set_markers(self.dataset.liquidations.arrays, rows, log=v.log_scale, visible=v.markers)
 
     def update_headline(self) -> None:
         v = self.state.view
-        if v.start is None:
+        if not v.has_window:
             return
-        summary = self.dataset.summary(v.start, v.end, **v.liq_filter(), largest=1)
+        summary = self.dataset.view_summary(v, largest=1)
         scope = "all assets" if v.liq_scope == "all" else v.asset
         self.headline.set_figures(summary, scope)
-        fmt = "%Y-%m-%d %H:%M"
+
+    def _update_view_info(self) -> None:
+        """The status bar's permanent description of what is drawn now (levels follow the zoom)."""
+        v = self.state.view
+        scope = "all assets" if v.liq_scope == "all" else v.asset
         self.view_info.setText(
-            f"{v.start.strftime(fmt)} → {v.end.strftime(fmt)} UTC · {scope} · "
-            f"candles {format_duration(self.price.level)} · bars {format_duration(self.liq.bucket)} · "
-            f"{self.dataset.label}")
+            f"{v.window_text()} · {scope} · candles {format_duration(self.price.level)} · "
+            f"bars {format_duration(self.liq.bucket)} · {self.dataset.label}")
 
     def apply_theme(self) -> None:
         theme = THEMES[self.state.view.theme]
@@ -388,8 +443,23 @@ class MainWindow(QMainWindow):
                 self.show_readout(pt.x(), pt.y() if plot is self.price.plot else None)
                 return
 
+    def _refresh_readout(self) -> None:
+        """Re-describe what is under the crosshair after the view changed (bucket, filters, data)."""
+        if self._readout_at is None:
+            return
+        x, y = self._readout_at
+        x0, x1 = self.price.vb.viewRange()[0]
+        if x0 <= x <= x1:
+            self.show_readout(x, y)
+        else:  # the crosshair's time left the view: say nothing rather than something stale
+            self._readout_at = None
+            self.readout.setText(" ")
+            for line in (*self.crosshair, self.hline):
+                line.setVisible(False)
+
     def show_readout(self, x: float, y: float | None = None) -> str:
         """Move the crosshair to x (seconds from origin) and describe what is under it."""
+        self._readout_at = (x, y)
         for line in self.crosshair:
             line.setPos(x)
             line.setVisible(True)

@@ -5,19 +5,20 @@ reuse the cached picture) at a level of detail where candles are >= ~4 px wide.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import threading
 
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 
-from liqscope.models.dataset import Dataset
 from liqscope.models.lod import Candles, CandlePyramid
 from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import BUCKETS
 
 from .axis import to_x
-from .items import CandlesItem, RectsItem, recolor_legend
+from .items import CandlesItem, PaneNote, RectsItem, recolor_legend
 from .price_axis import PriceAxis  # noqa: F401  (the pane's axis; imported from here by the window)
 from .theme import LONG_COLOR, SHORT_COLOR, Theme
 
@@ -50,9 +51,9 @@ class PassiveViewBox(pg.ViewBox):
 
 
 class PricePane:
-    def __init__(self, plot: pg.PlotItem, origin_s: float):
+    def __init__(self, plot: pg.PlotItem, origin: Callable[[], float]):
         self.plot = plot
-        self.origin_s = origin_s
+        self._origin = origin  # the data hub's origin, read when drawing (never a copy)
         self.candles = CandlesItem()
         self.line = pg.PlotDataItem(pen=pg.mkPen("#8ab4f8", width=1))
         self.line.setVisible(False)
@@ -91,10 +92,15 @@ class PricePane:
         self.legend.setParentItem(self.vb)
         for side, m in self.markers.items():
             self.legend.addItem(m, f"{side}s liquidated")
+        self.note = PaneNote(self.vb)
         self.pyramid: CandlePyramid | None = None
         self._cached: tuple[int, int, int] | None = None  # (level, start ns, end ns) in the picture
         self.level = 60
         self.visible: pd.DataFrame | None = None
+
+    @property
+    def origin_s(self) -> float:
+        return self._origin()
 
     def _sync_volume_geometry(self):
         self.vol_vb.setGeometry(self.vb.sceneBoundingRect())
@@ -123,12 +129,16 @@ class PricePane:
         """Candles at least ~4 px wide: never more candles than the pixels can show."""
         return self.pyramid.pick(span_s, int(max(self.vb.width(), 200) / 4))
 
+    def redraw_empty(self) -> None:
+        self.candles.set_data(*(np.empty(0),) * 5, width=60)
+        self.line.setData([], [])
+        self.volume.set_data([], [], [], [], [], [])
+        self.visible = None
+        self._cached = None
+
     def redraw(self, start: pd.Timestamp, end: pd.Timestamp, *, style: str, log: bool, force: bool = False):
         if self.pyramid is None:
-            self.candles.set_data(*(np.empty(0),) * 5, width=60)
-            self.line.setData([], [])
-            self.volume.set_data([], [], [], [], [], [])
-            self.visible = None
+            self.redraw_empty()
             return
         s_ns, e_ns = int(start.value), int(end.value)
         span_ns = e_ns - s_ns
@@ -191,9 +201,3 @@ class PricePane:
                 y = np.log10(y)
             sizes = np.take(MARKER_SIZES, marker_size_bucket(arrays["notional_usd"][r]))
             item.setData(x=to_x(arrays["ts"][r], self.origin_s), y=y, size=sizes)
-
-
-def dataset_origin(ds: Dataset) -> float:
-    """Seconds of the first whole UTC day in the data: the x origin of every pane."""
-    r = ds.time_range()
-    return 0.0 if r is None else float(r[0].floor("D").value // 1_000_000_000)

@@ -1,4 +1,4 @@
-"""The single view-state object every pane observes.
+"""The single view-state object every pane observes (the ``View`` itself is Qt-free: models.view).
 
 Setting fields never redraws directly: changes are collected and emitted once
 per burst (a short single-shot timer), so a drag that fires 60 range events
@@ -7,42 +7,16 @@ binding loops (widget -> state -> widget stops when nothing changes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
+from typing import Callable
 
-import pandas as pd
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from liqscope.models.view import FIELDS, View
 
-@dataclass(frozen=True)
-class View:
-    start: pd.Timestamp | None = None      # visible window, UTC, start inclusive
-    end: pd.Timestamp | None = None        # end exclusive
-    asset: str = "BTC"
-    exchange: str = "binance"              # price source for the price pane
-    exchanges: frozenset[str] | None = None  # liquidation filter; None = all
-    side: str = "both"                     # long | short | both
-    min_usd: float = 0.0
-    bucket: int | None = None              # seconds; None = follow zoom
-    liq_scope: str = "all"                 # all assets, or only the selected asset
-    stacked: bool = False                  # False: longs below zero, shorts above
-    theme: str = "dark"
-    price_style: str = "candles"           # candles | line
-    log_scale: bool = False
-    markers: bool = True
-    utc: bool = True
-    extra: dict = field(default_factory=dict, compare=False)
-
-    def liq_filter(self) -> dict:
-        """Keyword arguments for ``LiquidationModel.filter`` matching this view."""
-        return {
-            "exchanges": sorted(self.exchanges) if self.exchanges is not None else None,
-            "assets": [self.asset] if self.liq_scope == "asset" else None,
-            "side": self.side,
-            "min_notional": self.min_usd,
-        }
-
-
-FIELDS = tuple(f.name for f in fields(View) if f.name != "extra")
+# Changes to these fields can make a view impossible (an exchange that does not list the asset):
+# the state's ``fit`` runs on them. Window moves (60 a second while panning) skip it.
+FITTED = frozenset(FIELDS) - {"start", "end"}
 
 
 class ViewState(QObject):
@@ -50,8 +24,10 @@ class ViewState(QObject):
 
     changed = Signal(object)  # frozenset of changed field names
 
-    def __init__(self, view: View | None = None, delay_ms: int = 15, parent=None):
+    def __init__(self, view: View | None = None, delay_ms: int = 15, parent=None,
+                 fit: Callable[[View], View] | None = None):
         super().__init__(parent)
+        self.fit = fit  # makes a view valid for the current dataset (models.view.fit_view); one place
         self._view = view or View()
         self._pending: set[str] = set()
         self._timer = QTimer(self)
@@ -71,7 +47,13 @@ class ViewState(QObject):
         diff = {k: v for k, v in changes.items() if getattr(self._view, k) != v}
         if not diff:
             return False
-        self._view = replace(self._view, **diff)
+        new = replace(self._view, **diff)
+        if self.fit is not None and FITTED & set(diff):
+            new = self.fit(new)
+        diff = {k: getattr(new, k) for k in FIELDS if getattr(new, k) != getattr(self._view, k)}
+        if not diff:
+            return False
+        self._view = new
         self._pending |= set(diff)
         self._timer.start()
         return True

@@ -78,6 +78,10 @@ class Dataset:
             day = daily.idxmax()
         return day, day + pd.Timedelta(days=1)
 
+    def view_summary(self, view, largest: int = 10) -> dict:
+        """The figures of a :class:`~liqscope.models.view.View` (its window, and the liquidations it shows)."""
+        return self.summary(view.start, view.end, **view.liq_filter(), largest=largest)
+
     def summary(self, start, end, *, exchanges=None, assets=None, side=None,
                 min_notional: float = 0.0, largest: int = 10) -> dict:
         """The figures shown in the headline strip and ``liqscope summary --json``."""

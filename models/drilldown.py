@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .liq_index import LiquidationIndex
 from .liquidations import LiquidationModel
 from .schema import LONG
 
@@ -38,6 +39,26 @@ def breakdown(liq: LiquidationModel, by: str) -> pd.DataFrame:
     out = out[out["count"] > 0]
     grand = float(usd.sum())
     out["share"] = out["total_usd"] / grand if grand else 0.0
+    return out.sort_values("total_usd", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def index_breakdown(index: LiquidationIndex, start, end, by: str, *, exchanges=None, assets=None,
+                    side=None) -> pd.DataFrame:
+    """:func:`breakdown` of a window through the prefix-sum index: no scan of the events.
+
+    Panels refresh on every zoom and pan; at millions of events a scan costs tens
+    of ms, the index a few (tests check both give the same frame).
+    """
+    names, usd, count = index.group_sums(start, end, by=by, exchanges=exchanges, assets=assets, side=side)
+    long_, short = usd[0], usd[1]
+    total = long_ + short
+    out = pd.DataFrame({by: np.asarray(names, dtype=object), "total_usd": total, "long_usd": long_,
+                        "short_usd": short, "count": count.astype("int64")})
+    out = out[out["count"] > 0]
+    grand = float(total.sum())
+    out["share"] = out["total_usd"] / grand if grand else 0.0
+    if out.empty:
+        return breakdown(LiquidationModel(), by)
     return out.sort_values("total_usd", ascending=False, kind="stable").reset_index(drop=True)
 
 

@@ -18,7 +18,6 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,73 +28,62 @@ import pyarrow.csv as pacsv
 from .liquidations import LiquidationModel
 from .prices import PriceModel, resample
 from .prices import window as window_of
+from .progress import Cancelled, Task
 from .timeutil import format_duration, parse_duration
+from .view import View
 
 WHATS = ("candles", "buckets", "liquidations")
 CHUNK_ROWS = 100_000
-
-# progress(done_rows, total_rows) -> False to cancel (anything else continues)
-Progress = Callable[[int, int], "bool | None"]
 
 
 class ExportError(ValueError):
     """An export that cannot be done (unwritable path, nothing to write); one line for the user."""
 
 
-class ExportCancelled(Exception):
-    """The progress callback asked to stop; the partial file has been removed."""
+class ExportCancelled(Cancelled):
+    """The caller cancelled; the partial file has been removed."""
 
 
 @dataclass(frozen=True)
 class Selection:
-    """A view in model terms: window ``[start, end)``, price sources, liquidation filters, levels.
+    """A :class:`View` plus what an export needs beyond it: price sources and the drawn levels.
 
-    ``candle_interval`` and ``bucket`` are the levels of detail the view draws, in
-    seconds, so the CSV holds the candles and bars the user is looking at.
+    Which liquidations are exported is the view's to say (:meth:`View.liq_filter`),
+    as for the headline, the panels and ``liqscope summary``. ``candle_interval``
+    and ``bucket`` are the levels of detail drawn, in seconds, so the CSV holds the
+    candles and bars the user is looking at.
     """
 
-    start: pd.Timestamp
-    end: pd.Timestamp
-    asset: str | None = None                      # price asset (candles)
+    view: View
     price_exchanges: tuple[str, ...] = ()         # candle sources, in column order
-    exchanges: tuple[str, ...] | None = None      # liquidation filter; None = all
-    assets: tuple[str, ...] | None = None         # liquidation filter; None = all
-    side: str = "both"
-    min_usd: float = 0.0
     candle_interval: int = 60
     bucket: int = 3600
     by: str = "exchange"                          # bucket columns split by exchange or asset
 
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.view.start
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.view.end
+
+    @property
+    def asset(self) -> str:
+        return self.view.asset
+
     def liq_filter(self) -> dict:
-        """Keyword arguments for :meth:`LiquidationModel.filter`."""
-        return {"exchanges": list(self.exchanges) if self.exchanges is not None else None,
-                "assets": list(self.assets) if self.assets is not None else None,
-                "side": self.side, "min_notional": self.min_usd}
+        return self.view.liq_filter()
 
 
-def main_view_selection(*, start, end, asset: str, exchange: str, exchanges=None, liq_scope: str = "all",
-                        side: str = "both", min_usd: float = 0.0, candle_interval: int = 60,
-                        bucket: int = 3600) -> Selection:
-    """The main window's view as a Selection: one price source, liquidations as filtered there.
-
-    The window's File ▸ Export CSV and ``liqscope export`` both build their
-    selection here, so they cannot drift apart.
-    """
-    return Selection(start=start, end=end, asset=asset, price_exchanges=(exchange,),
-                     exchanges=tuple(sorted(exchanges)) if exchanges is not None else None,
-                     assets=(asset,) if liq_scope == "asset" else None, side=side, min_usd=min_usd,
-                     candle_interval=int(candle_interval), bucket=int(bucket), by="exchange")
-
-
-def main_view_name(*, start, end, asset: str, exchange: str, exchanges=None, liq_scope: str = "all",
-                   what: str | None = None, ext: str = "csv") -> str:
+def main_view_name(view: View, what: str | None = None, ext: str = "csv") -> str:
     """Default file name for the main view: candles name their source, liquidations their filters."""
     if what in (None, "candles"):
-        parts = [asset, exchange]
+        parts = [view.asset, view.exchange]
     else:
-        parts = [asset if liq_scope == "asset" else "all-assets",
-                 "+".join(sorted(exchanges)) if exchanges is not None else "all-exchanges"]
-    return default_name(parts, start, end, ext, what)
+        parts = [view.asset if view.liq_scope == "asset" else "all-assets",
+                 "+".join(sorted(view.exchanges)) if view.exchanges is not None else "all-exchanges"]
+    return default_name(parts, view.start, view.end, ext, what)
 
 
 # -- frames ------------------------------------------------------------------
@@ -234,7 +222,7 @@ def atomic_file(path: str | os.PathLike):
             tmp.unlink()
 
 
-def write_csv(frame: pd.DataFrame, path: str | os.PathLike, progress: Progress | None = None,
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike, task: Task | None = None,
               chunk_rows: int = CHUNK_ROWS) -> int:
     """Write ``frame`` as CSV in chunks (reporting progress), atomically; returns rows written.
 
@@ -247,13 +235,13 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike, progress: Progress |
     total = table.num_rows
     with atomic_file(path) as tmp:
         try:
-            _write_arrow_csv(table, tmp, progress, chunk_rows, quoting="none")
+            _write_arrow_csv(table, tmp, task, chunk_rows, quoting="none")
         except pa.ArrowInvalid:  # a text value holds a comma, quote or line end: quote text values
-            _write_arrow_csv(table, tmp, progress, chunk_rows, quoting="needed")
+            _write_arrow_csv(table, tmp, task, chunk_rows, quoting="needed")
     return total
 
 
-def _write_arrow_csv(table: pa.Table, path: Path, progress: Progress | None, chunk_rows: int, quoting: str) -> None:
+def _write_arrow_csv(table: pa.Table, path: Path, task: Task | None, chunk_rows: int, quoting: str) -> None:
     total = table.num_rows
     options = pacsv.WriteOptions(include_header=False, quoting_style=quoting)
     header = io.StringIO()
@@ -265,10 +253,13 @@ def _write_arrow_csv(table: pa.Table, path: Path, progress: Progress | None, chu
             for batch in table.to_batches(max_chunksize=max(1, chunk_rows)):
                 writer.write_batch(batch)
                 done += batch.num_rows
-                if progress is not None and progress(done, total) is False:
-                    raise ExportCancelled()
-    if progress is not None and total == 0:
-        progress(0, 0)
+                if task is not None:
+                    try:
+                        task.progress(done, total)
+                    except Cancelled:
+                        raise ExportCancelled("export cancelled") from None
+    if task is not None and total == 0:
+        task.progress(0, 0)
 
 
 # -- names -------------------------------------------------------------------

@@ -130,6 +130,19 @@ class LiquidationIndex:
             by_asset=_ranked(self.assets, self.cell_asset[cells], usd),
         )
 
+    def group_sums(self, start=None, end=None, *, by: str = "exchange", exchanges=None, assets=None,
+                   side=None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Per ``by`` group (exchange or asset): names, USD as ``[side, group]`` and event counts."""
+        cells = self.cells(exchanges, assets, side)
+        a, b = self._bounds(cells, _ns(start), _ns(end))
+        names = self.exchanges if by == "exchange" else self.assets
+        group = (self.cell_exchange if by == "exchange" else self.cell_asset)[cells]
+        n = len(names)
+        usd = np.zeros((2, n))
+        np.add.at(usd, (self.cell_side[cells], group), self.cum[b] - self.cum[a])
+        count = np.bincount(group, weights=(b - a), minlength=n).astype(np.int64) if len(cells) else np.zeros(n, np.int64)
+        return list(names), usd, count
+
     def largest(self, start=None, end=None, n: int = 10, *, exchanges=None, assets=None,
                 side=None) -> pd.DataFrame:
         """The ``n`` largest events in the window, largest first, as frame rows."""

@@ -20,18 +20,36 @@ def window_size() -> tuple[int, int]:
     return 1400, 900
 
 
-@pytest.fixture
-def window(qtbot, demo, tmp_path, monkeypatch, window_size):
-    """The real main window on 2025-05-09, shown off screen and settled; settings in a tmp dir."""
-    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "config"))
+def start_like_production(qtbot, dataset, view=None, size=(1400, 900)):
+    """The main window as ``liqscope`` starts it: an empty placeholder painted first, then the
+    dataset loaded on the window's loader (a worker thread) and swapped in with the view."""
     from liqscope.gui.app import settle
     from liqscope.gui.main_window import MainWindow
-    from liqscope.gui.state import View
 
-    w = MainWindow(demo, View(start=DEMO_DAY[0], end=DEMO_DAY[1]), restore=False)
+    w = MainWindow(restore=False)
     qtbot.addWidget(w)
-    w.resize(*window_size)
+    w.resize(*size)
     w.show()
     qtbot.waitExposed(w)
+    assert w.dataset.label.startswith("Loading")  # the placeholder, as in production
+    with qtbot.waitSignal(w.loader.loaded, timeout=20_000):
+        w.loader.load(lambda: dataset, on_loaded=lambda ds: w.set_dataset(ds, view))
     settle(w)
     return w
+
+
+@pytest.fixture
+def start_window(qtbot, tmp_path, monkeypatch):
+    """``start_window(dataset, view=None, size=...)``: a main window started the production way."""
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "config"))
+    return lambda dataset, view=None, size=(1400, 900): start_like_production(qtbot, dataset, view, size)
+
+
+@pytest.fixture
+def window(qtbot, demo, tmp_path, monkeypatch, window_size):
+    """The real main window on 2025-05-09, started the production way, shown off screen and settled;
+    settings in a tmp dir."""
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "config"))
+    from liqscope.models.view import View
+
+    return start_like_production(qtbot, demo, View(start=DEMO_DAY[0], end=DEMO_DAY[1]), window_size)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PySide6.QtGui import QImage
 
-from liqscope.models.cli import main as cli_main
+from liqscope.gui.main import main as cli_main
 from liqscope.gui.app import settle
 
 DAY = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-05-10", tz="UTC"))
@@ -174,7 +174,7 @@ def pathlib_name(path: str) -> str:
     return Path(path).name
 
 
-def test_panel_export_button_csv(window, tmp_path, monkeypatch, demo):
+def test_panel_export_button_csv(window, tmp_path, monkeypatch, demo, qtbot):
     from PySide6.QtWidgets import QFileDialog
 
     panel = window.drilldown.open_exchange("binance")
@@ -186,6 +186,7 @@ def test_panel_export_button_csv(window, tmp_path, monkeypatch, demo):
     act = next(a for a in panel.export_button.menu().actions() if a.objectName() == "export_csv_buckets")
     act.trigger()
     out = tmp_path / "all-assets_binance_2025-05-09T00-00Z_2025-05-10T00-00Z_buckets.csv"
+    qtbot.waitUntil(out.exists, timeout=20_000)  # written by a worker
     back = pd.read_csv(out)
     t = demo.liquidations.filter(*DAY, exchanges=["binance"]).totals()
     assert back["total_usd"].sum() == pytest.approx(t.total_usd)
@@ -207,29 +208,26 @@ def test_asset_panel_candles_csv_has_every_exchange(window, tmp_path):
         np.testing.assert_array_equal(part["close"].to_numpy(), panel.price_frames[ex]["close"].to_numpy())
 
 
-def test_progress_dialog_for_long_exports(window, tmp_path):
-    from liqscope.gui.export import ProgressDialog, export_csv
-    from liqscope.models.export import ExportCancelled
+def test_long_exports_show_progress_and_cancel_leaves_no_file(window, tmp_path, qtbot, monkeypatch):
+    import liqscope.gui.export as export
 
+    monkeypatch.setattr(export, "PROGRESS_MIN_ROWS", 1000)
+    dialogs = []
+    real_dialog = export.progress_dialog
+    monkeypatch.setattr(export, "progress_dialog", lambda *a: dialogs.append(real_dialog(*a)) or dialogs[-1])
     window.state.update(start=pd.Timestamp("2025-05-07", tz="UTC"), end=pd.Timestamp("2025-05-11", tz="UTC"))
     settle(window)
-    progress = ProgressDialog(window, "Writing…", min_rows=1000)
-    rows = export_csv(window.exports, tmp_path / "all.csv", "liquidations", progress)
-    assert rows > 20_000
-    assert progress.dialog is not None and progress.dialog.value() in (rows, -1)  # -1: reset when finished
-    progress.close()
-    cancelling = ProgressDialog(window, "Writing…", min_rows=1000)
-    orig = cancelling.__call__
-
-    def cancel_after_first(done, total):
-        orig(done, total)
-        cancelling.dialog.cancel()
-        return not cancelling.dialog.wasCanceled()
-
-    with pytest.raises(ExportCancelled):
-        export_csv(window.exports, tmp_path / "cancelled.csv", "liquidations", cancel_after_first)
-    cancelling.close()
-    assert not (tmp_path / "cancelled.csv").exists()
+    out = tmp_path / "all.csv"
+    worker = export.start_csv_export(window, window.exports, "liquidations", str(out))
+    qtbot.waitUntil(lambda: "Wrote" in window.statusBar().currentMessage(), timeout=20_000)
+    assert len(pd.read_csv(out)) > 20_000 and len(dialogs) == 1  # a dialog, for a long export only
+    # cancelled before the first row is written: no file, a word in the status bar
+    start = export.Worker.start
+    monkeypatch.setattr(export.Worker, "start", lambda self, fn: start(self, lambda task: (task.cancel.set(),
+                                                                                           fn(task))[1]))
+    worker = export.start_csv_export(window, window.exports, "liquidations", str(tmp_path / "cancelled.csv"))
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "Export cancelled", timeout=20_000)
+    assert worker is not None and not (tmp_path / "cancelled.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.csv", "config"]
 
 

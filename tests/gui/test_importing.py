@@ -28,7 +28,7 @@ def window_size():
 
 def wait_import(qtbot, window, thread):
     assert thread is not None
-    with qtbot.waitSignal(window.importer.reloader.loaded, timeout=20_000):
+    with qtbot.waitSignal(window.loader.loaded, timeout=20_000):
         thread.join(20)
 
 
@@ -54,16 +54,17 @@ def test_cancel_leaves_the_store_unchanged(qtbot, window, _isolated_data_dir):
     thread = window.importer.start([str(TARDIS)])
     wait_import(qtbot, window, thread)
     before = store_digest(_isolated_data_dir)
-    window.importer._cancel.set()  # as if the user pressed Cancel at once
-    original = window.importer._cancel.clear
-    window.importer._cancel.clear = lambda: None  # keep it set through start()
+    worker = window.importer.worker
+    start = worker.start
+    # as if the user pressed Cancel at once: the task is cancelled before the import reads a byte
+    worker.start = lambda fn: start(lambda task: (task.cancel.set(), fn(task))[1])
     try:
-        with qtbot.waitSignal(window.importer.failed, timeout=20_000):  # connect before the worker runs
+        with qtbot.waitSignal(worker.cancelled, timeout=20_000):  # connect before the worker runs
             thread = window.importer.start([str(FIXTURES / "generic-bybit-liquidations.csv")],
                                            fmt="generic", side_convention="position")
             thread.join(20)
     finally:
-        window.importer._cancel.clear = original
+        worker.start = start
     assert "cancelled" in window.statusBar().currentMessage()
     assert store_digest(_isolated_data_dir) == before
 
@@ -73,7 +74,7 @@ def test_bad_file_gets_one_line_error_and_no_write(qtbot, window, tmp_path, monk
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(b"\x00\x8f\xffPK\x03\x04 not a csv \x00\x01" * 50)
     before = store_digest(_isolated_data_dir)
-    with qtbot.waitSignal(window.importer.failed, timeout=20_000):  # connect before the worker runs
+    with qtbot.waitSignal(window.importer.worker.failed, timeout=20_000):  # connect before the worker runs
         window.importer.start([str(garbage)]).join(20)
     text = window.importer.error_box.text()
     assert "garbage.csv" in text and "\n" not in text
@@ -125,7 +126,7 @@ def test_unknown_contract_size_is_asked_for_never_guessed(qtbot, window, monkeyp
     okx = FIXTURES / "okex-swap_liquidations_2024-03-01_PERPETUALS.csv"
     monkeypatch.setattr(QMessageBox, "exec", lambda self: 0)
     before = store_digest(_isolated_data_dir)
-    with qtbot.waitSignal(window.importer.failed, timeout=20_000):
+    with qtbot.waitSignal(window.importer.worker.failed, timeout=20_000):
         window.importer.start([str(okx)]).join(20)
     box = window.importer.error_box
     assert "ETH-USDT-SWAP" in box.text() and "contract" in box.text()
@@ -134,12 +135,12 @@ def test_unknown_contract_size_is_asked_for_never_guessed(qtbot, window, monkeyp
     # the user states the size (OKX: ETH-USDT-SWAP is 0.1 ETH per contract); the next unknown symbol
     # is asked for in turn, and the earlier answer is kept
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("ETH-USDT-SWAP=0.1", True))
-    with qtbot.waitSignal(window.importer.failed, timeout=20_000):
+    with qtbot.waitSignal(window.importer.worker.failed, timeout=20_000):
         window.importer.ask_contract_size(box.text())
         window.importer.thread.join(20)
     assert "XRP-USD-SWAP" in window.importer.error_box.text()
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("XRP-USD-SWAP=10usd", True))
-    with qtbot.waitSignal(window.importer.reloader.loaded, timeout=20_000):
+    with qtbot.waitSignal(window.loader.loaded, timeout=20_000):
         window.importer.ask_contract_size(window.importer.error_box.text())
         window.importer.thread.join(20)
     frame = window.dataset.liquidations.frame

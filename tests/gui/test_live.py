@@ -61,7 +61,9 @@ def test_record_live_shows_new_liquidations_within_a_second(qtbot, window, tmp_p
 
         window.live.recorder_factory = factory
         window.record_action.setChecked(True)
-        assert window.live.recording and not window.dataset.is_demo  # the store replaces the demo
+        # the store replaces the demo (read off the GUI thread), then the recorder starts
+        qtbot.waitUntil(lambda: window.live.recording, timeout=10_000)
+        assert not window.dataset.is_demo
         qtbot.waitUntil(lambda: len(window.dataset.liquidations) == len(expected), timeout=3000)
         qtbot.waitUntil(lambda: "connected" in window.live.labels["binance"].text(), timeout=3000)
         assert "Binance" in window.live.labels["binance"].text()
@@ -91,6 +93,7 @@ def test_record_live_offline_says_why_in_the_status_bar(qtbot, window, tmp_path,
 
     window.live.recorder_factory = factory
     window.record_action.setChecked(True)
+    qtbot.waitUntil(lambda: window.live.recording, timeout=10_000)
     label = window.live.labels["binance"]
     qtbot.waitUntil(lambda: "offline" in label.text(), timeout=5000)
     text = label.text()

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqscope.models.cli import main as cli_main
+from liqscope.gui.main import main as cli_main
 from liqscope.models.dataset import load_demo
 from liqscope.models.format import number
 from liqscope.gui.app import settle
@@ -176,39 +176,44 @@ def test_screenshot_cli_rejects_bad_args(tmp_path, capsys, qapp):
 
 def test_window_paints_empty_then_shows_data_loaded_in_background(qtbot, demo, tmp_path, monkeypatch):
     monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
-    from liqscope.gui.loader import BackgroundLoader, prepare
     from liqscope.gui.main_window import MainWindow
-    from liqscope.models.dataset import Dataset
 
-    w = MainWindow(Dataset(label="Loading data…"), restore=False)
+    w = MainWindow(restore=False)  # the placeholder, as `liqscope` paints it first
     qtbot.addWidget(w)
     w.show()
     settle(w)
     assert w.headline.figures == {}  # nothing to show yet, and no crash
-    loader = BackgroundLoader(w)
-    loader.loaded.connect(w.set_dataset)
-    with qtbot.waitSignal(loader.loaded, timeout=10_000):
-        thread = loader.start(lambda: prepare(load_demo()))
+    with qtbot.waitSignal(w.loader.loaded, timeout=10_000):
+        thread = w.loader.load(load_demo)
     thread.join()
     settle(w)
     assert w.dataset.is_demo
     assert (w.state.view.start, w.state.view.end) == DAY
     assert w.headline.total.text() == "$860.0M"
-    assert w.controls.asset.count() == 5
+    # every asset with data: DOGE has liquidations but no candles (the price pane then says so)
+    assert [w.controls.asset.itemData(i) for i in range(w.controls.asset.count())] == demo.assets
     assert len(w.price.candles.data[0]) > 0
 
 
-def test_loader_reports_failures(qtbot):
-    from liqscope.gui.loader import BackgroundLoader
+def test_loader_reports_failures_as_error_objects(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
 
-    loader = BackgroundLoader()
+    from liqscope.gui.main_window import MainWindow
+
+    monkeypatch.setenv("LIQSCOPE_CONFIG_DIR", str(tmp_path / "cfg"))
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+    w = MainWindow(restore=False)
+    qtbot.addWidget(w)
 
     def boom():
         raise ValueError("store is corrupt: bad magic")
 
-    with qtbot.waitSignal(loader.failed, timeout=5000) as sig:
-        loader.start(boom)
-    assert sig.args == ["ValueError: store is corrupt: bad magic"]
+    with qtbot.waitSignal(w.loader.failed, timeout=5000) as sig:
+        w.loader.load(boom)
+    assert isinstance(sig.args[0], ValueError)
+    assert shown == ["Could not load data: store is corrupt: bad magic"]
+    assert w.dataset.label.startswith("Loading")  # nothing was swapped in
 
 
 def test_screenshot_does_not_overwrite_saved_settings(qtbot, demo, tmp_path, monkeypatch, qapp):

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqscope.models import cli
+from liqscope.gui.main import main as liqscope_main  # `liqscope export` (Qt only inside its renderer)
 from liqscope.models.dataset import load_demo
-from liqscope.models.drilldown import basis_bps, breakdown
+from liqscope.models.drilldown import basis_bps, breakdown, index_breakdown
 from liqscope.models.export import (ExportCancelled, ExportError, Selection, check_writable, default_name,
-                                    iso_ms, main_view_name, main_view_selection, selection_frame, write_csv)
-from liqscope.models.export_cli import TerminalProgress
+                                    iso_ms, main_view_name, selection_frame, write_csv)
 from liqscope.models.prices import resample
+from liqscope.models.progress import Task
+from liqscope.models.view import View
 
 DAY = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-05-10", tz="UTC"))
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
@@ -26,9 +27,14 @@ def demo():
     return load_demo()
 
 
+VIEW_FIELDS = {"start", "end", "asset", "exchange", "exchanges", "side", "min_usd", "liq_scope"}
+
+
 def sel(**kw) -> Selection:
-    base = dict(start=DAY[0], end=DAY[1], asset="BTC", price_exchanges=("binance",))
-    return Selection(**{**base, **kw})
+    """A Selection of the demo day's BTC view; View fields and Selection fields both accepted."""
+    view = {"start": DAY[0], "end": DAY[1], "asset": "BTC"} | {k: v for k, v in kw.items() if k in VIEW_FIELDS}
+    rest = {"price_exchanges": ("binance",)} | {k: v for k, v in kw.items() if k not in VIEW_FIELDS}
+    return Selection(view=View(**view), **rest)
 
 
 def roundtrip(frame: pd.DataFrame, tmp_path, name="x.csv") -> tuple[pd.DataFrame, str]:
@@ -41,12 +47,13 @@ def roundtrip(frame: pd.DataFrame, tmp_path, name="x.csv") -> tuple[pd.DataFrame
 # -- names and formats ---------------------------------------------------------
 def test_default_names():
     assert default_name(["BTC", "binance"], *DAY, "csv") == "BTC_binance_2025-05-09T00-00Z_2025-05-10T00-00Z.csv"
-    assert main_view_name(start=DAY[0], end=DAY[1], asset="BTC", exchange="binance") == \
-        "BTC_binance_2025-05-09T00-00Z_2025-05-10T00-00Z.csv"
-    assert main_view_name(start=DAY[0], end=DAY[1], asset="BTC", exchange="binance", what="buckets") == \
+    day = View(start=DAY[0], end=DAY[1], asset="BTC", exchange="binance")
+    assert main_view_name(day) == "BTC_binance_2025-05-09T00-00Z_2025-05-10T00-00Z.csv"
+    assert main_view_name(day, what="buckets") == \
         "all-assets_all-exchanges_2025-05-09T00-00Z_2025-05-10T00-00Z_buckets.csv"
-    assert main_view_name(start=DAY[0], end=DAY[1], asset="ETH", exchange="okx", exchanges={"okx", "bybit"},
-                          liq_scope="asset", what="liquidations", ext="csv") == \
+    eth = View(start=DAY[0], end=DAY[1], asset="ETH", exchange="okx", exchanges=frozenset({"okx", "bybit"}),
+               liq_scope="asset")
+    assert main_view_name(eth, what="liquidations", ext="csv") == \
         "ETH_bybit+okx_2025-05-09T00-00Z_2025-05-10T00-00Z_liquidations.csv"
     # sub-minute window edges, no characters that Windows rejects
     name = default_name(["SOL", "a/b:c"], pd.Timestamp("2025-05-09T12:34:56.789Z"), DAY[1], ".png")
@@ -104,7 +111,7 @@ def test_candles_for_several_exchanges_and_none(demo):
     assert list(frame.groupby("exchange", sort=False).size().items()) == [("binance", 24), ("okx", 24),
                                                                           ("bybit", 24)]
     with pytest.raises(ExportError, match="no candles"):
-        selection_frame(demo.prices, demo.liquidations, sel(asset=None, price_exchanges=()), "candles")
+        selection_frame(demo.prices, demo.liquidations, sel(price_exchanges=()), "candles")
     with pytest.raises(ExportError, match="unknown export"):
         selection_frame(demo.prices, demo.liquidations, sel(), "trades")
 
@@ -135,7 +142,7 @@ def test_buckets_with_a_window_not_on_bucket_edges(demo):
 
 
 def test_buckets_by_asset_with_filters(demo):
-    s = sel(exchanges=("binance",), side="short", min_usd=1e5, bucket=900, by="asset")
+    s = sel(exchanges=frozenset({"binance"}), side="short", min_usd=1e5, bucket=900, by="asset")
     frame = selection_frame(demo.prices, demo.liquidations, s, "buckets")
     t = demo.liquidations.filter(*DAY, exchanges=["binance"], side="short", min_notional=1e5).totals()
     assert frame["long_usd"].sum() == 0
@@ -149,7 +156,7 @@ def test_buckets_by_asset_with_filters(demo):
 
 # -- raw liquidations ----------------------------------------------------------
 def test_liquidations_csv_round_trip(demo, tmp_path):
-    s = sel(exchanges=("binance", "okx"), assets=("BTC",), side="both")
+    s = sel(exchanges=frozenset({"binance", "okx"}), liq_scope="asset", side="both")
     frame = selection_frame(demo.prices, demo.liquidations, s, "liquidations")
     back, text = roundtrip(frame, tmp_path)
     src = demo.liquidations.filter(*DAY, exchanges=["binance", "okx"], assets=["BTC"]).frame
@@ -163,14 +170,14 @@ def test_liquidations_csv_round_trip(demo, tmp_path):
     assert back["notional_usd"].sum() == pytest.approx(src["notional_usd"].sum())
 
 
-def test_main_view_selection_matches_the_view_filters():
-    s = main_view_selection(start=DAY[0], end=DAY[1], asset="ETH", exchange="okx",
-                            exchanges=frozenset({"okx", "binance"}), liq_scope="asset", side="long", min_usd=1e4,
-                            candle_interval=300, bucket=900)
-    assert s.liq_filter() == {"exchanges": ["binance", "okx"], "assets": ["ETH"], "side": "long",
-                              "min_notional": 1e4}
+def test_selection_filters_are_the_views():
+    v = View(start=DAY[0], end=DAY[1], asset="ETH", exchange="okx", exchanges=frozenset({"okx", "binance"}),
+             liq_scope="asset", side="long", min_usd=1e4)
+    s = Selection(view=v, price_exchanges=("okx",), candle_interval=300, bucket=900)
+    assert s.liq_filter() == v.liq_filter() == {"exchanges": ["binance", "okx"], "assets": ["ETH"], "side": "long",
+                                                "min_notional": 1e4}
     assert (s.price_exchanges, s.candle_interval, s.bucket) == (("okx",), 300, 900)
-    assert main_view_selection(start=DAY[0], end=DAY[1], asset="ETH", exchange="okx").assets is None
+    assert Selection(view=View(start=DAY[0], end=DAY[1], asset="ETH")).liq_filter()["assets"] is None
 
 
 # -- writing -------------------------------------------------------------------
@@ -189,30 +196,16 @@ def test_progress_and_cancel_leave_no_partial_file(tmp_path):
                           "v": np.arange(50_000, dtype=float)})
     seen = []
     path = tmp_path / "big.csv"
-    assert write_csv(frame, path, progress=lambda d, t: seen.append((d, t)), chunk_rows=10_000) == 50_000
+    assert write_csv(frame, path, Task(lambda step: seen.append((step.done, step.total))), chunk_rows=10_000) == 50_000
     assert seen == [(10_000 * i, 50_000) for i in range(1, 6)]
     assert len(pd.read_csv(path)) == 50_000
     before = path.read_bytes()
+    task = Task()
+    task.cancel.set()
     with pytest.raises(ExportCancelled):
-        write_csv(frame.iloc[:100], path, progress=lambda d, t: False, chunk_rows=10)
+        write_csv(frame.iloc[:100], path, task, chunk_rows=10)
     assert path.read_bytes() == before  # the previous file survives a cancelled export
     assert [p.name for p in tmp_path.iterdir()] == ["big.csv"]
-
-
-def test_terminal_progress_only_on_a_terminal_for_long_exports():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    out = Tty()
-    bar = TerminalProgress(out, min_rows=100, width=10)
-    assert bar(50, 100) is True and bar(100, 100) is True
-    assert "\rwriting CSV [#####.....]  50% 50/100 rows" in out.getvalue()
-    assert out.getvalue().endswith("100% 100/100 rows\n")
-    quiet = io.StringIO()
-    TerminalProgress(quiet, min_rows=100)(100, 100)
-    TerminalProgress(Tty(), min_rows=1000)(10, 10)
-    assert quiet.getvalue() == ""
 
 
 # -- drill-down figures -------------------------------------------------------
@@ -230,6 +223,18 @@ def test_breakdown_equals_totals(demo):
     assert empty.empty and list(empty.columns) == ["exchange", "total_usd", "long_usd", "short_usd", "count", "share"]
 
 
+@pytest.mark.parametrize("by", ["asset", "exchange"])
+@pytest.mark.parametrize("filters", [{}, {"exchanges": ["okx"]}, {"side": "long"}, {"assets": ["ETH"]},
+                                     {"exchanges": ["binance", "bybit"], "side": "short"}])
+def test_index_breakdown_equals_the_scan(demo, by, filters):
+    """Panels read their breakdown through the prefix-sum index; it equals scanning the events."""
+    start, end = DAY[0] + pd.Timedelta(hours=3), DAY[0] + pd.Timedelta(hours=15)
+    scanned = breakdown(demo.liquidations.filter(start, end, **filters), by)
+    indexed = index_breakdown(demo.index(), start, end, by, **filters)
+    pd.testing.assert_frame_equal(scanned, indexed, check_exact=False, rtol=1e-9, check_dtype=False)
+    assert index_breakdown(demo.index(), "2030-01-01", "2030-01-02", by).empty
+
+
 def test_basis_bps():
     idx = pd.date_range("2025-05-09", periods=3, freq="min", tz="UTC")
     closes = {"a": pd.Series([100.0, 100.0, 100.0], idx), "b": pd.Series([100.1, 99.9, 100.0], idx)}
@@ -242,7 +247,7 @@ def test_basis_bps():
 # -- CLI -----------------------------------------------------------------------
 def run_cli(tmp_path, capsys, *args: str) -> tuple[int, str, str]:
     try:
-        status = cli.main(["--data-dir", str(tmp_path / "store"), "--demo", *args])
+        status = liqscope_main(["--data-dir", str(tmp_path / "store"), "--demo", *args])
     except SystemExit as exc:  # argparse errors
         status = exc.code
     out, err = capsys.readouterr()
@@ -261,6 +266,8 @@ def run_cli(tmp_path, capsys, *args: str) -> tuple[int, str, str]:
     (["--asset", "BTC", "--png", "{tmp}/x.png", "--size", "big"], "invalid --size"),
     (["--asset", "BTC", "--csv", "{tmp}/x.csv", "--what", "trades"], "invalid choice: 'trades'"),
     (["--asset", "BTC", "--png", "{tmp}/x.png", "--scale", "3"], "invalid choice: 3"),
+    (["--asset", "BTC", "--png", "{tmp}/x.jpg"], "give a file name ending in .png"),
+    (["--asset", "BTC", "--csv", "{tmp}/x.csv", "--min-usd", "-1"], "must be a number >= 0"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
     status, out, err = run_cli(tmp_path, capsys, "export", *[a.replace("{tmp}", str(tmp_path)) for a in args])
@@ -275,8 +282,8 @@ def test_cli_raw_liquidations_csv_without_qt(tmp_path):
     out = tmp_path / "liqs.csv"
     code = (
         "import sys\n"
-        "from liqscope.models import cli\n"
-        f"rc = cli.main(['--data-dir', {str(tmp_path / 'store')!r}, '--demo', 'export', '--asset', 'BTC', "
+        "from liqscope.gui.main import main\n"
+        f"rc = main(['--data-dir', {str(tmp_path / 'store')!r}, '--demo', 'export', '--asset', 'BTC', "
         f"'--start', '2025-05-09T00:00Z', '--end', '2025-05-10T00:00Z', '--csv', {str(out)!r}, "
         "'--what', 'liquidations', '--side', 'short', '--min-usd', '100000'])\n"
         "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')))\n"
@@ -295,7 +302,7 @@ def test_cli_raw_liquidations_csv_without_qt(tmp_path):
 
 def test_export_command_is_listed(capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["export", "--help"])
+        liqscope_main(["export", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--asset", "--exchange", "--start", "--end", "--png", "--csv", "--what", "--size", "--scale"):

@@ -20,7 +20,9 @@ def random_model(seed: int, n: int) -> LiquidationModel:
     ts = T0 + pd.to_timedelta(np.sort(rng.integers(0, 86_400_000, n)), unit="ms")
     return LiquidationModel(pd.DataFrame({
         "ts": ts, "exchange": rng.choice(EXCHANGES, n), "symbol": "X", "asset": rng.choice(ASSETS, n),
-        "side": rng.choice(["long", "short"], n), "price": 100.0, "qty": 1.0,
+        # distinct quantities: two random events never share the dedup key (ts, exchange, symbol, side,
+        # price, qty), as two real liquidations in one millisecond would not
+        "side": rng.choice(["long", "short"], n), "price": 100.0, "qty": 1.0 + np.arange(n),
         "notional_usd": np.round(rng.pareto(1.3, n) * 1000 + 10, 2),
     }))
 
