@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import threading
-
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
@@ -21,6 +19,7 @@ from .axis import to_x
 from .items import CandlesItem, PaneNote, RectsItem, recolor_legend
 from .price_axis import PriceAxis  # noqa: F401  (the pane's axis; imported from here by the window)
 from .theme import LONG_COLOR, SHORT_COLOR, Theme
+from .worker import Worker
 
 LADDER = list(BUCKETS.values())  # candle levels of detail, seconds
 MAX_MARKERS = 2000
@@ -93,6 +92,7 @@ class PricePane:
         for side, m in self.markers.items():
             self.legend.addItem(m, f"{side}s liquidated")
         self.note = PaneNote(self.vb)
+        self.lod_worker = Worker(name="liqscope-lod")  # the one worker type; one build at a time
         self.pyramid: CandlePyramid | None = None
         self._cached: tuple[int, int, int] | None = None  # (level, start ns, end ns) in the picture
         self.level = 60
@@ -112,15 +112,16 @@ class PricePane:
 
     def set_series(self, candles: pd.DataFrame | None):
         """New price source (asset/exchange changed): a new level-of-detail pyramid."""
+        self._cached = None
         if candles is None or candles.empty:
+            self.lod_worker.cancel()  # nothing to build for: stop the previous series' build
             self.pyramid = None
         else:
             base = int(np.median(np.diff(ts_ns(candles.index[:1000])))) // 1_000_000_000 if len(candles) > 1 else 60
             self.pyramid = CandlePyramid(Candles.from_frame(candles), max(base, 1), LADDER)
             # coarser levels for later zoom-outs, built off the GUI thread (numpy releases the GIL);
             # until one is ready, a zoomed view merges just its own window
-            threading.Thread(target=self.pyramid.build_all, name="liqscope-lod", daemon=True).start()
-        self._cached = None
+            self.lod_worker.start(self.pyramid.build_all)  # cancels the build of the previous series
 
     def lod(self, level: int) -> Candles | None:
         return self.pyramid.level(level) if self.pyramid is not None else None

@@ -8,11 +8,13 @@ are ~5x smaller, and nothing is recomputed while panning.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .progress import Task
 from .schema import ts_ns
 
 NS = 1_000_000_000
@@ -60,18 +62,36 @@ def merge(c: Candles, level_s: int) -> Candles:
 
 
 class CandlePyramid:
-    """All levels of one series; ``level(s)`` builds lazily from the next finer level."""
+    """All levels of one series; ``level(s)`` builds lazily from the next finer level.
+
+    Thread-safe: a builder thread (:meth:`build_all`) and the GUI thread may ask
+    for levels at once. Merges run outside the lock; a finished level is
+    published under it, so readers never see a dict being changed under them.
+    """
 
     def __init__(self, base: Candles, base_level_s: int, ladder: list[int]):
         self.base_level = base_level_s
         self.ladder = [lv for lv in ladder if lv >= base_level_s and lv % base_level_s == 0]
         self._levels: dict[int, Candles] = {base_level_s: base}
+        self._lock = threading.Lock()
+
+    def _finer(self, seconds: int) -> Candles:
+        """The coarsest built level that divides ``seconds`` (the cheapest source to merge from)."""
+        with self._lock:
+            finer = max((lv for lv in self._levels if lv < seconds and seconds % lv == 0), default=self.base_level)
+            return self._levels[finer]
+
+    def _built(self, seconds: int) -> Candles | None:
+        with self._lock:
+            return self._levels.get(seconds)
 
     def level(self, seconds: int) -> Candles:
-        if seconds not in self._levels:
-            finer = max((lv for lv in self._levels if lv < seconds and seconds % lv == 0), default=self.base_level)
-            self._levels[seconds] = merge(self._levels[finer], seconds)
-        return self._levels[seconds]
+        got = self._built(seconds)
+        if got is None:
+            merged = merge(self._finer(seconds), seconds)
+            with self._lock:
+                got = self._levels.setdefault(seconds, merged)
+        return got
 
     def window(self, seconds: int, lo_ns: int, hi_ns: int, max_merge: int = 200_000) -> Candles:
         """Candles of level ``seconds`` with lo <= open < hi.
@@ -80,17 +100,17 @@ class CandlePyramid:
         epoch-aligned), so the first paint of a zoomed-in view never waits for
         a whole-history merge; wide windows build and cache the full level.
         """
-        if seconds in self._levels:
-            return self._levels[seconds].slice(lo_ns, hi_ns)
-        finer = max((lv for lv in self._levels if lv < seconds and seconds % lv == 0), default=self.base_level)
+        built = self._built(seconds)
+        if built is not None:
+            return built.slice(lo_ns, hi_ns)
         size = seconds * NS
-        part = self._levels[finer].slice((lo_ns // size) * size, -(-hi_ns // size) * size)
+        part = self._finer(seconds).slice((lo_ns // size) * size, -(-hi_ns // size) * size)
         if len(part) > max_merge:
             return self.level(seconds).slice(lo_ns, hi_ns)
         return merge(part, seconds).slice(lo_ns, hi_ns)
 
     def built(self, seconds: int) -> bool:
-        return seconds in self._levels
+        return self._built(seconds) is not None
 
     def pick(self, span_s: float, max_candles: int) -> int:
         """Finest level that keeps the span within ``max_candles`` candles."""
@@ -99,7 +119,9 @@ class CandlePyramid:
                 return lv
         return self.ladder[-1]
 
-    def build_all(self) -> None:
-        """Pre-compute every level (off the GUI thread for big series)."""
-        for lv in self.ladder:
+    def build_all(self, task: Task | None = None) -> None:
+        """Pre-compute every level (off the GUI thread for big series); stops between levels if cancelled."""
+        for i, lv in enumerate(self.ladder):
+            if task is not None:
+                task.progress(i, len(self.ladder))
             self.level(lv)

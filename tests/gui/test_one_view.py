@@ -261,3 +261,12 @@ def test_linked_panels_never_scan_the_events(window, qtbot, monkeypatch):
     assert panel.totals.total_usd == pytest.approx(window.dataset.index().totals(
         window.state.view.start, window.state.view.end, exchanges=["binance"]).total_usd)
     assert asset.totals.count > 0
+
+
+def test_a_new_price_series_cancels_the_previous_lod_build(window):
+    """The coarse-level builder of the old series is told to stop; the new series gets its own run."""
+    old = window.price.lod_worker.task
+    window.state.update(asset="ETH")
+    settle(window)
+    assert old is not None and old.cancelled
+    assert window.price.lod_worker.task is not old and not window.price.lod_worker.task.cancelled

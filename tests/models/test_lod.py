@@ -81,3 +81,40 @@ def test_window_of_an_unbuilt_level_equals_the_built_level():
     # a window too big to merge per frame builds (and caches) the level
     lazy.window(86400, int(base.ts[0]), int(base.ts[-1]) + 1, max_merge=1000)
     assert lazy.built(86400)
+
+
+def test_build_all_stops_when_cancelled():
+    from liqscope.models.progress import Cancelled, Task
+
+    pyr = CandlePyramid(Candles.from_frame(minutes(3 * 1440)), 60, LADDER)
+    task = Task()
+    task.cancel.set()
+    with pytest.raises(Cancelled):
+        pyr.build_all(task)
+    assert [lv for lv in LADDER if pyr.built(lv)] == [60]  # stopped before merging anything
+
+
+def test_reading_levels_while_a_builder_thread_builds_them():
+    """The GUI thread reads windows while the builder publishes levels: no race, exact results."""
+    import threading
+
+    frame = minutes(60 * 1440, seed=3)
+    base = Candles.from_frame(frame)
+    pyr = CandlePyramid(base, 60, LADDER)
+    errors: list[BaseException] = []
+
+    def build():
+        try:
+            pyr.build_all()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=build)
+    t.start()
+    lo, hi = int(frame.index[1000].value), int(frame.index[80_000].value)
+    while t.is_alive():
+        for level in LADDER[1:]:
+            got = pyr.window(level, lo, hi)
+            np.testing.assert_array_equal(got.high, merge(base, level).slice(lo, hi).high)
+    t.join()
+    assert not errors and all(pyr.built(lv) for lv in LADDER)
