@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QApplication, QDateTimeEdit, QDialog, QDialogButt
 
 from liqscope.models.dataset import Dataset
 from liqscope.models.format import number, usd
-from liqscope.models.timeutil import format_duration
+from liqscope.models.timeutil import format_duration, format_time
 from liqscope.models.view import FIELDS, View, default_window, fit_view
 
 from .about import show_about
@@ -468,7 +468,7 @@ class MainWindow(QMainWindow):
             self.hline.setPos(y)
         ts = from_x(x, self.origin_s)
         v = self.state.view
-        parts = [f"<b>{ts.strftime('%Y-%m-%d %H:%M:%S')} UTC</b>"]
+        parts = [f"<b>{format_time(ts, 'second')} UTC</b>"]
         c = self.price.candle_at(ts.value)
         if c is not None:
             parts.append(f"{v.asset} {v.exchange} {format_duration(self.price.level)} "
@@ -477,7 +477,7 @@ class MainWindow(QMainWindow):
         if hit is not None:
             bucket_ts, sums = hit
             ex_txt = ", ".join(f"{display_name(k)} {usd(val)}" for k, val in sums["by_exchange"].items() if val > 0)
-            parts.append(f"{format_duration(self.liq.bucket)} bucket {bucket_ts.strftime('%H:%M')}: "
+            parts.append(f"{format_duration(self.liq.bucket)} bucket {format_time(bucket_ts, 'clock')}: "
                          f"<span style='color:{LONG_COLOR}'>longs {usd(sums['long'])}</span> · "
                          f"<span style='color:{SHORT_COLOR}'>shorts {usd(sums['short'])}</span>"
                          + (f" ({ex_txt})" if ex_txt else ""))

@@ -15,14 +15,14 @@ import pandas as pd
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from liqscope.models.format import number
+from liqscope.models.timeutil import format_time
 
 RAW_ROLE = Qt.ItemDataRole.UserRole  # the unformatted value (float, str, pd.Timestamp)
 
 
 def iso_utc(ts: pd.Timestamp) -> str:
-    """``2025-05-09T08:15:38.116Z``: the same form the CSV export writes."""
-    t = ts.tz_convert("UTC") if ts.tzinfo is not None else ts
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    """Order times as the CSV writes them (milliseconds, Z)."""
+    return format_time(ts, "iso_ms")
 
 
 def usd_exact(x: float) -> str:

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from . import paths
 from .format import number, usd
 from .progress import Cancelled
+from .timeutil import format_time
 from .version import app_version
 from .view import View, ViewError, check_view, requested_window
 
@@ -168,7 +169,8 @@ def coverage_note(ds, view: View) -> str | None:
     if t.count:
         return None
     r = ds.time_range()
-    covers = f"the data covers {r[0]:%Y-%m-%d %H:%M} → {r[1]:%Y-%m-%d %H:%M} UTC" if r else "the dataset is empty"
+    covers = (f"the data covers {format_time(r[0], 'minute')} → {format_time(r[1], 'minute')} UTC" if r
+              else "the dataset is empty")
     return f"no liquidations in {view.window_text()} ({covers})"
 
 

@@ -14,6 +14,7 @@ from .liq_index import LiquidationIndex
 from .liquidations import LiquidationModel
 from .paths import demo_dir
 from .prices import PriceModel
+from .timeutil import format_time
 
 DEMO_LABEL = "Demo data — synthetic, calibrated to figures reported for 2025-05-09"
 
@@ -91,8 +92,8 @@ class Dataset:
         top = idx.largest(start, end, largest, **filters)
         return {
             "source": self.label,
-            "start": _iso(start),
-            "end": _iso(end),
+            "start": format_time(start),
+            "end": format_time(end),
             "total_usd": t.total_usd,
             "long_usd": t.long_usd,
             "short_usd": t.short_usd,
@@ -102,7 +103,7 @@ class Dataset:
             "by_asset": t.by_asset,
             "largest": [
                 {
-                    "ts": _iso(r.ts),
+                    "ts": format_time(r.ts),
                     "exchange": str(r.exchange),
                     "symbol": str(r.symbol),
                     "side": str(r.side),
@@ -113,13 +114,6 @@ class Dataset:
                 for r in top.itertuples(index=False)
             ],
         }
-
-
-def _iso(ts) -> str:
-    t = pd.Timestamp(ts)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    spec = "milliseconds" if (t.microsecond or t.nanosecond) else "seconds"
-    return t.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def load_parquet_dataset(folder: Path, label: str, is_demo: bool = False) -> Dataset:

@@ -29,7 +29,7 @@ from .liquidations import LiquidationModel
 from .prices import PriceModel, resample
 from .prices import window as window_of
 from .progress import Cancelled, Task
-from .timeutil import format_duration, parse_duration
+from .timeutil import format_duration, format_time, parse_duration
 from .view import View
 
 WHATS = ("candles", "buckets", "liquidations")
@@ -263,12 +263,6 @@ def _write_arrow_csv(table: pa.Table, path: Path, task: Task | None, chunk_rows:
 
 
 # -- names -------------------------------------------------------------------
-def _stamp(ts: pd.Timestamp) -> str:
-    t = pd.Timestamp(ts)
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H-%MZ")
-
-
 def default_name(parts: list[str], start: pd.Timestamp, end: pd.Timestamp, ext: str,
                  what: str | None = None) -> str:
     """``BTC_binance_2025-05-09T00-00Z_2025-05-10T00-00Z.csv`` (+ ``_buckets`` etc. unless candles).
@@ -276,7 +270,7 @@ def default_name(parts: list[str], start: pd.Timestamp, end: pd.Timestamp, ext: 
     Colons are replaced so the name is valid on Windows and macOS too.
     """
     safe = ["".join(ch if ch.isalnum() or ch in "-+." else "-" for ch in str(p)) for p in parts if p]
-    name = "_".join([*safe, _stamp(start), _stamp(end)])
+    name = "_".join([*safe, format_time(start, "file"), format_time(end, "file")])
     if what and what != "candles":
         name += f"_{what}"
     return f"{name}.{ext.lstrip('.')}"

@@ -5,6 +5,7 @@ import json
 import sys
 
 from .cli import UsageError
+from .timeutil import format_time
 
 
 def register(sub) -> None:
@@ -99,7 +100,7 @@ def _s(v) -> str:
 
 
 def _t(v) -> str:
-    return "-" if v is None or v != v else v.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return "-" if v is None or v != v else format_time(v, "iso_ms")
 
 
 def _jsonable(v):

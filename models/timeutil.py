@@ -56,5 +56,24 @@ def pick_bucket(span_seconds: float, max_buckets: int) -> int:
     return list(BUCKETS.values())[-1]
 
 
+# How a time is written, by purpose: the one formatter every surface uses (CLI, JSON, CSV, window).
+TIME_FORMATS = {
+    "iso": "%Y-%m-%dT%H:%M:%SZ",        # JSON and messages; milliseconds added when there are any
+    "iso_ms": "%Y-%m-%dT%H:%M:%S.{ms}Z",  # CSV cells and order tables: always milliseconds
+    "second": "%Y-%m-%d %H:%M:%S",      # the crosshair readout
+    "minute": "%Y-%m-%d %H:%M",         # window captions, status bar, notes
+    "clock": "%H:%M",                   # a bucket inside a day that is already named
+    "file": "%Y-%m-%dT%H-%MZ",          # file names: no colons (Windows, macOS)
+}
+
+
+def format_time(ts, style: str = "iso") -> str:
+    """``ts`` (any tz, or naive = UTC) in UTC, written for ``style`` (a key of :data:`TIME_FORMATS`)."""
+    t = parse_time(ts)
+    if style == "iso" and (t.microsecond or t.nanosecond):
+        style = "iso_ms"
+    return t.strftime(TIME_FORMATS[style].replace("{ms}", f"{t.microsecond // 1000:03d}"))
+
+
 def iso_z(ts: pd.Timestamp) -> str:
-    return parse_time(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(ts, "iso")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
-from .timeutil import BUCKETS, TimeParseError, parse_time
+from .timeutil import BUCKETS, TimeParseError, format_time, parse_time
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -79,10 +79,10 @@ class View:
     def has_window(self) -> bool:
         return self.start is not None and self.end is not None
 
-    def window_text(self, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    def window_text(self) -> str:
         if not self.has_window:
             return "no window"
-        return f"{self.start.strftime(fmt)} → {self.end.strftime(fmt)} UTC"
+        return f"{format_time(self.start, 'minute')} → {format_time(self.end, 'minute')} UTC"
 
 
 FIELDS = tuple(f.name for f in fields(View) if f.name != "extra")
@@ -157,7 +157,7 @@ def check_view(dataset: "Dataset", view: View, *, asset_given: bool = True,
         exchanges = frozenset(_names("exchange", sorted(exchanges), dataset.exchanges, str.lower))
     start, end = _complete_window(dataset, view.start, view.end)
     if start is not None and end is not None and end <= start:
-        raise ViewError(f"--end ({end:%Y-%m-%dT%H:%M:%SZ}) must be after --start ({start:%Y-%m-%dT%H:%M:%SZ})")
+        raise ViewError(f"--end ({format_time(end)}) must be after --start ({format_time(start)})")
     _check_values(view)
     return replace(view, asset=asset, exchange=exchange, exchanges=exchanges, start=start, end=end)
 

@@ -64,3 +64,17 @@ def test_pick_bucket_is_the_smallest_that_fits():
 
 def test_iso_z():
     assert iso_z(pd.Timestamp("2025-05-09 02:00", tz="Europe/Berlin")) == "2025-05-09T00:00:00Z"
+
+
+def test_one_time_formatter_for_every_surface():
+    from liqscope.models.timeutil import format_time
+
+    t = pd.Timestamp("2025-05-09 10:15:38.116789", tz="Europe/Berlin")  # 08:15:38.116789 UTC
+    assert format_time(t) == "2025-05-09T08:15:38.116Z"  # sub-second times keep their milliseconds
+    assert format_time("2025-05-09T08:15Z") == "2025-05-09T08:15:00Z"
+    assert format_time(t, "iso_ms") == "2025-05-09T08:15:38.116Z"
+    assert format_time(t, "second") == "2025-05-09 08:15:38"
+    assert format_time(t, "minute") == "2025-05-09 08:15"
+    assert format_time(t, "clock") == "08:15"
+    assert format_time(t, "file") == "2025-05-09T08-15Z"
+    assert format_time(pd.Timestamp("2025-05-09 08:15")) == "2025-05-09T08:15:00Z"  # naive = UTC
