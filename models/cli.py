@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import paths
+from .errors import UserError
 from .format import number, usd
 from .progress import Cancelled
 from .timeutil import format_time
@@ -29,7 +30,7 @@ COMMAND_MODULES = ("store_cli", "connectors_cli")
 Extension = Callable[[argparse.ArgumentParser, argparse._SubParsersAction], None]
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """Bad arguments or input: printed as one line, exit status 2."""
 
 
@@ -45,9 +46,12 @@ def non_negative_float(text: str) -> float:
 
 
 def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
     return value
 
 
@@ -259,7 +263,7 @@ def main(argv: list[str] | None = None, extensions: Iterable[Extension] = (),
     func = getattr(args, "func", None) or default or _no_command
     try:
         return func(args)
-    except (UsageError, ViewError) as exc:
+    except UserError as exc:  # usage, view, store, input, export and fetch problems alike
         print(f"liqscope: error: {exc}", file=sys.stderr)
         return 2
     except Cancelled:

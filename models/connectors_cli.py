@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from .cli import UsageError
+from .cli import UsageError, positive_float
 from .timeutil import TimeParseError, parse_time
 
 EXCHANGES = ("binance", "bybit", "okx")
@@ -39,7 +39,7 @@ def register(sub) -> None:
                                      "default: everything (Bybit: every linear perpetual)")
     r.add_argument("--endpoint", action="append", default=[], metavar="X.ws=URL",
                    help="override an endpoint, e.g. okx.ws=wss://... or okx.rest=https://... (repeatable)")
-    r.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    r.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: until Ctrl-C)")
     r.add_argument("--replay-journal", action="store_true",
                    help="instead of recording, re-normalise the raw journal (after a parser fix): it replaces "
                         "what the store holds for the times the journal covers")

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from .errors import UserError
 from .liquidations import LiquidationModel
 from .prices import PriceModel, resample
 from .prices import window as window_of
@@ -36,7 +37,7 @@ WHATS = ("candles", "buckets", "liquidations")
 CHUNK_ROWS = 100_000
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export that cannot be done (unwritable path, nothing to write); one line for the user."""
 
 

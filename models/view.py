@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
+from .errors import UserError
 from .timeutil import BUCKETS, TimeParseError, format_time, parse_time
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ DEFAULT_ASSET = "BTC"
 DEFAULT_EXCHANGE = "binance"
 
 
-class ViewError(ValueError):
+class ViewError(UserError, ValueError):
     """A requested view names something the dataset does not have, or is inconsistent; one line."""
 
 

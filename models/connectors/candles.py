@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..errors import UserError
 from ..progress import Cancelled, Task, quiet
 from ..timeutil import parse_time
 from .netcause import network_cause
@@ -55,7 +56,7 @@ HISTORY_NOTES = {
 }
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """The exchange could not serve the request (after retries); one-line message.
 
     ``cause`` says why in words (empty when the message says it all)."""

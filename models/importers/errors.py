@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # The one cancel type (liqscope.models.progress, also liqscope.models.store.Cancelled): the store is as before.
+from ..errors import UserError
 from ..progress import Cancelled as ImportCancelled
 
 __all__ = ["ImportCancelled", "InputError", "UnknownColumnsError", "UnknownContractSizeError"]
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """Bad input file. ``str()`` is one line: ``FILE, line N, column 'c': what is wrong``."""
 
     def __init__(self, file: str, message: str, *, line: int | None = None, column: str | None = None,

@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .. import paths
+from ..errors import UserError
 from ..dataset import Dataset
 from ..liquidations import LiquidationModel
 from ..prices import PriceModel
@@ -40,7 +41,7 @@ FORMAT = "liqscope-store"
 INFO_COLUMNS = ["kind", "exchange", "symbol", "interval", "rows", "first", "last"]
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be opened or written; the message is one line for the user."""
 
 
