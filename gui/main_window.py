@@ -373,9 +373,11 @@ class MainWindow(QMainWindow):
         """The status bar's permanent description of what is drawn now (levels follow the zoom)."""
         v = self.state.view
         scope = "all assets" if v.liq_scope == "all" else v.asset
-        self.view_info.setText(
-            f"{v.window_text()} · {scope} · candles {format_duration(self.price.level)} · "
-            f"bars {format_duration(self.liq.bucket)} · {self.dataset.label}")
+        candles = f"candles {format_duration(self.price.level)}" if self.price.pyramid is not None else "no candles"
+        self.view_info.setText(f"{v.window_text()} · {scope} · {candles} · "
+                               f"bars {format_duration(self.liq.bucket)} · {self.dataset.label}")
+        # an empty price pane shows no made-up price scale
+        self.price.plot.getAxis("right").setStyle(showValues=self.price.pyramid is not None)
 
     def apply_theme(self) -> None:
         theme = THEMES[self.state.view.theme]

@@ -221,6 +221,7 @@ def test_liquidations_only_dataset_in_the_window(start_window, demo):
     assert not w.controls.exchange.isEnabled()
     assert w.headline.figures["total_usd"] == pytest.approx(860e6, rel=0.001)
     assert "No BTC candles in this dataset" in w.price.note.text and "Fetch candles" in w.price.note.text
+    assert "no candles" in w.view_info.text() and not w.price.plot.getAxis("right").style["showValues"]
     assert w.liq.table is not None and w.liq.table.sums.sum() > 0
     panel = w.drilldown.open_asset("BTC")
     settle(w)
