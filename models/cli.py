@@ -35,24 +35,22 @@ class UsageError(UserError):
 
 
 # -- argument types: refuse nonsense at the door, in one line ------------------
-def non_negative_float(text: str) -> float:
+def _number(text: str, *, positive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number {'>' if positive else '>='} 0")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, positive=False)
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
-    return value
+    return _number(text, positive=True)
 
 
 def non_negative_int(text: str) -> int:
