@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
         self.hub.dataset_changed.connect(self._dataset_changed)
         self.hub.data_appended.connect(self.refresh_data)
         self._next_view: tuple[View | None, bool] | None = None
+        self._data_swapped = False
         self.setWindowTitle("Liqscope")
         self.settings = open_settings()
         self.persist = restore  # screenshots/exports never overwrite the user's saved view
@@ -160,9 +161,11 @@ class MainWindow(QMainWindow):
         self.readout.setText(" ")  # it described the old data
         for line in (*self.crosshair, self.hline):
             line.setVisible(False)
+        self._data_swapped = True  # the next redraw reloads the price series, whatever fields changed
         self.state.update(**{k: getattr(v, k) for k in FIELDS})
-        self.state.flush()
-        self._on_changed(frozenset({"asset", "exchange", "start", "end", "data"}))
+        self.state.flush()  # one `changed` for the controls, panels and this window
+        if self._data_swapped:  # the view did not change at all: redraw for the new data anyway
+            self._on_changed(frozenset())
 
     # -- set-up -------------------------------------------------------------
     def _initial_view(self, view: View | None, restore: bool) -> View:
@@ -270,6 +273,8 @@ class MainWindow(QMainWindow):
 
     # -- state -> views -----------------------------------------------------
     def _on_changed(self, names: frozenset) -> None:
+        if self._data_swapped:
+            names, self._data_swapped = names | {"asset", "exchange", "start", "end", "data"}, False
         v = self.state.view
         if "theme" in names:
             self.apply_theme()
