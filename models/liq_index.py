@@ -1,9 +1,12 @@
 """Prefix-sum index over liquidations, for per-frame queries on millions of events.
 
 Events are regrouped into cells, one per (exchange, asset, side), each sorted by
-time, with one running sum of notional over the concatenation. The USD in any
+time, with a running sum of notional that restarts at every cell. The USD in any
 window for any cell is then two binary searches and a subtraction, so headline
 totals and re-binned bars cost O(cells × log n) instead of a scan per frame.
+Restarting per cell keeps the cells independent: one running sum over all cells
+concatenated let a huge value in one cell cancel every later cell's figures to
+0.0 in floating point (the subtraction of two huge, nearly equal sums).
 Block maxima answer "largest order in this window" without a scan either.
 Results equal ``LiquidationModel.filter(...).totals()`` (tests check it).
 """
@@ -43,7 +46,7 @@ class LiquidationIndex:
         self.ts = ts[order]
         self.notional = notional[order]
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
-        self.cum = np.concatenate([[0.0], np.cumsum(self.notional)])
+        self.cum = _cell_prefix_sums(self.notional, self.offsets)
         n = len(self.notional)
         starts = np.arange(0, n, BLOCK)
         self.block_max = np.maximum.reduceat(self.notional, starts) if n else np.empty(0)
@@ -84,7 +87,7 @@ class LiquidationIndex:
         out.ts = np.insert(self.ts, at, ts)
         out.notional = np.insert(self.notional, at, notional)
         out.offsets = self.offsets + np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
-        out.cum = np.concatenate([[0.0], np.cumsum(out.notional)])
+        out.cum = _cell_prefix_sums(out.notional, out.offsets)
         n = len(out.notional)
         out.block_max = np.maximum.reduceat(out.notional, np.arange(0, n, BLOCK)) if n else np.empty(0)
         return out
@@ -115,11 +118,15 @@ class LiquidationIndex:
             b[i] = lo + (hi - lo if end_ns is None else np.searchsorted(seg, end_ns, "left"))
         return a, b
 
+    def _usd(self, cells: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """USD of positions [a, b) of each cell (cell c's prefix sums start at ``offsets[c] + c``)."""
+        return self.cum[b + cells] - self.cum[a + cells]
+
     # -- queries --------------------------------------------------------------
     def totals(self, start=None, end=None, *, exchanges=None, assets=None, side=None) -> Totals:
         cells = self.cells(exchanges, assets, side)
         a, b = self._bounds(cells, _ns(start), _ns(end))
-        usd = self.cum[b] - self.cum[a]
+        usd = self._usd(cells, a, b)
         by_side = np.bincount(self.cell_side[cells], weights=usd, minlength=2)
         return Totals(
             total_usd=float(usd.sum()),
@@ -139,7 +146,7 @@ class LiquidationIndex:
         group = (self.cell_exchange if by == "exchange" else self.cell_asset)[cells]
         n = len(names)
         usd = np.zeros((2, n))
-        np.add.at(usd, (self.cell_side[cells], group), self.cum[b] - self.cum[a])
+        np.add.at(usd, (self.cell_side[cells], group), self._usd(cells, a, b))
         count = np.bincount(group, weights=(b - a), minlength=n).astype(np.int64) if len(cells) else np.zeros(n, np.int64)
         return list(names), usd, count
 
@@ -202,7 +209,7 @@ class LiquidationIndex:
         for c in self.cells(exchanges, assets, side):
             s, e = self.offsets[c], self.offsets[c + 1]
             pos = s + np.searchsorted(self.ts[s:e], edges, "left")
-            out[self.cell_side[c] * len(groups) + group_of[c]] += np.diff(self.cum[pos])
+            out[self.cell_side[c] * len(groups) + group_of[c]] += np.diff(self.cum[pos + c])
         return BucketSums(first, size, list(groups), out.reshape(2, len(groups), nb))
 
 
@@ -222,6 +229,16 @@ class BucketSums:
     @property
     def starts_ns(self) -> np.ndarray:
         return self.first_ns + np.arange(self.n, dtype=np.int64) * self.size_ns
+
+
+def _cell_prefix_sums(notional: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Running sums restarted per cell: cell c's are ``out[offsets[c] + c : offsets[c + 1] + c + 1]``,
+    a 0.0 followed by the cumulative USD of its events, so no cell's sums carry another cell's values."""
+    out = np.zeros(len(notional) + len(offsets) - 1)
+    for c in np.flatnonzero(np.diff(offsets)):
+        lo, hi = int(offsets[c]), int(offsets[c + 1])
+        np.cumsum(notional[lo:hi], out=out[lo + c + 1: hi + c + 1])
+    return out
 
 
 def _ranked(names: list[str], codes: np.ndarray, usd: np.ndarray) -> dict[str, float]:

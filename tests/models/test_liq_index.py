@@ -133,3 +133,44 @@ def test_append_with_a_new_exchange_and_out_of_order_events():
     assert (np.diff(ds.liquidations.ts_ns) >= 0).all()
     t = ds.index().totals(T0, T0 + pd.Timedelta(days=1), exchanges=["hyperliquid"])
     assert t.total_usd == pytest.approx(late["notional_usd"].sum()) and t.count == 10
+
+
+def _poisoned_model() -> LiquidationModel:
+    """A store written before the sane bounds: one 1e22 USD row on binance/BTC, then okx/ETH a day later."""
+    frame = LiquidationModel(pd.DataFrame({
+        "ts": [T0, T0 + pd.Timedelta(hours=1), T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=1, hours=2)],
+        "exchange": ["binance", "binance", "okx", "okx"], "symbol": ["BTCUSDT", "BTCUSDT", "ETH-USDT-SWAP",
+                                                                    "ETH-USDT-SWAP"],
+        "asset": ["BTC", "BTC", "ETH", "ETH"], "side": ["long", "long", "long", "long"],
+        "price": [100.0, 100.0, 2000.5, 2000.0], "qty": [1.0, 2.0, 5.625, 0.001],
+        "notional_usd": [1.0, 2.0, 11252.8125, 1.5625],
+    })).frame.copy()
+    frame.loc[0, "notional_usd"] = 1e22  # what the store may already hold: loaded as trusted
+    return LiquidationModel(frame, _trusted=True)
+
+
+def test_a_huge_value_in_one_cell_leaves_every_other_cell_exact():
+    model = _poisoned_model()
+    idx = LiquidationIndex(model)
+    day2 = (T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=2))
+    t = idx.totals(*day2)
+    assert (t.total_usd, t.count, t.by_exchange) == (11_254.375, 2, {"okx": 11_254.375})
+    assert idx.totals(*day2, exchanges=["okx"], assets=["ETH"]).total_usd == 11_254.375
+    assert idx.totals(T0, T0 + pd.Timedelta(minutes=30)).total_usd == 1e22  # the bad row itself is not hidden
+    names, usd, count = idx.group_sums(*day2)
+    assert usd[0, names.index("okx")] == 11_254.375 and usd[0, names.index("binance")] == 0.0
+    bars = idx.bucket_sums(3600, *day2)
+    assert bars.sums[0, bars.groups.index("okx")].sum() == 11_254.375
+    assert bars.sums[0, bars.groups.index("okx"), 0] == 11_252.8125
+
+
+def test_live_appends_after_a_huge_value_stay_exact():
+    from liqscope.models.dataset import Dataset
+
+    ds = Dataset(liquidations=_poisoned_model())
+    ds.index()
+    later = pd.DataFrame({"ts": [T0 + pd.Timedelta(days=1, hours=3)], "exchange": ["okx"], "symbol": ["ETH-USDT-SWAP"],
+                          "asset": ["ETH"], "side": ["long"], "price": [2000.0], "qty": [0.25], "notional_usd": [500.0]})
+    assert ds.append_liquidations(later) == 1
+    t = ds.index().totals(T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=2))
+    assert t.total_usd == 11_754.375 and t.count == 3
