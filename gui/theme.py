@@ -7,8 +7,8 @@ Two kinds of colour are kept apart, so a reader never takes one for the other:
   deuteranopia, unlike the usual red/green). They mark the price pane, the
   exchange panel's bars, the headline and the app icon.
 * **Exchanges** (the liquidation pane's stacked bars, the per-exchange lines
-  and chips) are lighter tints after Paul Tol's "light" scheme — yellow, aqua,
-  teal, pink, lavender — with no orange, red or mid blue among them. Orange
+  and chips) are lighter tints — yellow, aqua, teal, pink, lavender, after Paul
+  Tol's "light" scheme — with no orange, red or mid blue among them. Orange
   Binance bars under vermillion long markers read as "longs" (CIEDE2000 22
   apart); every exchange colour is now at least 30 from both sides, and 20
   under simulated protanopia/deuteranopia (tests/gui/test_colors.py measures it).
@@ -21,7 +21,7 @@ LONG_COLOR = "#D55E00"   # vermillion: longs liquidated
 SHORT_COLOR = "#0072B2"  # blue: shorts liquidated
 
 EXCHANGE_COLORS = {
-    "binance": "#EEDD88",  # light yellow (Binance's own colour)
+    "binance": "#F0E442",  # yellow (Binance's own colour; Okabe-Ito yellow, clearer on white)
     "okx": "#88EEEE",      # light aqua
     "bybit": "#00AA88",    # teal green
     "bitget": "#FF99BB",   # pink
