@@ -17,7 +17,7 @@ from .items import RectsItem
 from .liq_pane import UsdAxis
 from .panel_parts import add_plot, swatch
 from .price_pane import PriceAxis
-from .theme import display_name, exchange_color
+from .theme import ZERO_LINE_COLOR, display_name, exchange_color
 
 
 class AssetPanel(DrillPanel):
@@ -45,8 +45,8 @@ class AssetPanel(DrillPanel):
             layout.setRowStretchFactor(row, stretch)
         for plot in (self.basis_plot, self.liq_plot):
             plot.setXLink(self.price_plot)
-        self.basis_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1)))
-        self.liq_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1)))
+        self.basis_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(ZERO_LINE_COLOR, width=1)))
+        self.liq_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(ZERO_LINE_COLOR, width=1)))
         self.rects = RectsItem()
         self.liq_plot.addItem(self.rects)
         self.lines: dict[str, pg.PlotDataItem] = {}

@@ -29,6 +29,7 @@ from liqscope.models.timeutil import pick_bucket
 from .axis import from_x
 from .export import export_menu
 from .items import RectsItem
+from .layout import MIN_BAR_PX, Y_HEADROOM
 from .panel_parts import SplitBar, make_table, set_title, stacked_bars, style_plot
 from .state import View
 from .table_model import Column, DataFrameModel, iso_utc, percent, usd_exact
@@ -37,7 +38,6 @@ from .theme import THEMES, display_name
 DATA_FIELDS = frozenset({"start", "end", "side", "min_usd", "exchanges", "exchange", "bucket"})
 REFRESH_MS = 80  # linked panels refresh at most this often while the main view moves
 TOP_CHOICES = {"top 100": 100, "top 1,000": 1000, "all": 0}
-MIN_BAR_PX = 4  # as the main liquidation pane
 
 # notional before price and qty: the figure that matters stays visible in a narrow dock
 ORDER_COLUMNS = [
@@ -355,4 +355,4 @@ class DrillPanel(QDockWidget):
         (x0, x1, y0, y1, g), top, bottom = stacked_bars(x, self.bucket, longs, shorts)
         plot_rects.set_data(x0, x1, y0, y1, g, colors)
         top, bottom = max(top, 1.0), min(bottom, -1.0)
-        plot.getViewBox().setYRange(bottom * 1.1, top * 1.15, padding=0)
+        plot.getViewBox().setYRange(bottom * Y_HEADROOM, top * Y_HEADROOM, padding=0)

@@ -14,7 +14,7 @@ from .drill_panel import DrillPanel
 from .items import RectsItem
 from .liq_pane import UsdAxis
 from .panel_parts import add_plot, swatch
-from .theme import LONG_COLOR, SHORT_COLOR, display_name
+from .theme import LONG_COLOR, SHORT_COLOR, ZERO_LINE_COLOR, display_name
 
 
 class ExchangePanel(DrillPanel):
@@ -32,7 +32,7 @@ class ExchangePanel(DrillPanel):
         self.plot = add_plot(self.graphics, 0, self.origin, self.state.view.utc, UsdAxis("right"))
         self.rects = RectsItem()
         self.plot.addItem(self.rects)
-        self.plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1)))
+        self.plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(ZERO_LINE_COLOR, width=1)))
         self.plot.getViewBox().sigXRangeChanged.connect(self._on_user_range)
 
     def plots(self) -> list[pg.PlotItem]:

@@ -19,9 +19,8 @@ from liqscope.models.timeutil import format_duration, pick_bucket
 
 from .axis import to_x
 from .items import PaneNote, RectsItem, recolor_legend
-from .theme import display_name, exchange_color
-
-MIN_BAR_PX = 4
+from .layout import AXIS_WIDTH, MIN_BAR_PX, Y_HEADROOM
+from .theme import ZERO_LINE_COLOR, display_name, exchange_color
 
 
 class UsdAxis(pg.AxisItem):
@@ -37,14 +36,14 @@ class LiqPane:
         self._origin = origin  # the data hub's origin, read when drawing (never a copy)
         self.bars = RectsItem()
         plot.addItem(self.bars)
-        self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1))
+        self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(ZERO_LINE_COLOR, width=1))
         plot.addItem(self.zero)
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMenuEnabled(False)
         plot.hideButtons()  # the view follows the ViewState; pyqtgraph's auto-range "A" would fight it
         plot.hideAxis("left")
         plot.showAxis("right")
-        plot.getAxis("right").setWidth(78)
+        plot.getAxis("right").setWidth(AXIS_WIDTH)
         self.vb = plot.getViewBox()
         self.vb.setMouseMode(pg.ViewBox.PanMode)
         self.vb.enableAutoRange(x=False, y=False)
@@ -139,7 +138,7 @@ class LiqPane:
             top = float(self._tops[lo:hi].max()) if hi > lo else 0.0
             bottom = float(self._bottoms[lo:hi].min()) if hi > lo else 0.0
         top, bottom = max(top, 1.0), min(bottom, 0.0 if stacked else -1.0)
-        self.vb.setYRange(bottom * 1.1, top * 1.1, padding=0)
+        self.vb.setYRange(bottom * Y_HEADROOM, top * Y_HEADROOM, padding=0)
 
     def _update_legend(self, names: list[str], colors: list[str]) -> None:
         if tuple(names) == self._legend_names:

@@ -10,11 +10,9 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTabl
 from liqscope.models.format import usd
 
 from .axis import OriginDateAxis
+from .layout import AXIS_WIDTH, HIDDEN_TIME_AXIS_HEIGHT, TITLE_HEIGHT
 from .table_model import DataFrameModel
-from .theme import LONG_COLOR, SHORT_COLOR, Theme
-
-AXIS_WIDTH = 72  # fixed right-axis width so stacked plots line up
-TITLE_HEIGHT = 18
+from .theme import LONG_COLOR, SHORT_COLOR, SPLIT_EMPTY_COLOR, SPLIT_TEXT_COLOR, Theme
 
 
 class SplitBar(QWidget):
@@ -50,12 +48,12 @@ class SplitBar(QWidget):
         r = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
         total = self.long_usd + self.short_usd
         if not total:
-            p.fillRect(r, QColor("#555555"))
+            p.fillRect(r, QColor(SPLIT_EMPTY_COLOR))
         else:
             w_long = r.width() * self.long_usd / total
             p.fillRect(QRectF(r.left(), r.top(), w_long, r.height()), QColor(LONG_COLOR))
             p.fillRect(QRectF(r.left() + w_long, r.top(), r.width() - w_long, r.height()), QColor(SHORT_COLOR))
-        p.setPen(QColor("#ffffff"))
+        p.setPen(QColor(SPLIT_TEXT_COLOR))
         left, right = self.texts()
         inner = r.adjusted(6, 0, -6, 0)
         p.drawText(inner, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), left)
@@ -134,7 +132,7 @@ def add_plot(layout: pg.GraphicsLayoutWidget, row: int, origin_s: float, utc: bo
     use_caption(plot)
     if not show_time:
         bottom.setStyle(showValues=False)
-        bottom.setHeight(6)
+        bottom.setHeight(HIDDEN_TIME_AXIS_HEIGHT)
     vb = plot.getViewBox()
     vb.setMouseMode(pg.ViewBox.PanMode)
     vb.enableAutoRange(x=False, y=False)

@@ -17,8 +17,9 @@ from liqscope.models.timeutil import BUCKETS
 
 from .axis import to_x
 from .items import CandlesItem, PaneNote, RectsItem, recolor_legend
+from .layout import AXIS_WIDTH, MIN_BAR_PX
 from .price_axis import PriceAxis  # noqa: F401  (the pane's axis; imported from here by the window)
-from .theme import LONG_COLOR, SHORT_COLOR, Theme
+from .theme import LONG_COLOR, MARKER_OUTLINE_COLOR, PRICE_LINE_COLOR, SHORT_COLOR, Theme
 from .worker import Worker
 
 LADDER = list(BUCKETS.values())  # candle levels of detail, seconds
@@ -54,7 +55,7 @@ class PricePane:
         self.plot = plot
         self._origin = origin  # the data hub's origin, read when drawing (never a copy)
         self.candles = CandlesItem()
-        self.line = pg.PlotDataItem(pen=pg.mkPen("#8ab4f8", width=1))
+        self.line = pg.PlotDataItem(pen=pg.mkPen(PRICE_LINE_COLOR, width=1))
         self.line.setVisible(False)
         plot.addItem(self.candles)
         plot.addItem(self.line)
@@ -63,7 +64,7 @@ class PricePane:
         plot.showGrid(x=True, y=True)
         plot.hideAxis("left")
         plot.showAxis("right")
-        plot.getAxis("right").setWidth(78)
+        plot.getAxis("right").setWidth(AXIS_WIDTH)
         plot.setMenuEnabled(False)
         plot.hideButtons()  # the view follows the ViewState; pyqtgraph's auto-range "A" would fight it
         self.vb = plot.getViewBox()
@@ -80,7 +81,7 @@ class PricePane:
         self.vb.sigResized.connect(self._sync_volume_geometry)
         # liquidation markers, one scatter per side (bucketed sizes keep it fast)
         self.markers = {
-            side: pg.ScatterPlotItem(pen=pg.mkPen("#ffffff", width=0.6), brush=pg.mkBrush(color + "b0"),
+            side: pg.ScatterPlotItem(pen=pg.mkPen(MARKER_OUTLINE_COLOR, width=0.6), brush=pg.mkBrush(color + "b0"),
                                      symbol="o", name=f"{side} liquidated")
             for side, color in (("long", LONG_COLOR), ("short", SHORT_COLOR))
         }
@@ -128,7 +129,7 @@ class PricePane:
 
     def pick_level(self, span_s: float) -> int:
         """Candles at least ~4 px wide: never more candles than the pixels can show."""
-        return self.pyramid.pick(span_s, int(max(self.vb.width(), 200) / 4))
+        return self.pyramid.pick(span_s, int(max(self.vb.width(), 200) / MIN_BAR_PX))
 
     def redraw_empty(self) -> None:
         self.candles.set_data(*(np.empty(0),) * 5, width=60)

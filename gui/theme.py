@@ -30,6 +30,16 @@ EXCHANGE_COLORS = {
 # other exchanges, by a stable hash of the name: muted, so an unnamed venue never looks like a side
 _FALLBACK = ["#AAAAAA", "#AACCAA", "#BBAABB"]  # grey, sage, mauve
 
+# lines and marks that carry no data category
+ZERO_LINE_COLOR = "#888888"       # the y = 0 line under long/short bars
+PRICE_LINE_COLOR = "#8ab4f8"      # the close-price line (line style)
+MARKER_OUTLINE_COLOR = "#ffffff"  # rim of the liquidation markers, apart from candles beneath
+SPLIT_TEXT_COLOR = "#ffffff"      # figures written on the long/short split bar
+SPLIT_EMPTY_COLOR = "#555555"     # the split bar when there is nothing to split
+SELECTION_COLOR = "#0072B2"       # selected rows and menu items
+SELECTION_TEXT_COLOR = "#ffffff"
+
+
 DISPLAY_NAMES = {"binance": "Binance", "okx": "OKX", "bybit": "Bybit", "bitget": "Bitget", "gate": "Gate",
                  "deribit": "Deribit", "bitmex": "BitMEX", "hyperliquid": "Hyperliquid"}
 
@@ -73,7 +83,8 @@ def palette(theme: Theme):
     R = QPalette.ColorRole
     for role, color in ((R.Window, panel), (R.WindowText, fg), (R.Base, bg), (R.AlternateBase, panel),
                         (R.Text, fg), (R.Button, panel), (R.ButtonText, fg), (R.ToolTipBase, panel),
-                        (R.ToolTipText, fg), (R.Highlight, QColor("#0072B2")), (R.HighlightedText, QColor("#ffffff")),
+                        (R.ToolTipText, fg), (R.Highlight, QColor(SELECTION_COLOR)),
+                        (R.HighlightedText, QColor(SELECTION_TEXT_COLOR)),
                         (R.PlaceholderText, QColor(theme.crosshair))):
         pal.setColor(role, color)
     pal.setColor(QPalette.ColorGroup.Disabled, R.Text, QColor(theme.crosshair))
