@@ -35,3 +35,7 @@ PRICE_LABEL_PITCH_PX = 60
 # How far a price label's centre must keep from the ends of its axis, px: pyqtgraph drops
 # a label that would stick out of the axis, so ticks closer than this are not counted on.
 PRICE_LABEL_EDGE_PX = 9
+
+# Free band kept above the highest bar of a liquidation pane, px: the legend and the pane's
+# caption sit there, so bars (even when only longs, drawn downwards, are shown) never cover them.
+CAPTION_BAND_PX = 30

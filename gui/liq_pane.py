@@ -19,7 +19,7 @@ from liqscope.models.timeutil import format_duration, pick_bucket
 
 from .axis import to_x
 from .items import PaneNote, RectsItem, recolor_legend
-from .layout import AXIS_WIDTH, MIN_BAR_PX, Y_HEADROOM
+from .layout import AXIS_WIDTH, CAPTION_BAND_PX, MIN_BAR_PX, Y_HEADROOM
 from .theme import ZERO_LINE_COLOR, display_name, exchange_color
 
 
@@ -137,8 +137,11 @@ class LiqPane:
             hi = min(t.n, -(-(e_ns - t.first_ns) // t.size_ns))
             top = float(self._tops[lo:hi].max()) if hi > lo else 0.0
             bottom = float(self._bottoms[lo:hi].min()) if hi > lo else 0.0
-        top, bottom = max(top, 1.0), min(bottom, 0.0 if stacked else -1.0)
-        self.vb.setYRange(bottom * Y_HEADROOM, top * Y_HEADROOM, padding=0)
+        top, bottom = max(top, 1.0) * Y_HEADROOM, min(bottom, 0.0 if stacked else -1.0) * Y_HEADROOM
+        # keep a caption band free above the highest bar: top - highest >= band share of the range
+        band = min(0.4, CAPTION_BAND_PX / max(self.vb.height(), 1.0))
+        top = max(top, (top / Y_HEADROOM - band * bottom) / (1 - band))
+        self.vb.setYRange(bottom, top, padding=0)
 
     def _update_legend(self, names: list[str], colors: list[str]) -> None:
         if tuple(names) == self._legend_names:

@@ -281,7 +281,6 @@ class MainWindow(QMainWindow):
         if "utc" in names:
             self.price_axis.set_utc(v.utc)
             self.liq_axis.set_utc(v.utc)
-            self.liq_axis.setLabel("time (UTC)" if v.utc else "time (local)")
         if names & {"asset", "exchange", "data"}:
             key = self.dataset.prices.find(v.asset, v.exchange)
             self.price.set_series(self.dataset.prices.candles(key) if key else None)

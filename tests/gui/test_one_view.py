@@ -271,3 +271,17 @@ def test_a_new_price_series_cancels_the_previous_lod_build(window):
     settle(window)
     assert old is not None and old.cancelled
     assert window.price.lod_worker.task is not old and not window.price.lod_worker.task.cancelled
+
+
+@pytest.mark.parametrize("changes", [{"side": "long", "min_usd": 1e5, "bucket": 3600}, {"stacked": True}])
+def test_bars_never_cover_the_liquidation_legend_and_caption(window, changes):
+    """Longs only (bars hang down from zero) or stacked (bars rise to the top): the caption band stays free."""
+    from liqscope.gui.layout import CAPTION_BAND_PX
+
+    window.state.update(**changes)
+    settle(window)
+    vb = window.liq.vb
+    (_, _), (y0, y1) = vb.viewRange()
+    highest = max(float(window.liq._tops.max(initial=0.0)), 0.0)
+    free_px = (y1 - highest) / (y1 - y0) * vb.height()
+    assert free_px >= CAPTION_BAND_PX - 0.5
