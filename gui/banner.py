@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
+from .theme import BANNER
+
 UNAVAILABLE_TIP = "Not available in this version of Liqscope yet."
-# Amber on dark brown: reads as "notice" in both the dark and the light theme.
 STYLE = """
-QFrame#banner { background: #5c4a00; border-radius: 4px; }
-QFrame#banner QLabel { color: #fff3c4; background: transparent; }
-QFrame#banner QPushButton { color: #fff3c4; background: #7a6300; border: 1px solid #b39200;
-    border-radius: 3px; padding: 2px 10px; }
-QFrame#banner QPushButton:hover { background: #8f7400; }
-QFrame#banner QPushButton:disabled { color: #c9b98a; background: transparent; border-color: #8a7a3a; }
-"""
+QFrame#banner {{ background: {background}; border-radius: 4px; }}
+QFrame#banner QLabel {{ color: {text}; background: transparent; }}
+QFrame#banner QPushButton {{ color: {text}; background: {button}; border: 1px solid {button_border};
+    border-radius: 3px; padding: 2px 10px; }}
+QFrame#banner QPushButton:hover {{ background: {button_hover}; }}
+QFrame#banner QPushButton:disabled {{ color: {disabled_text}; background: transparent; border-color: {disabled_border}; }}
+""".format(**BANNER)
 
 
 @dataclass(frozen=True)

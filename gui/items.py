@@ -15,6 +15,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QRectF
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 
+from .theme import DARK
+
 try:
     from pyqtgraph.Qt.internals import PrimitiveArray
 except ImportError:  # pragma: no cover - older/newer pyqtgraph without it
@@ -67,7 +69,7 @@ class _PrimitivesItem(pg.GraphicsObject):
 class CandlesItem(_PrimitivesItem):
     """OHLC candlesticks: one wick line and one body rectangle per candle."""
 
-    def __init__(self, up: str = "#26a69a", down: str = "#ef5350"):
+    def __init__(self, up: str = DARK.candle_up, down: str = DARK.candle_down):
         super().__init__()
         self.colors = (up, down)
         self.data = (np.empty(0),) * 5

@@ -21,16 +21,17 @@ from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QDialog, QDialogButtonB
 from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, OFFLINE, RECONNECTING, STOPPED,
                                         ExchangeStatus, ExchangeUnavailable, FetchError, NetworkUnreachable,
                                         Recorder, fetch_candles)
-from liqscope.models.progress import Cancelled, Step, Task
+from liqscope.models.progress import Step
 from liqscope.models.store import open_store
 
 from .loader import close_progress, progress_dialog
-from .theme import display_name
+from .theme import STATUS_IDLE, STATUS_OFFLINE, STATUS_OK, STATUS_WAIT, display_name
+from .worker import Worker
 
 MERGE_MS = 400
 # Okabe-Ito green / orange / vermillion and the theme's muted grey: offline (no network
 # here) must not look like the amber "exchange dropped us, reconnecting".
-STATE_COLORS = {CONNECTED: "#009E73", RECONNECTING: "#E69F00", OFFLINE: "#D55E00", STOPPED: "#8a94a6"}
+STATE_COLORS = {CONNECTED: STATUS_OK, RECONNECTING: STATUS_WAIT, OFFLINE: STATUS_OFFLINE, STOPPED: STATUS_IDLE}
 
 
 class LiveController(QObject):
@@ -95,7 +96,7 @@ class LiveController(QObject):
         label = self.labels.get(st.exchange)
         if label is None:
             return
-        color = STATE_COLORS.get(st.state, "#E69F00")
+        color = STATE_COLORS.get(st.state, STATUS_WAIT)
         label.setText(f"<span style='color:{color}'>●</span> {display_name(st.exchange)} {self._state_text(st)}"
                       f" · {st.events_per_minute:.0f}/min · gaps {st.gaps}")
         tip = [st.note] if st.note else []
@@ -193,23 +194,32 @@ class FetchDialog(QDialog):
 
 
 class FetchController(QObject):
-    """Runs ``fetch_candles`` in a worker with a cancellable progress dialog."""
-
-    progressed = Signal(object)  # Step
-    finished = Signal(object)    # FetchResult
-    failed = Signal(object)      # the exception: FetchError subclasses say why (NetworkUnreachable...)
+    """Runs ``fetch_candles`` on the one worker type, with a cancellable progress dialog."""
 
     def __init__(self, window, fetch: Callable = fetch_candles):
         super().__init__(window)
         self.window = window
         self.fetch = fetch
-        self.thread: threading.Thread | None = None
         self.dialog: QProgressDialog | None = None
-        self._cancel = threading.Event()
         self._label = ""
-        self.progressed.connect(self._on_progress)
-        self.finished.connect(self._on_finished)
-        self.failed.connect(self._on_failed)
+        self.worker = Worker(self, name="liqscope-fetch")
+        self.worker.progressed.connect(self._on_progress)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(lambda: self._on_finished(None))  # cancelled before anything was stored
+
+    # the worker's signals, under the names callers and tests know
+    @property
+    def finished(self):
+        return self.worker.finished
+
+    @property
+    def failed(self):
+        return self.worker.failed
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self.worker.thread
 
     def ask_and_fetch(self) -> None:
         v = self.window.state.view
@@ -218,24 +228,10 @@ class FetchController(QObject):
             self.start(**dlg.request())
 
     def start(self, *, exchange: str, symbol: str, interval: str, start, end, **kw) -> threading.Thread:
-        self._cancel.clear()
         self._label = f"Fetching {symbol} {interval} from {display_name(exchange)}…"
-        self.dialog = progress_dialog(self.window, "Fetch candles", self._label, self._cancel)
-        task = Task(on_progress=self.progressed.emit, cancel=self._cancel)
-
-        def work():
-            try:
-                result = self.fetch(exchange, symbol, interval, start, end, store=open_store(), task=task, **kw)
-            except Cancelled:  # during the markets download: nothing was stored
-                self.finished.emit(None)
-            except Exception as exc:  # network, exchange or argument errors, shown in one line
-                self.failed.emit(exc)
-            else:
-                self.finished.emit(result)
-
-        self.thread = threading.Thread(target=work, name="liqscope-fetch", daemon=True)
-        self.thread.start()
-        return self.thread
+        self.dialog = progress_dialog(self.window, "Fetch candles", self._label, self.worker.cancel)
+        return self.worker.start(lambda task: self.fetch(exchange, symbol, interval, start, end, store=open_store(),
+                                                         task=task, **kw))
 
     def _on_progress(self, step: Step) -> None:
         """The bar, and the step's message (a retry and its reason) or else what is being fetched."""

@@ -39,6 +39,16 @@ SPLIT_EMPTY_COLOR = "#555555"     # the split bar when there is nothing to split
 SELECTION_COLOR = "#0072B2"       # selected rows and menu items
 SELECTION_TEXT_COLOR = "#ffffff"
 
+# Recorder status per exchange, in the status bar: a state reads at a glance, its reason in words.
+STATUS_OK = "#009E73"       # connected (bluish green)
+STATUS_WAIT = "#E69F00"     # connecting / reconnecting (orange: a transient state)
+STATUS_OFFLINE = "#D55E00"  # offline: the network or name resolution is down (vermillion)
+STATUS_IDLE = "#8a94a6"     # stopped
+
+# The first-run banner: amber on dark brown reads as "notice" in both the dark and the light theme.
+BANNER = {"background": "#5c4a00", "text": "#fff3c4", "button": "#7a6300", "button_border": "#b39200",
+          "button_hover": "#8f7400", "disabled_text": "#c9b98a", "disabled_border": "#8a7a3a"}
+
 
 DISPLAY_NAMES = {"binance": "Binance", "okx": "OKX", "bybit": "Bybit", "bitget": "Bitget", "gate": "Gate",
                  "deribit": "Deribit", "bitmex": "BitMEX", "hyperliquid": "Hyperliquid"}

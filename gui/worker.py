@@ -23,8 +23,9 @@ class Worker(QObject):
     """Runs ``fn(task)`` on a daemon thread; at most one run at a time per worker.
 
     Signals (delivered on the GUI thread): ``progressed(Step)``, ``finished(result)``,
-    ``failed(exception)``, ``cancelled()``. A run that ends after :meth:`cancel`
-    or after a newer :meth:`start` emits nothing but ``cancelled`` (its result is stale).
+    ``failed(exception)``, ``cancelled()`` (the function raised ``Cancelled``; one that
+    returns after a cancel, e.g. a fetch keeping the pages it stored, finishes with that
+    result). A run replaced by a newer :meth:`start` emits nothing: its outcome is stale.
     """
 
     progressed = Signal(object)
@@ -56,15 +57,13 @@ class Worker(QObject):
             except Cancelled:
                 self._emit_if_current(generation, self.cancelled, None)
             except Exception as exc:  # handed to the GUI as an object, never swallowed
-                if not task.cancelled:
-                    traceback.print_exc()
-                self._emit_if_current(generation, self.failed, exc) if not task.cancelled else \
-                    self._emit_if_current(generation, self.cancelled, None)
-            else:
-                if task.cancelled:
+                if task.cancelled:  # failing because it was told to stop is stopping
                     self._emit_if_current(generation, self.cancelled, None)
                 else:
-                    self._emit_if_current(generation, self.finished, result)
+                    traceback.print_exc()
+                    self._emit_if_current(generation, self.failed, exc)
+            else:  # the function decides what a cancel means: raise Cancelled, or return what it has
+                self._emit_if_current(generation, self.finished, result)
 
         self.thread = threading.Thread(target=work, name=self.name, daemon=True)
         self.thread.start()

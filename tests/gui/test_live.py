@@ -147,7 +147,7 @@ def test_fetch_dialog_shows_why_it_is_waiting_and_cancels(qtbot, window, offline
     dialog = window.fetcher.dialog
     qtbot.waitUntil(lambda: "retry 1 of 5" in dialog.labelText(), timeout=10_000)
     assert "okx markets: cannot reach the exchange (name resolution failed: are you offline?)" in dialog.labelText()
-    with qtbot.waitSignal(window.fetcher.finished, timeout=10_000):
+    with qtbot.waitSignal(window.fetcher.worker.cancelled, timeout=10_000):
         dialog.canceled.emit()  # the Cancel button
     thread.join(10)
     assert not thread.is_alive() and window.fetcher.last_result is None
