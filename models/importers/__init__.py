@@ -15,7 +15,7 @@ from .detect import FORMATS, detect
 from .errors import ImportCancelled, InputError, UnknownColumnsError, UnknownContractSizeError
 from .generic import parse_mapping
 from .run import ImportReport, import_files, read_file
-from .symbols import asset_from_symbol
+from .symbols import asset_from_symbol, known_asset
 
 __all__ = ["FORMATS", "SIDE_CONVENTIONS", "ImportCancelled", "ImportReport", "InputError", "Options", "Parsed",
            "UnknownColumnsError", "UnknownContractSizeError", "asset_from_symbol", "detect", "import_files",

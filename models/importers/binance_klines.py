@@ -4,7 +4,10 @@ Documented columns (binance-public-data README; the futures files' header row):
 ``open_time, open, high, low, close, volume, close_time, quote_volume, count,
 taker_buy_volume, taker_buy_quote_volume, ignore``. Futures files carry that
 header; spot files have none. Times are epoch milliseconds, except spot files
-from 2025-01-01 on, which use microseconds; the unit is detected per row. The
+from 2025-01-01 on, which use microseconds; the unit is detected per row. Spot
+or futures: the path (``/spot/``, ``/futures/``) when it says, else the header
+(futures only), a COIN-M symbol (futures), or microseconds in *every* row (spot);
+one odd row never turns a futures file into spot. The
 symbol and interval come from the file name (``BTCUSDT-1m-2025-01.csv``) or
 ``--symbol``; the interval is also measured from open/close times.
 """
@@ -35,12 +38,17 @@ def sniff(fields: list[str]) -> bool:
 
 
 def _market(src: Source, symbol: str, micro: bool, header: bool) -> tuple[str, str | None]:
-    """('spot'|'futures', warning) from the path, the time unit and the header."""
+    """('spot'|'futures', warning) from the path, the header, the symbol, then the time unit.
+
+    ``micro`` is True only when every row's times are microseconds (as only spot files have).
+    """
     path = str(src.path).replace("\\", "/").lower()
-    if "/spot/" in path or micro:
+    if "/spot/" in path:
         return "spot", None
     if "/futures/" in path or header or binance_coinm_usd(symbol):
         return "futures", None
+    if micro:
+        return "spot", None
     return "futures", ("could not tell spot from futures klines; stored as exchange 'binance' "
                        "(futures). Use --exchange binance-spot for spot klines")
 
@@ -78,7 +86,11 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     interval = format_duration(parse_duration(interval or "1m"))
 
     raw_open = rows.raw("open_time").to_numpy(zero_copy_only=False)
-    micro = bool(len(raw_open)) and bool((raw_open >= 1e14).any())
+    n_micro = int((raw_open >= 1e14).sum())
+    micro = bool(len(raw_open)) and n_micro == len(raw_open)  # every row: one odd row decides nothing
+    if 0 < n_micro < len(raw_open):
+        warnings.append(f"{n_micro} of {len(raw_open)} rows have open times in microseconds, the rest in "
+                        "milliseconds")
     market, note = _market(src, symbol, micro, header)
     exchange = opts.exchange or ("binance-spot" if market == "spot" else "binance")
     if note and not opts.exchange:
@@ -87,4 +99,4 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     ohlcv["volume"] = rows.numbers("volume", allow_zero=True)
     frame = candle_frame(rows, ts, ohlcv, warnings)
     return Parsed("candles", frame, NAME, exchange=exchange.lower(), symbol=symbol, interval=interval,
-                  asset=asset_from_symbol(symbol), warnings=warnings)
+                  asset=asset_from_symbol(symbol, "binance"), warnings=warnings)

@@ -20,11 +20,11 @@ import numpy as np
 import pyarrow as pa
 
 from ..progress import Task
-from .build import ORDER, Options, Parsed, file_pattern, is_number, liq_frame, per_value, positions
+from .build import ORDER, Options, Parsed, assets, file_pattern, is_number, liq_frame, per_value, positions
 from .csvread import header_fields, read_csv
 from .errors import InputError, UnknownColumnsError
 from .source import Source
-from .symbols import asset_from_symbol, binance_coinm_usd
+from .symbols import binance_coinm_usd, unknown_asset_note
 
 NAME = "binance-liquidations"
 COLUMNS = ["time", "side", "order_type", "time_in_force", "original_quantity", "price", "average_price",
@@ -92,7 +92,9 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     qty = np.where(coinm, notional / price, filled)
     if coinm.any():
         warnings.append("COIN-M quantities are contracts: converted with 100 USD (BTC) / 10 USD per contract")
-    asset = per_value(symbol, asset_from_symbol)
+    asset, unknown = assets(symbol, "binance", len(rows))  # Binance's symbol scheme, whatever --exchange says
+    if note := unknown_asset_note(unknown):
+        warnings.append(note)
     frame = liq_frame(rows, ts, exchange=(opts.exchange or "binance"), symbol=symbol, asset=asset, side=side,
                       price=price, qty=qty, notional=notional, warnings=warnings)
     return Parsed("liquidations", frame, NAME, skipped=skipped, warnings=warnings)

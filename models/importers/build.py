@@ -17,6 +17,7 @@ from ..schema import LONG, SHORT, SIDES, side_categorical
 from .contracts import ContractSizes
 from .errors import InputError
 from .rows import Rows
+from .symbols import asset_from_symbol, known_asset
 
 POSITION, ORDER = "position", "order"
 SIDE_CONVENTIONS = (POSITION, ORDER)
@@ -155,6 +156,31 @@ def per_value(values, func, dtype=object):
         return pd.Categorical.from_codes(codes, categories=names)
     arr = np.array(mapped, dtype=dtype)
     return arr[cats.codes] if len(arr) else np.empty(len(values), dtype=dtype)
+
+
+def assets(symbol, exchange, n: int) -> tuple[pd.Categorical, list[str]]:
+    """Each row's asset, read from its (exchange, symbol) by :func:`.symbols.known_asset`.
+
+    ``symbol`` and ``exchange`` are one value for every row (str) or per-row
+    Categoricals; each distinct pair is read once. Also returns the symbols of
+    no known scheme (stored as their own asset; the caller warns).
+    """
+    sym = _cat(symbol, n)
+    ex = _cat(exchange.lower() if isinstance(exchange, str) else exchange, n)
+    width = max(len(sym.categories), 1)
+    key = np.asarray(ex.codes, dtype=np.int64) * width + np.asarray(sym.codes, dtype=np.int64)
+    pairs = np.flatnonzero(np.bincount(key, minlength=len(ex.categories) * width)) if n else np.zeros(0, np.int64)
+    names, unknown = [], []
+    for k in pairs:
+        e, s = str(ex.categories[k // width]), str(sym.categories[k % width])
+        known = known_asset(s, e)
+        if known is None:
+            unknown.append(s)
+        names.append(known or asset_from_symbol(s, e))
+    cats, codes = np.unique(np.array(names, dtype=str), return_inverse=True) if names else (np.array([], str), [])
+    lookup = np.zeros(len(ex.categories) * width, dtype=np.int64)
+    lookup[pairs] = codes
+    return pd.Categorical.from_codes(lookup[key], categories=cats), unknown
 
 
 def infer_interval(ts: np.ndarray) -> int | None:

@@ -41,6 +41,9 @@ BYBIT_USDC = ("Bybit, Introduction to USDC Perpetual Contract: BTC-PERP \"Contra
               "(https://help.bybit.com/hc/en-us/articles/4431487551769-Introduction-to-USDC-Perpetual-Contract)")
 BYBIT_INVERSE = ("Bybit, Introduction to Inverse Perpetual Contract: \"Contract quantity quoted in USD\", \"1 USD per "
                  "Contract\" (https://www.bybit.com/en/help-center/article/What-is-Inverse-Contract)")
+BYBIT_INVERSE_FUTURES = ("Bybit, Introduction to Inverse Futures Contracts: \"the contract value is calculated in "
+                         "USD equivalent\", \"Contract Size: 1 contract is worth 1 USD\" (https://www.bybit.com/en/"
+                         "help-center/article/What-are-Bybit-Futures-Contracts)")
 OKX_SZ = ("OKX API v5, liquidation-orders channel: sz \"For FUTURES/SWAP, the unit is contract\" "
           "(https://www.okx.com/docs-v5/en/#public-data-websocket-liquidation-orders-channel)")
 OKX_SWAP = ("OKX, Perpetual swaps: BTCUSD-PERP \"Contract Size 100USD\", BTCUSDT-PERP \"Contract Size 0.01BTC\" "
@@ -109,8 +112,7 @@ RULES: dict[str, list[Rule]] = {
         (r"[A-Z0-9]+USDT", _fixed(LINEAR, 1.0, BYBIT_USDT)),
         (rf"[A-Z0-9]+-?PERP|[A-Z0-9]+-{_DATE}", _fixed(LINEAR, 1.0, BYBIT_USDC)),
         (r"[A-Z0-9]+USD", _fixed(INVERSE, 1.0, BYBIT_INVERSE)),
-        (rf"[A-Z0-9]+USD{_FUT}", _fixed(INVERSE, None, "Bybit inverse futures: quantity in USD contracts; the "
-                                                    "contract size is not documented where Liqscope looked")),
+        (rf"[A-Z0-9]+USD({_FUT}|\d{{4}})", _fixed(INVERSE, 1.0, BYBIT_INVERSE_FUTURES)),  # BTCUSDZ25, BTCUSD0326
     ],
     "okex-swap": [
         (r"BTC-USDT-SWAP", _fixed(LINEAR, 0.01, f"{OKX_SZ}; {OKX_SWAP}")),
@@ -130,9 +132,10 @@ RULES: dict[str, list[Rule]] = {
         (r"[A-Z0-9]+-USD", _fixed(INVERSE, None, HUOBI_VOLUME)),
     ],
     "huobi-dm": [
-        (r"BTC_(CW|NW|CQ|NQ)", _fixed(INVERSE, 100.0, f"{HUOBI_VOLUME}; {HUOBI_FUTURES}")),
-        (r"ETH_(CW|NW|CQ|NQ)", _fixed(INVERSE, 10.0, f"{HUOBI_VOLUME}; {HUOBI_FUTURES}")),
-        (r"[A-Z0-9]+_(CW|NW|CQ|NQ)", _fixed(INVERSE, None, HUOBI_VOLUME)),
+        # the alias (BTC_CQ) or the contract code of the same futures (BTC250627)
+        (r"BTC(_(CW|NW|CQ|NQ)|\d{6})", _fixed(INVERSE, 100.0, f"{HUOBI_VOLUME}; {HUOBI_FUTURES}")),
+        (r"ETH(_(CW|NW|CQ|NQ)|\d{6})", _fixed(INVERSE, 10.0, f"{HUOBI_VOLUME}; {HUOBI_FUTURES}")),
+        (r"[A-Z0-9]+(_(CW|NW|CQ|NQ)|\d{6})", _fixed(INVERSE, None, HUOBI_VOLUME)),
     ],
     "huobi-dm-linear-swap": [
         (r"[A-Z0-9]+-(USDT|USDC)(-\d{6})?", _fixed(LINEAR, None, HUOBI_VOLUME)),
@@ -273,7 +276,8 @@ def resolve(unit: Unit, exchange: str, symbol: str, sizes: ContractSizes | None)
                     f"e.g. --contract-size {symbol}={stated.value:g}usd")
         if unit.kind == LINEAR and stated.inverse:
             return (f"{exchange} {symbol} is a linear contract: give its size in base units "
-                    f"({asset_from_symbol(symbol)}) per contract, e.g. --contract-size {symbol}={stated.value:g}")
+                    f"({asset_from_symbol(symbol, exchange)}) per contract, e.g. "
+                    f"--contract-size {symbol}={stated.value:g}")
         note = ""
         if unit.size is not None and unit.kind is not None and stated.value != unit.size:
             note = f"{symbol}: contract size {stated} given, documented {Size(unit.size, unit.kind == INVERSE)}"
@@ -281,7 +285,7 @@ def resolve(unit: Unit, exchange: str, symbol: str, sizes: ContractSizes | None)
     if unit.kind is not None and unit.size is not None:
         return unit.kind == INVERSE, unit.size, ""
     if unit.kind == LINEAR:
-        need = f"{symbol}=N, N = {asset_from_symbol(symbol)} per contract"
+        need = f"{symbol}=N, N = {asset_from_symbol(symbol, exchange)} per contract"
         what = "amount is in contracts of a size Liqscope does not know"
     elif unit.kind == INVERSE:
         need = f"{symbol}=Nusd, N = USD per contract"

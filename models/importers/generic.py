@@ -27,14 +27,14 @@ import pyarrow as pa
 
 from ..progress import Task
 from ..timeutil import format_duration, parse_duration
-from .build import (POSITION, Options, Parsed, candle_frame, infer_interval, is_number,
+from .build import (POSITION, Options, Parsed, assets, candle_frame, infer_interval, is_number,
                     liq_frame, per_value, positions)
 from .contracts import ContractSizes
 from .csvread import header_fields, read_csv, sniff_delimiter
 from .errors import InputError, UnknownColumnsError
 from .rows import Rows
 from .source import Source, parquet_file
-from .symbols import asset_from_symbol
+from .symbols import asset_from_symbol, unknown_asset_note
 
 NAME = "generic"
 LIQ_FIELDS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd"]
@@ -180,10 +180,10 @@ def _liquidations(rows: Rows, m: dict[str, str], opts: Options, names: list[str]
     side = positions(rows, m["side"], side_cats, _side_convention(rows, m["side"], side_cats, opts.side_convention))
     if "asset" in m:
         asset = per_value(rows.categorical(m["asset"]), lambda a: str(a).upper())
-    elif isinstance(symbol, str):
-        asset = asset_from_symbol(symbol)
     else:
-        asset = per_value(symbol, asset_from_symbol)
+        asset, unknown = assets(symbol, exchange, len(rows))
+        if note := unknown_asset_note(unknown, "map an asset column: --map asset=COLUMN"):
+            warnings.append(note)
     frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset, side=side,
                       price=price, qty=qty, notional=notional, warnings=warnings)
     return Parsed("liquidations", frame, NAME, warnings=warnings)
@@ -242,6 +242,6 @@ def _candles(rows: Rows, m: dict[str, str], opts: Options, names: list[str]) -> 
         interval = format_duration(secs)
     frame = candle_frame(rows, ts, ohlcv, warnings)
     asset = str(rows.categorical(m["asset"]).categories[0]).upper() if "asset" in m and len(rows) \
-        else asset_from_symbol(symbol)
+        else asset_from_symbol(symbol, exchange)
     return Parsed("candles", frame, NAME, exchange=exchange, symbol=symbol, interval=interval, asset=asset,
                   warnings=warnings)

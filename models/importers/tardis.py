@@ -31,7 +31,7 @@ from .csvread import header_fields, read_csv
 from .errors import InputError, UnknownContractSizeError
 from .rows import Rows
 from .source import Source
-from .symbols import asset_from_symbol, tardis_exchange
+from .symbols import asset_from_symbol, known_asset, tardis_exchange, unknown_asset_note
 
 NAME = "tardis-liquidations"
 COLUMNS = ["exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount"]
@@ -68,34 +68,42 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     amount = rows.numbers("amount")
     ex_ids = rows.categorical("exchange")
     symbol = rows.categorical("symbol")
-    inverse, size = _contract_sizes(rows, ex_ids, symbol, opts, warnings)
+    inverse, size, asset = _per_pair(rows, ex_ids, symbol, opts, warnings)
     notional = np.where(inverse, amount * size, amount * size * price)
     qty = np.where(inverse, notional / price, amount * size)
     exchange = opts.exchange.lower() if opts.exchange else per_value(ex_ids, tardis_exchange)
-    frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=per_value(symbol, asset_from_symbol),
+    frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset,
                       side=side, price=price, qty=qty, notional=notional, warnings=warnings)
     return Parsed("liquidations", frame, NAME, skipped=skipped, warnings=warnings)
 
 
-def _contract_sizes(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, opts: Options,
-                    warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: is ``amount`` inverse (USD) contracts, and the size of one ``amount`` unit.
+def _per_pair(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, opts: Options,
+              warnings: list[str]) -> tuple[np.ndarray, np.ndarray, pd.Categorical]:
+    """Per row: is ``amount`` inverse (USD) contracts, the size of one ``amount`` unit, and the asset.
 
     Classified once per distinct (exchange, symbol) -- files hold millions of rows
     and a handful of symbols; an error names the first line of the first pair in
     the file that cannot be converted. It is an :class:`UnknownContractSizeError`
     (with every symbol a ``--contract-size`` could fix) unless that first pair is
-    one no size can make right (prices not in USD).
+    one no size can make right (prices not in USD). The asset follows the
+    venue's symbol scheme (:func:`.symbols.known_asset`); a symbol of no known
+    scheme is its own asset, with a warning.
     """
     width = max(len(symbol.categories), 1)
     key = ex_ids.codes.astype(np.int64) * width + symbol.codes
     counts = np.bincount(key, minlength=len(ex_ids.categories) * width)
     inverse, size = np.zeros(len(counts), dtype=bool), np.ones(len(counts))
+    assets = np.full(len(counts), "", dtype=object)
     refused: dict[int, str] = {}
     hopeless: set[int] = set()  # refused whatever size is stated
     converted: list[str] = []
+    unknown_assets: list[str] = []
     for k in np.flatnonzero(counts):
         ex, sym = str(ex_ids.categories[k // width]), str(symbol.categories[k % width])
+        known = known_asset(sym, ex)
+        assets[k] = known or asset_from_symbol(sym, ex)
+        if known is None:
+            unknown_assets.append(sym)
         unit = tardis_unit(ex, sym)
         got = resolve(unit, ex, sym, opts.contract_size)
         if isinstance(got, str):
@@ -107,7 +115,7 @@ def _contract_sizes(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, 
         if note:
             warnings.append(note)
         if inverse[k] or size[k] != 1.0:
-            unit = f"{size[k]:g} USD" if inverse[k] else f"{size[k]:g} {asset_from_symbol(sym)}"
+            unit = f"{size[k]:g} USD" if inverse[k] else f"{size[k]:g} {assets[k]}"
             converted.append(f"{sym} ({counts[k]} rows, {unit} per contract)")
     if refused:
         first = {k: int(np.argmax(key == k)) for k in refused}
@@ -122,4 +130,9 @@ def _contract_sizes(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, 
                          symbols=list(dict.fromkeys(need)))
     if converted:
         warnings.append("amount converted from contracts: " + ", ".join(converted))
-    return inverse[key], size[key]
+    if note := unknown_asset_note(unknown_assets):
+        warnings.append(note)
+    names, codes = np.unique(assets[np.flatnonzero(counts)].astype(str), return_inverse=True)
+    pair_code = np.zeros(len(counts), dtype=np.int64)
+    pair_code[np.flatnonzero(counts)] = codes
+    return inverse[key], size[key], pd.Categorical.from_codes(pair_code[key], categories=names)

@@ -219,7 +219,7 @@ def test_bad_contract_size_option(store, spec, match):
     ("gate-io-futures", "BTC_USDT", "no documented meaning of amount for exchange 'gate-io-futures'"),
     ("bitmex", "ETHUSD", "no documented contract size for bitmex symbol ETHUSD"),
     ("huobi-dm-linear-swap", "BTC-USDT", "contracts of a size Liqscope does not know"),
-    ("bybit", "BTCUSDH24", "inverse contracts of a USD value Liqscope does not know"),
+    ("okex-swap", "XRP-USD-SWAP", "inverse contracts of a USD value Liqscope does not know"),
 ])
 def test_undocumented_venues_are_refused(store, tmp_path, exchange, symbol, match):
     """Where the unit of ``amount`` could not be established from documentation, Liqscope refuses

@@ -297,8 +297,11 @@ def test_a_bad_file_among_good_ones_imports_nothing(store, tmp_path):
 
 @pytest.mark.parametrize("symbol, asset", [
     ("BTCUSDT", "BTC"), ("BTC-USDT-SWAP", "BTC"), ("BTCUSD_PERP", "BTC"), ("ETHUSD_240628", "ETH"),
-    ("BTC-PERPETUAL", "BTC"), ("XBTUSD", "BTC"), ("1000PEPEUSDT", "PEPE"), ("SOL_USDT", "SOL"),
+    ("BTC-PERPETUAL", "BTC"), ("XBTUSD", "BTC"), ("SOL_USDT", "SOL"),
     ("BTC/USDT:USDT", "BTC"), ("1INCHUSDT", "1INCH"), ("ETHBTC", "ETH"),
+    # a multiplier contract's asset is its unit: Binance prices 1000PEPEUSDT per 1000 PEPE, so qty
+    # (in those units) x price is the USD notional (see liqscope.models.importers.symbols)
+    ("1000PEPEUSDT", "1000PEPE"),
 ])
 def test_asset_from_symbol(symbol, asset):
     assert asset_from_symbol(symbol) == asset
