@@ -1,9 +1,10 @@
 """The error types importers raise: a single line naming file, line and column.
 
-:class:`InputError` is every bad input. Two subclasses say what would fix it,
+:class:`InputError` is every bad input. Three subclasses say what would fix it,
 so callers branch on the type, never on the message text:
-:class:`UnknownColumnsError` (a column mapping: ``--format generic --map``) and
-:class:`UnknownContractSizeError` (a stated contract size: ``--contract-size``).
+:class:`UnknownColumnsError` (a column mapping: ``--format generic --map``),
+:class:`UnknownContractSizeError` (a stated contract size: ``--contract-size``)
+and :class:`AmbiguousKindError` (a stated format: ``--format``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from ..errors import UserError
 from ..progress import Cancelled as ImportCancelled
 
-__all__ = ["ImportCancelled", "InputError", "UnknownColumnsError", "UnknownContractSizeError"]
+__all__ = ["AmbiguousKindError", "ImportCancelled", "InputError", "UnknownColumnsError", "UnknownContractSizeError"]
 
 
 class InputError(UserError, ValueError):
@@ -55,3 +56,18 @@ class UnknownContractSizeError(InputError):
                  column: str | None = None, unit: str = "line"):
         super().__init__(file, message, line=line, column=column, unit=unit)
         self.symbols = [str(s) for s in symbols]
+
+
+class AmbiguousKindError(InputError):
+    """The file's columns fit more than one kind of data and its name does not say which.
+
+    A Tardis ``trades`` CSV has exactly the columns of a ``liquidations`` CSV;
+    Tardis names its files ``EXCHANGE_liquidations_DATE_SYMBOL.csv.gz``, so a
+    file named otherwise could be either. ``file`` is the file; ``formats`` the
+    format names (``--format``) that would read it if the user says it is that.
+    """
+
+    def __init__(self, file: str, message: str, *, formats: Iterable[str] = (), line: int | None = None,
+                 column: str | None = None, unit: str = "line"):
+        super().__init__(file, message, line=line, column=column, unit=unit)
+        self.formats = [str(f) for f in formats]

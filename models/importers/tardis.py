@@ -14,10 +14,27 @@ refused with one line asking for ``--contract-size`` (``Options.contract_size``)
 -- never guessed. Inverse rows: ``notional_usd = contracts x USD per contract``,
 ``qty = notional / price``; linear: ``qty = contracts x size``.
 
-The ``trades`` dataset has the same columns, so a file named like Tardis'
-``*_trades_*`` is refused rather than read as liquidations.
+The ``trades`` dataset has the same columns, so the header cannot tell the two
+apart: the file's name does. Tardis names its files
+``<exchange>_<data type>_<YYYY-MM-DD>_<symbol>.csv.gz`` (the default file name
+of its download clients, tardis-dev for Python and Node:
+https://docs.tardis.dev/downloadable-csv-files and
+https://github.com/tardis-dev/tardis-node/blob/master/src/downloaddatasets.ts,
+``getFilenameDefault``); its nested example
+``<exchange>/<data type>/<YYYY-MM-DD>_<symbol>.csv.gz`` and the datasets URL
+``…/<exchange>/<data type>/<YYYY>/<MM>/<DD>/<symbol>.csv.gz`` name the type in a
+folder. :func:`kind_from_name` reads all three. A file named as another data
+type (``…_trades_…``) is refused; a file whose name says no type is refused
+when the format is detected (:class:`~.errors.AmbiguousKindError`, see
+:mod:`.detect`) -- ``--format tardis-liquidations`` reads it as liquidations.
+
+Assets come from each venue's symbol scheme (:mod:`.symbols`): ``PI_XBTUSD``
+is BTC on Kraken Futures, not "PI".
 """
 from __future__ import annotations
+
+import re
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -38,14 +55,47 @@ COLUMNS = ["exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "
 DICT = pa.dictionary(pa.int32(), pa.string())
 
 
+# Tardis' downloadable data types (https://docs.tardis.dev/downloadable-csv-files, "Data types")
+DATA_TYPES = ("trades", "incremental_book_L2", "quotes", "derivative_ticker", "options_chain", "book_snapshot_25",
+              "book_snapshot_5", "book_ticker", "liquidations")
+_TYPE = "|".join(sorted(DATA_TYPES, key=len, reverse=True))
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_FLAT = re.compile(rf"^[a-z0-9-]+_(?P<type>{_TYPE})_{_DATE}_.+$", re.I)       # binance-futures_liquidations_2024-…
+_NESTED = re.compile(rf"^{_DATE}_.+$")                                             # <type>/2024-03-01_BTCUSDT
+_DAY = re.compile(r"^\d{2}$")
+
+
 def sniff(fields: list[str]) -> bool:
     return {"exchange", "symbol", "timestamp", "local_timestamp", "side", "price", "amount"} <= \
         {f.lower() for f in fields}
 
 
+def kind_from_name(src: Source) -> str | None:
+    """The Tardis data type the file's name (or folder) gives, in lower case; None if it names none."""
+    m = _FLAT.match(src.stem)
+    if m:
+        return m.group("type").lower()
+    parts = [*src.path.parent.parts, *(PurePath(src.member).parent.parts if src.member else ())]
+    types = {t.lower() for t in DATA_TYPES}
+    if _NESTED.match(src.stem) and parts and parts[-1].lower() in types:
+        return parts[-1].lower()
+    # the datasets URL: <data type>/<YYYY>/<MM>/<DD>/<symbol>.csv.gz
+    if len(parts) >= 4 and parts[-4].lower() in types and re.fullmatch(r"\d{4}", parts[-3]) \
+            and _DAY.match(parts[-2]) and _DAY.match(parts[-1]):
+        return parts[-4].lower()
+    return None
+
+
+def refuse_other_kind(src: Source) -> None:
+    """A file Tardis named as another data type (trades: same columns) is never read as liquidations."""
+    kind = kind_from_name(src)
+    if kind not in (None, "liquidations"):
+        raise InputError(src.display, f"this is a Tardis {kind} file (so its name says), not liquidations; "
+                                      f"download the 'liquidations' data type")
+
+
 def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
-    if "_trades_" in src.stem.lower() or src.stem.lower().startswith("trades"):
-        raise InputError(src.display, "this is a Tardis trades file, not liquidations")
+    refuse_other_kind(src)
     names = [f.lower() for f in header_fields(src)]
     if len(set(names)) != len(names):
         raise InputError(src.display, "repeated column names in the header", line=1)

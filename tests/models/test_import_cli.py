@@ -47,7 +47,7 @@ def test_progress_never_prints_nothing_but_results(tmp_path, capsys):
 
 
 def test_an_error_mid_bar_starts_its_own_line(tmp_path, capsys):
-    bad = tmp_path / "bad.csv"
+    bad = tmp_path / "binance-futures_liquidations_2024-03-01_BAD.csv"
     bad.write_text(TARDIS.read_text().replace("0.5\n", "-0.5\n"))
     code, out, err = run(capsys, "--data-dir", tmp_path / "s", "import", "--progress", "always", bad, KLINES)
     assert code == 2 and out == ""
@@ -58,7 +58,7 @@ def test_an_error_mid_bar_starts_its_own_line(tmp_path, capsys):
 def test_bad_file_exits_2_with_one_line_and_store_unchanged(tmp_path, capsys):
     run(capsys, "--data-dir", tmp_path / "s", "import", KLINES)
     before = tree_hash(tmp_path / "s")
-    bad = tmp_path / "bad.csv"
+    bad = tmp_path / "binance-futures_liquidations_2024-03-01_BAD.csv"
     bad.write_text(TARDIS.read_text().replace("0.5\n", "-0.5\n"))
     code, out, err = run(capsys, "--data-dir", tmp_path / "s", "import", bad)
     assert code == 2 and out == ""

@@ -51,6 +51,9 @@ def write(tmp_path, name, text):
     return p
 
 
+T = "binance-futures_liquidations_2024-03-01_T.csv"  # a Tardis liquidations file's name (its kind: see detect)
+
+
 def test_missing_columns(store, tmp_path):
     p = write(tmp_path, "BTCUSDT-liquidationSnapshot-2023-08-01.csv",
               "time,side,order_type,time_in_force,original_quantity,price,order_status,last_fill_quantity,"
@@ -83,16 +86,16 @@ def test_columns_a_generic_import_needs_but_lacks(store, tmp_path, mapping, matc
 
 def test_bad_values_are_plain_input_errors(store, tmp_path):
     """A missing value is not a missing column: no mapping can fix the row, so no subclass."""
-    p = write(tmp_path, "t.csv", tardis(row(), row(price="")))
+    p = write(tmp_path, T, tardis(row(), row(price="")))
     err = refused(store, p, r"line 3, column 'price': missing value")
     assert type(err) is InputError
 
 
 def test_unparsable_number_names_line_and_column(store, tmp_path):
-    p = write(tmp_path, "t.csv", tardis(row(), row(price="61,250.5"), row()))
-    err = refused(store, p, r"t\.csv, line 3: expected 8 fields, found 9")
-    p = write(tmp_path, "t2.csv", tardis(row(), row(), row(amount="0.0x1")))
-    err = refused(store, p, r"t2\.csv, line 4, column 'amount': cannot read '0\.0x1' as a number")
+    p = write(tmp_path, T, tardis(row(), row(price="61,250.5"), row()))
+    err = refused(store, p, r"_T\.csv, line 3: expected 8 fields, found 9")
+    p = write(tmp_path, T.replace("_T.", "_T2."), tardis(row(), row(), row(amount="0.0x1")))
+    err = refused(store, p, r"_T2\.csv, line 4, column 'amount': cannot read '0\.0x1' as a number")
     assert (err.line, err.column) == (4, "amount")
 
 
@@ -104,12 +107,12 @@ def test_unparsable_time(store, tmp_path):
 
 
 def test_time_in_an_impossible_unit(store, tmp_path):
-    p = write(tmp_path, "t.csv", tardis(row(), row(ts=17092512)))
+    p = write(tmp_path, T, tardis(row(), row(ts=17092512)))
     refused(store, p, r"line 3, column 'timestamp': time .* outside 2009-2099")
 
 
 def test_negative_quantity(store, tmp_path):
-    p = write(tmp_path, "t.csv", tardis(row(), row(amount="-0.5")))
+    p = write(tmp_path, T, tardis(row(), row(amount="-0.5")))
     refused(store, p, r"line 3, column 'amount': -0\.5 is not positive")
 
 
@@ -123,7 +126,7 @@ def test_mixed_timezones(store, tmp_path):
 
 
 def test_unknown_side_word(store, tmp_path):
-    p = write(tmp_path, "t.csv", tardis(row(), row(side="long")))
+    p = write(tmp_path, T, tardis(row(), row(side="long")))
     refused(store, p, r"line 3, column 'side': unknown side 'long' \(a position side")
 
 
@@ -159,7 +162,7 @@ def test_binary_garbage(store, tmp_path):
 
 
 def test_garbage_after_a_good_start(store, tmp_path):
-    p = tmp_path / "t.csv"
+    p = tmp_path / T
     p.write_bytes(tardis(*[row(ts=1709251205123000 + i) for i in range(3000)]).encode() + b"\xff\xfe\x00junk\n")
     refused(store, p, r"line 3002")
 
@@ -180,7 +183,7 @@ def test_empty_missing_and_trades_files(store, tmp_path):
 
 
 def test_blank_lines_are_skipped(store, tmp_path):
-    p = write(tmp_path, "t.csv", tardis(row(ts=1709251205123001)) + "\n" + TARDIS_ROW.format(**row(ts=1709251205123002)) + "\n\n")
+    p = write(tmp_path, T, tardis(row(ts=1709251205123001)) + "\n" + TARDIS_ROW.format(**row(ts=1709251205123002)) + "\n\n")
     [r] = import_files([p], store=store)
     assert (r.rows, r.new) == (2, 2)
 

@@ -287,10 +287,10 @@ def test_read_file_reports_bytes_of_its_file():
 
 
 def test_a_bad_file_among_good_ones_imports_nothing(store, tmp_path):
-    bad = tmp_path / "bad.csv"
+    bad = tmp_path / "binance-futures_liquidations_2024-03-01_BAD.csv"
     bad.write_text((FIXTURES / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv").read_text()
                    .replace("61400.0", "sixty-one"))
-    with pytest.raises(InputError, match=r"bad\.csv, line 4, column 'price'"):
+    with pytest.raises(InputError, match=r"_BAD\.csv, line 4, column 'price'"):
         import_files([FIXTURES / "BTCUSDT-1m-2025-01.csv", bad], store=store)
     assert not store.has_data()
 
