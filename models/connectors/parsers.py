@@ -11,10 +11,19 @@ Side conventions (each taken from the exchange's own documentation):
   order, so ``SELL`` liquidates a long and ``BUY`` a short.
   Doc: developers.binance.com, derivatives/usds-margined-futures,
   websocket-market-streams, "All Market Liquidation Order Streams".
+  **Binance COIN-M** frames (``BTCUSD_PERP``, ``BTCUSD_200925``; same shape,
+  derivatives/coin-margined-futures "Liquidation Order Streams") count ``q``/``z``
+  in contracts of 100 USD (BTC) or 10 USD (other coins; Binance FAQ "Coin-Margined
+  Futures Contract Specifications"): notional = contracts × USD per contract,
+  qty = notional / price.
 * **Bybit v5** ``allLiquidation.{symbol}``: ``S`` is documented as the
   *position* side: "Position side. Buy,Sell. When you receive a Buy update, this
   means that a long position has been liquidated". So ``Buy`` → long,
-  ``Sell`` → short (the opposite of the order-side rule!).
+  ``Sell`` → short (the opposite of the order-side rule!). The stream covers
+  "USDT contract / USDC contract / Inverse contract"; ``v`` ("Executed size") of
+  an inverse contract (``BTCUSD``, ``BTCUSDZ25``) is a count of 1-USD contracts
+  (Bybit help: inverse perpetual "1 USD per Contract", inverse futures "1
+  contract is worth 1 USD"), so notional = v USD and qty = v / price.
   Doc: bybit-exchange.github.io/docs/v5/websocket/public/all-liquidation.
 * **OKX v5** ``liquidation-orders``: ``details[].posSide`` is "Position mode side:
   long: Hedge mode long, short: Hedge mode short, net: Net mode"; ``side`` is the
@@ -34,6 +43,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ..importers.contracts import INVERSE, tardis_unit
+from ..importers.symbols import asset_from_symbol, binance_coinm_usd
 from ..schema import LONG, SHORT
 
 EXCHANGES = ("binance", "bybit", "okx")
@@ -130,17 +141,22 @@ def _ms(value: Any, what: str) -> int:
     return out
 
 
-def base_asset(symbol: str) -> str:
-    """Base asset of a native linear symbol: BTCUSDT → BTC, BTCUSDT_250627 → BTC,
-    BTC-27JUN25 → BTC, BTCPERP → BTC, BTC-USDT-SWAP → BTC."""
-    s = symbol.upper()
-    if "-" in s:
-        return s.split("-")[0]
-    s = s.split("_")[0]
-    for q in _QUOTES:
-        if s.endswith(q) and len(s) > len(q):
-            return s[: -len(q)]
-    return s
+def base_asset(symbol: str, exchange: str | None = None) -> str:
+    """Base asset of a native symbol: BTCUSDT → BTC, BTCUSDT_250627 → BTC, BTCUSD_PERP → BTC,
+    BTC-27JUN25 → BTC, BTCPERP → BTC, BTC-USDT-SWAP → BTC, 1000PEPEUSDT → 1000PEPE (the importers'
+    one reading of each venue's symbols, :func:`liqscope.models.importers.symbols.asset_from_symbol`)."""
+    return asset_from_symbol(symbol, exchange)
+
+
+def _inverse(venue: str, symbol: str, contracts: float, price: float) -> tuple[float, float]:
+    """(qty in base units, notional USD) of ``contracts`` inverse contracts, sized as documented."""
+    unit = tardis_unit(venue, symbol)  # the documented sizes, with their sources: importers/contracts.py
+    if unit.size is None:
+        raise ParseError(f"{symbol}: inverse contract of a USD value Liqscope does not know")
+    if price <= 0:
+        raise ParseError(f"{symbol}: non-positive price for an inverse contract")
+    notional = contracts * unit.size
+    return notional / price, notional
 
 
 def _quote_of(symbol: str) -> str:
@@ -199,11 +215,15 @@ def parse_binance(msg: Any) -> list[dict]:
         price = _num(o.get("ap"), "binance ap") if o.get("ap") not in (None, "") else 0.0
         if price <= 0:
             price = _num(o.get("p"), "binance p")
-        quote = _quote_of(symbol)
-        if quote not in USD_LIKE:
-            raise ParseError(f"binance: {symbol} is not quoted in a USD stablecoin")
         ts = _ms(o.get("T") or item.get("E"), "binance T")
-        out.append(_event(ts, "binance", symbol, base_asset(symbol), side, price, qty, price * qty))
+        if binance_coinm_usd(symbol) is not None:  # COIN-M: qty counts USD contracts, not coins
+            base, usd = _inverse("binance-delivery", symbol, qty, price)
+            out.append(_event(ts, "binance", symbol, base_asset(symbol, "binance"), side, price, base, usd))
+            continue
+        quote = _quote_of(symbol)
+        if quote not in USD_LIKE or quote == "USD":  # plain USD is COIN-M's, handled above
+            raise ParseError(f"binance: {symbol} is not quoted in a USD stablecoin")
+        out.append(_event(ts, "binance", symbol, base_asset(symbol, "binance"), side, price, qty, price * qty))
     return out
 
 
@@ -236,13 +256,18 @@ def parse_bybit(msg: Any) -> list[dict]:
         raw_side = str(d.get("S") or "").strip().lower()
         if raw_side not in _BYBIT_POSITION:
             raise ParseError(f"bybit: unknown position side {d.get('S')!r}")
-        quote = _quote_of(symbol) if "-" not in symbol else "USDC"  # BTC-27JUN25: USDC futures
-        if quote not in USD_LIKE:
-            raise ParseError(f"bybit: {symbol} is not a linear USD(T/C) contract")
         qty = _num(d.get("v"), "bybit v")
         price = _num(d.get("p"), "bybit p")
         ts = _ms(d.get("T") or msg.get("ts"), "bybit T")
-        out.append(_event(ts, "bybit", symbol, base_asset(symbol), _BYBIT_POSITION[raw_side],
+        if tardis_unit("bybit", symbol).kind == INVERSE:  # BTCUSD, BTCUSDZ25: v counts 1-USD contracts
+            base, usd = _inverse("bybit", symbol, qty, price)
+            out.append(_event(ts, "bybit", symbol, base_asset(symbol, "bybit"), _BYBIT_POSITION[raw_side],
+                              price, base, usd))
+            continue
+        quote = _quote_of(symbol) if "-" not in symbol else "USDC"  # BTC-27JUN25: USDC futures
+        if quote not in USD_LIKE:
+            raise ParseError(f"bybit: {symbol} is not a linear USD(T/C) contract")
+        out.append(_event(ts, "bybit", symbol, base_asset(symbol, "bybit"), _BYBIT_POSITION[raw_side],
                           price, qty, price * qty))
     return out
 

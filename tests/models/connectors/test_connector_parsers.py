@@ -138,3 +138,71 @@ def test_binance_refuses_non_usd_quote():
     with pytest.raises(ParseError):
         parse_binance({"e": "forceOrder", "E": 1, "o": {"s": "BTCEUR", "S": "SELL", "q": "1", "p": "1", "ap": "1",
                                                          "z": "1", "T": 1746792000000}})
+
+
+# -- inverse contracts: valued by their contract size, never as coins --------------------------------
+def _coinm(symbol, q, ap, side="SELL"):
+    return {"e": "forceOrder", "E": 1591154240950,
+            "o": {"s": symbol, "ps": symbol.split("_")[0], "S": side, "o": "LIMIT", "f": "IOC", "q": q,
+                  "p": ap, "ap": ap, "X": "FILLED", "l": q, "z": q, "T": 1591154240949}}
+
+
+def test_binance_coinm_contracts_are_usd_not_coins():
+    """Binance COIN-M "Liquidation Order Streams" (developers.binance.com, derivatives/coin-margined-futures,
+    websocket-market-streams) has the USD-M shape -- ``"s":"BTCUSD_200925"``, ``"ps": "BTCUSD"``,
+    ``"q":"1", // Original Quantity``, ``"ap":"9496.5"`` -- but its quantities are contracts: "the contract
+    multiplier for BTC coin-margined contracts is 100 USD ... altcoin contracts have a multiplier of 10 USD"
+    (Binance FAQ, Coin-Margined Futures Contract Specifications). 3 BTCUSD_PERP contracts are $300, not
+    3 BTC ($28,058 at 9352.67); qty in BTC = USD / price."""
+    [ev] = parse_binance(_coinm("BTCUSD_PERP", "3", "9352.67"))
+    assert ev["notional_usd"] == 300.0 and ev["qty"] == pytest.approx(300.0 / 9352.67, rel=1e-12)
+    assert (ev["asset"], ev["side"], ev["price"]) == ("BTC", "long", 9352.67)
+    [doc] = parse_binance(_coinm("BTCUSD_200925", "1", "9496.5"))  # the documentation's example frame
+    assert doc["notional_usd"] == 100.0 and doc["qty"] == pytest.approx(100.0 / 9496.5, rel=1e-12)
+    [eth] = parse_binance(_coinm("ETHUSD_250627", "12", "2400", side="BUY"))
+    assert (eth["notional_usd"], eth["asset"], eth["side"]) == (120.0, "ETH", "short")
+    assert eth["qty"] == pytest.approx(0.05, rel=1e-12)
+    [usdm] = parse_binance(_coinm("BTCUSDT", "3", "9352.67"))  # USDⓈ-M: 3 BTC, as before
+    assert usdm["qty"] == 3.0 and usdm["notional_usd"] == pytest.approx(3 * 9352.67, rel=1e-12)
+
+
+def test_binance_coinm_through_the_normalizer_and_journal_replay():
+    """The recorder and journal replay both go through Normalizer: a COIN-M frame is valued the same way."""
+    n = _normalizer("binance")
+    [ev] = n.feed_text(json.dumps({"stream": "btcusd_perp@forceOrder", "data": _coinm("BTCUSD_PERP", "3", "9352.67")}))
+    assert ev["notional_usd"] == 300.0 and n.errors == 0
+    assert events_frame([ev])["notional_usd"].tolist() == [300.0]
+
+
+def test_binance_plain_usd_symbol_is_refused_not_taken_as_coins():
+    """A USD-quoted Binance symbol without COIN-M's ``_PERP``/``_YYMMDD`` is of no documented kind."""
+    with pytest.raises(ParseError):
+        parse_binance(_coinm("BTCUSD", "3", "9352.67"))
+
+
+def _bybit(symbol, v, p, side="Buy"):
+    return {"topic": f"allLiquidation.{symbol}", "type": "snapshot", "ts": 1746792000600,
+            "data": [{"T": 1746792000100, "s": symbol, "S": side, "v": v, "p": p}]}
+
+
+def test_bybit_inverse_size_is_usd_contracts():
+    """Bybit v5 "All Liquidation" covers "USDT contract / USDC contract / Inverse contract"; ``v`` is the
+    "Executed size", which for inverse contracts is a count of USD contracts: inverse perpetual "Contract
+    quantity quoted in USD", "1 USD per Contract" (Bybit help, Introduction to Inverse Perpetual Contract);
+    inverse futures "Contract Size: 1 contract is worth 1 USD" (Introduction to Inverse Futures Contracts).
+    So 15,500 BTCUSD at 62,000 is $15,500 = 0.25 BTC, not 15,500 BTC."""
+    [ev] = parse_bybit(_bybit("BTCUSD", "15500", "62000"))
+    assert (ev["notional_usd"], ev["qty"], ev["asset"], ev["side"]) == (15500.0, 0.25, "BTC", "long")
+    [fut] = parse_bybit(_bybit("BTCUSDZ25", "5000", "100000", side="Sell"))
+    assert (fut["notional_usd"], fut["qty"], fut["asset"], fut["side"]) == (5000.0, 0.05, "BTC", "short")
+    [eth] = parse_bybit(_bybit("ETHUSD", "340", "3400"))
+    assert (eth["notional_usd"], eth["qty"], eth["asset"]) == (340.0, 0.1, "ETH")
+    [lin] = parse_bybit(_bybit("BTCUSDT", "0.25", "62000"))  # linear: v in BTC, as before
+    assert (lin["qty"], lin["notional_usd"]) == (0.25, 15500.0)
+
+
+def test_base_assets_follow_each_venues_symbols():
+    """One reading of symbols for live and imported rows (liqscope.models.importers.symbols)."""
+    assert base_asset("BTCUSD_PERP", "binance") == "BTC" and base_asset("BTCBUSD", "binance") == "BTC"
+    assert base_asset("BTCUSDZ25", "bybit") == "BTC" and base_asset("BNBUSD", "bybit") == "BNB"
+    assert base_asset("SHIB1000USDT", "bybit") == "1000SHIB"  # the same unit as Binance's 1000SHIBUSDT
