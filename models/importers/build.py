@@ -46,6 +46,7 @@ class Parsed:
     asset: str | None = None
     skipped: int = 0
     warnings: list[str] = field(default_factory=list)
+    repeated: int = 0              # rows repeated exactly in the file, counted once (see drop_repeats)
 
 
 def is_number(text: str) -> bool:
@@ -119,7 +120,7 @@ def _sorted(frame: pd.DataFrame, ts: np.ndarray, warnings: list[str]) -> pd.Data
 
 
 def candle_frame(rows: Rows, ts: np.ndarray, ohlcv: dict[str, np.ndarray], warnings: list[str]) -> pd.DataFrame:
-    """Checked, sorted candles; repeated open times must repeat the same values."""
+    """Checked, sorted candles; repeated open times must repeat the same values (kept: see drop_repeats)."""
     o, h, lo, c = (ohlcv[k] for k in ("open", "high", "low", "close"))
     rows.fail_first(h < lo, "high", lambda i: f"high {h[i]:g} is below low {lo[i]:g}")
     rows.fail_first((h < np.maximum(o, c)) | (lo > np.minimum(o, c)), "high",
@@ -136,10 +137,40 @@ def candle_frame(rows: Rows, ts: np.ndarray, ohlcv: dict[str, np.ndarray], warni
                 first, second = int(g["_line"].iloc[0]), int(g["_line"].iloc[1])
                 raise InputError(rows.display, f"second candle for open time {g['ts'].iloc[0]} with "
                                  f"different values (first on {rows.unit} {first})", line=second, unit=rows.unit)
-        n_dup = int(frame["ts"].duplicated().sum())
-        warnings.append(f"{n_dup} repeated candles skipped")
-        frame = frame[~frame["ts"].duplicated()].reset_index(drop=True)
     return frame.drop(columns="_line")
+
+
+# The identity of a row: the store's de-duplication key (models/store/tables.py), so a row the file
+# repeats is exactly a row the store would hold once.
+EVENT_KEY = {"liquidations": ["ts", "exchange", "symbol", "side", "price", "qty"], "candles": ["ts"]}
+
+
+def drop_repeats(parsed: Parsed) -> Parsed:
+    """Keep the first of rows the file repeats exactly (same :data:`EVENT_KEY`) and count the others.
+
+    Binance's liquidationSnapshot files list every order twice (binance-public-data
+    issue #259); the count goes to ``parsed.repeated`` and the report's summary.
+    Candles with one open time are already known to be equal (:func:`candle_frame`).
+    Only rows sharing a time are compared, so this costs one pass over the times.
+    """
+    frame = parsed.frame
+    if len(frame) < 2:
+        return parsed
+    ts = pd.DatetimeIndex(frame["ts"]).asi8
+    if (ts[1:] >= ts[:-1]).all():  # sorted (every importer sorts): equal times are neighbours
+        same = ts[1:] == ts[:-1]
+        same_time = np.r_[same, False] | np.r_[False, same]
+    else:
+        same_time = frame["ts"].duplicated(keep=False).to_numpy()
+    if not same_time.any():
+        return parsed
+    rows = np.flatnonzero(same_time)
+    repeat = np.zeros(len(frame), dtype=bool)
+    repeat[rows] = frame.iloc[rows][EVENT_KEY[parsed.kind]].duplicated(keep="first").to_numpy()
+    if n := int(repeat.sum()):
+        parsed.frame = frame[~repeat].reset_index(drop=True)
+        parsed.repeated += n
+    return parsed
 
 
 def per_value(values, func, dtype=object):

@@ -23,7 +23,7 @@ from ..progress import Step, Task
 from ..schema import SchemaError
 from ..store import Batch, Store, open_store
 from ..timeutil import TimeParseError
-from .build import SIDE_CONVENTIONS, Options, Parsed
+from .build import SIDE_CONVENTIONS, Options, Parsed, drop_repeats
 from .contracts import ContractSizes, parse_contract_sizes
 from .detect import FORMATS, detect
 from .errors import ImportCancelled, InputError
@@ -46,9 +46,15 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
     first: pd.Timestamp | None = None
     last: pd.Timestamp | None = None
+    repeated: int = 0     # rows the file repeated exactly, counted once (not in ``rows``)
 
     def summary(self) -> str:
-        return f"imported {self.rows} rows ({self.new} new) from {self.path}"
+        """One line: ``imported N rows (M new) from FILE[; K rows repeated in the file were counted once]``."""
+        line = f"imported {self.rows} rows ({self.new} new) from {self.path}"
+        if self.repeated:
+            line += ("; 1 row repeated in the file was counted once" if self.repeated == 1 else
+                     f"; {self.repeated:,} rows repeated in the file were counted once")
+        return line
 
 
 def read_file(path: str | Path, *, fmt: str | None = None, options: Options | None = None,
@@ -68,7 +74,7 @@ def read_file(path: str | Path, *, fmt: str | None = None, options: Options | No
             raise InputError(src.display, f"unknown format {name!r} (formats: {', '.join(FORMATS)})")
         if src.container == "parquet" and name != "generic":
             raise InputError(src.display, f"a Parquet file cannot be read as {name}; use --format generic")
-        parsed = FORMATS[name].parse(src, options, task=task)
+        parsed = drop_repeats(FORMATS[name].parse(src, options, task=task))
         if options.contract_size and (parsed.kind != "liquidations" or name not in CONTRACT_FORMATS):
             parsed.warnings.append("--contract-size not used: only Tardis and generic liquidation files read it")
         return parsed
@@ -140,7 +146,8 @@ def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt
     for path, p, res in zip(paths, parsed, results):
         ts = p.frame["ts"]
         reports.append(ImportReport(path, p.format, p.kind, res.rows, res.new, p.skipped, p.warnings,
-                                    ts.iloc[0] if len(ts) else None, ts.iloc[-1] if len(ts) else None))
+                                    ts.iloc[0] if len(ts) else None, ts.iloc[-1] if len(ts) else None,
+                                    repeated=p.repeated))
     return reports
 
 

@@ -139,7 +139,8 @@ def test_conflicting_duplicate_candles(store, tmp_path):
 def test_exact_duplicates_and_out_of_order_rows_are_merged_with_a_warning(store, tmp_path):
     p = write(tmp_path, "BTCUSDT-1m-2025-01.csv", "".join([KLINES[0], *reversed(KLINES[1:]), KLINES[3]]))
     [r] = import_files([p], store=store)
-    assert r.rows == 5 and any("sorted" in w for w in r.warnings) and any("repeated" in w for w in r.warnings)
+    assert r.rows == 5 and r.repeated == 1 and any("sorted" in w for w in r.warnings)
+    assert r.summary().endswith("; 1 row repeated in the file was counted once")
     assert store.candles("binance", "BTCUSDT", "1m").index.is_monotonic_increasing
 
 

@@ -88,11 +88,11 @@ def test_zip_from_binance_vision_opens_directly(store, tmp_path):
 def test_liquidation_snapshot_usdm_totals_and_order_side(store):
     """Binance's ``side`` is the liquidation ORDER's side: SELL closes a long, BUY closes a short.
 
-    The file repeats each event twice (as Binance's files did, binance-public-data issue #259) and
-    has one order that filled nothing, which is not a liquidation and is skipped.
+    The file repeats one event exactly (as Binance's files did, binance-public-data issue #259): it is
+    counted once and reported; one order filled nothing, which is not a liquidation and is skipped.
     """
     [r] = import_files([FIXTURES / "BTCUSDT-liquidationSnapshot-2023-07-31.csv"], store=store)
-    assert (r.rows, r.new, r.skipped) == (4, 3, 1)
+    assert (r.rows, r.new, r.skipped, r.repeated) == (3, 3, 1, 1)
     m = store.liquidations()
     assert len(m) == 3
     assert usd(m, "long") == pytest.approx(0.5 * 29180.0 + 1.2 * 29010.5)  # the two SELL orders
@@ -241,7 +241,7 @@ def test_progress_reaches_total_and_cancel_leaves_store_unchanged(store):
     assert (steps[-1].done, steps[-1].total) == (total, total) and {s.total for s in steps} == {total}
     assert [s.done for s in steps] == sorted(s.done for s in steps)
     assert list(dict.fromkeys(s.message for s in steps)) == [  # file by file, then the commit
-        f"reading {files[0].name}", f"reading {files[1].name}", "adding 8 rows to the store"]
+        f"reading {files[0].name}", f"reading {files[1].name}", "adding 7 rows to the store"]
     first = files[0].stat().st_size
     assert all(s.done <= first for s in steps if s.message == f"reading {files[0].name}")
     assert watched.checks > 6  # each file: before, between blocks, after; then the commit's partitions
@@ -263,7 +263,7 @@ def test_cancel_between_blocks_of_one_file(store, tmp_path, monkeypatch):
     big.write_text("\n".join([lines[0]] + lines[1:4] * 300) + "\n")
     watched = CancelAfter()
     [r] = import_files([big], store=open_store(tmp_path / "other"), task=watched)
-    assert r.rows == 900
+    assert (r.rows, r.repeated) == (3, 897)  # the same three rows 300 times: counted once each
     reading = [s for s in watched.steps if s.message == f"reading {big.name}"]
     assert len({s.done for s in reading}) > 3  # steps inside the file
     assert reading[-1].done == reading[-1].total == big.stat().st_size
@@ -281,7 +281,7 @@ def test_read_file_reports_bytes_of_its_file():
     f = FIXTURES / "BTCUSDT-liquidationSnapshot-2023-07-31.csv"
     task = CancelAfter()
     parsed = read_file(f, task=task)
-    assert len(parsed.frame) == 4
+    assert (len(parsed.frame), parsed.repeated) == (3, 1)
     assert task.steps[-1] == Step(f.stat().st_size, f.stat().st_size, f"reading {f.name}")
     assert ImportCancelled is Cancelled  # one cancel type for every caller
 
