@@ -1,4 +1,4 @@
-"""``liqscope import FILE...`` and ``liqscope store info``: the store from a terminal."""
+"""``liqscope import FILE...``, ``liqscope store info`` and ``liqscope store delete``: the store from a terminal."""
 from __future__ import annotations
 
 import json
@@ -43,7 +43,21 @@ def register(sub) -> None:
     i = ssub.add_parser("info", help="rows and time span per kind, exchange, symbol and interval")
     i.add_argument("--json", action="store_true", help="print JSON lines")
     i.set_defaults(func=cmd_store_info)
-    s.set_defaults(func=lambda args: (_ for _ in ()).throw(UsageError("store needs an action: info")))
+    d = ssub.add_parser(
+        "delete", help="delete stored liquidations of an exchange in a time range (preview first)",
+        description="Delete the stored liquidations of one exchange (optionally only some symbols) with "
+                    "START <= ts < END, e.g. rows stored with a wrong unit. First prints what would go (rows and "
+                    "USD per exchange and symbol); deletes only with --yes, or after answering y when stdin is a "
+                    "terminal. All or nothing: an interrupted delete leaves the store as it was.")
+    d.add_argument("--exchange", required=True, metavar="X", help="exchange whose rows to delete")
+    d.add_argument("--symbol", action="append", dest="symbols", metavar="S",
+                   help="only this symbol, as stored (repeatable; default: every symbol of the exchange)")
+    d.add_argument("--start", required=True, metavar="TIME", help="range start, ISO-8601 UTC (inclusive)")
+    d.add_argument("--end", required=True, metavar="TIME", help="range end, ISO-8601 UTC (exclusive)")
+    d.add_argument("--yes", action="store_true", help="delete without asking (otherwise only a preview, or a "
+                                                      "y/N question on a terminal)")
+    d.set_defaults(func=cmd_store_delete)
+    s.set_defaults(func=lambda args: (_ for _ in ()).throw(UsageError("store needs an action: info, delete")))
 
 
 def cmd_import(args) -> int:
@@ -61,6 +75,8 @@ def cmd_import(args) -> int:
                                mapping=args.mapping, side_convention=args.side_convention,
                                contract_size=args.contract_size, task=task)
     except (InputError, StoreError, ImportCancelled) as exc:
+        if getattr(exc, "committed", False):  # failed after the commit point: not 'unchanged'
+            raise
         raise UsageError(f"{exc} (store unchanged)") from None
     finally:
         if task is not None and task.last is not None and task.last.done < task.last.total:
@@ -82,7 +98,7 @@ def cmd_store_info(args) -> int:
         raise UsageError(str(exc)) from None
     if args.json:
         for rec in info.to_dict("records"):
-            print(json.dumps({k: _jsonable(v) for k, v in rec.items()}))
+            print(json.dumps({k: _jsonable(v) for k, v in rec.items()}, allow_nan=False))
         return 0
     print(f"Store: {store.root} (schema {store.schema_version or '-'})")
     if info.empty:
@@ -95,6 +111,49 @@ def cmd_store_info(args) -> int:
     return 0
 
 
+def cmd_store_delete(args) -> int:
+    from .schema import empty_liquidations
+    from .store import Scope, open_store
+
+    store = open_store()
+    scope = Scope(args.exchange, [(args.start, args.end)], args.symbols)  # bad times: one-line SchemaError
+    doomed = store.covered_liquidations(scope)
+    what = f"{args.exchange.lower()}{' ' + ', '.join(args.symbols) if args.symbols else ''} from " \
+           f"{_t(_pd_ts(scope.starts[0]))} to {_t(_pd_ts(scope.ends[-1]))} (UTC, end exclusive)"
+    if not len(doomed):
+        print(f"nothing stored for {what}: nothing to delete")
+        return 0
+    groups = doomed.groupby(["exchange", "symbol"], observed=True, sort=True)["notional_usd"].agg(["size", "sum"])
+    print(f"to delete: {what}")
+    print(f"{'exchange':<14}{'symbol':<22}{'rows':>12}  {'USD':>24}")
+    for (ex, sym), r in groups.iterrows():
+        print(f"{ex:<14}{sym:<22}{int(r['size']):>12,}  {r['sum']:>24,.2f}")
+    print(f"{'total':<36}{len(doomed):>12,}  {doomed['notional_usd'].sum():>24,.2f}")
+    if not args.yes and not _confirm(f"Delete these {len(doomed):,} rows? [y/N] "):
+        print("nothing deleted (pass --yes to delete)", file=sys.stderr)
+        return 0
+    result = store.replace_liquidations(empty_liquidations(), exchanges=[args.exchange], start=args.start,
+                                        end=args.end, symbols=args.symbols)
+    print(f"deleted {result.removed:,} rows")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    """y/N on a terminal; no terminal (a script, a pipe): no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def _pd_ts(ns):
+    import pandas as pd
+
+    return pd.Timestamp(int(ns), tz="UTC")
+
+
 def _s(v) -> str:
     return "-" if v is None or v != v else str(v)
 
@@ -104,7 +163,10 @@ def _t(v) -> str:
 
 
 def _jsonable(v):
-    if v is None or (isinstance(v, float) and v != v):
+    """A JSON value: None for missing (None, NaN, NaT); never NaN or Infinity (invalid JSON)."""
+    if v is None or v != v:
+        return None
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
         return None
     if hasattr(v, "isoformat"):
         return _t(v)

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..progress import Step, Task
-from ..schema import SchemaError
+from ..schema import SchemaError, check_values
 from ..store import Batch, Store, open_store
 from ..timeutil import TimeParseError
 from .build import SIDE_CONVENTIONS, Options, Parsed, drop_repeats
@@ -75,6 +75,10 @@ def read_file(path: str | Path, *, fmt: str | None = None, options: Options | No
         if src.container == "parquet" and name != "generic":
             raise InputError(src.display, f"a Parquet file cannot be read as {name}; use --format generic")
         parsed = drop_repeats(FORMATS[name].parse(src, options, task=task))
+        try:  # sane values (schema.BOUNDS): a row that would poison every total never reaches the store
+            check_values(parsed.kind, parsed.frame)
+        except SchemaError as exc:
+            raise InputError(src.display, str(exc)) from None
         if options.contract_size and (parsed.kind != "liquidations" or name not in CONTRACT_FORMATS):
             parsed.warnings.append("--contract-size not used: only Tardis and generic liquidation files read it")
         return parsed

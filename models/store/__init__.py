@@ -6,7 +6,7 @@
 cancelled (the store is unchanged).
 """
 from .core import (SCHEMA_VERSION, AppendResult, Batch, Cancelled, ReplaceResult, Scope, Store, StoreError,
-                   StoreVersionError, open_store)
+                   StoreIOError, StoreVersionError, open_store)
 
 __all__ = ["SCHEMA_VERSION", "AppendResult", "Batch", "Cancelled", "ReplaceResult", "Scope", "Store",
-           "StoreError", "StoreVersionError", "open_store"]
+           "StoreError", "StoreIOError", "StoreVersionError", "open_store"]

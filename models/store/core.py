@@ -11,7 +11,9 @@ through the same commit: appends alone can never take a wrong row back out
 """
 from __future__ import annotations
 
+import errno
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Sequence
@@ -28,7 +30,8 @@ from ..dataset import Dataset
 from ..liquidations import LiquidationModel
 from ..prices import PriceModel
 from ..progress import Cancelled, Task
-from ..schema import SchemaError, normalize_candles, normalize_liquidations, to_utc
+from ..schema import (SchemaError, check_liquidation_values, empty_liquidations, normalize_candles,
+                      normalize_liquidations, to_utc)
 from ..version import app_version
 from ..timeutil import TimeParseError, format_duration, parse_duration, parse_time
 from . import atomic, layout, tables
@@ -42,7 +45,20 @@ INFO_COLUMNS = ["kind", "exchange", "symbol", "interval", "rows", "first", "last
 
 
 class StoreError(UserError):
-    """The store cannot be opened or written; the message is one line for the user."""
+    """The store cannot be opened or written; the message is one line for the user.
+
+    ``committed`` is True only when a write failed after its commit point: the
+    change is on disk and the next open of the store completes it.
+    """
+
+    committed = False
+
+
+class StoreIOError(StoreError, OSError):
+    """The operating system refused a store file (disk full, read-only, permission denied...).
+
+    Still an ``OSError`` (with its ``errno``) for callers that retry on those; one line for the user.
+    """
 
 
 class StoreVersionError(StoreError):
@@ -82,10 +98,7 @@ class Scope:
             raise SchemaError("a replacement needs at least one exchange")
         pairs = []
         for start, end in spans:
-            try:
-                a, b = parse_time(start), parse_time(end)
-            except TimeParseError as exc:
-                raise SchemaError(str(exc)) from None
+            a, b = _time(start), _time(end)
             if b <= a:
                 raise SchemaError(f"a replaced range must end after it starts ({a.isoformat()} to {b.isoformat()})")
             pairs.append((a.as_unit("ns").value, b.as_unit("ns").value))
@@ -136,6 +149,11 @@ class Scope:
         return out
 
 
+def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+    check_liquidation_values(frame)
+    return frame
+
+
 def _per_value(values: pd.Series, fn: Callable[[object], bool]) -> np.ndarray:
     """``fn`` of each row's value, evaluated once per distinct value."""
     cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
@@ -151,6 +169,17 @@ def _spans(start, end, spans: Sequence[TimeSpan] | None) -> list[TimeSpan]:
     if start is None or end is None:
         raise SchemaError("a replacement needs start and end (or spans)")
     return [(start, end)]
+
+
+def _time(value) -> pd.Timestamp:
+    """A UTC time the store can hold (nanoseconds: 1677-09-21 to 2262-04-11), else a one-line SchemaError."""
+    try:
+        return parse_time(value).as_unit("ns")
+    except TimeParseError as exc:
+        raise SchemaError(str(exc)) from None
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise SchemaError(f"time {str(value)[:40]!r} is outside the range Liqscope can hold "
+                          f"({pd.Timestamp.min.isoformat()[:10]} to {pd.Timestamp.max.isoformat()[:10]})") from None
 
 
 def _norm_interval(interval: str) -> str:
@@ -171,8 +200,9 @@ class Batch:
         return len(self.items)
 
     def add_liquidations(self, df: pd.DataFrame, *, trusted: bool = False) -> int:
-        """Queue liquidations; ``trusted`` skips re-validation of a canonical frame."""
-        frame = df if trusted else normalize_liquidations(df)
+        """Queue liquidations; ``trusted`` skips re-validation of a canonical frame, but never the
+        value bounds (``schema.BOUNDS``): the store must not hold a row that poisons every total."""
+        frame = _checked(df) if trusted else normalize_liquidations(df)
         self.items.append((LIQ, frame))
         return len(self.items) - 1
 
@@ -186,7 +216,7 @@ class Batch:
         Stored rows are removed before any of the batch's rows are added.
         """
         scope = Scope(exchanges, _spans(start, end, spans), symbols)
-        frame = df if trusted else normalize_liquidations(df)
+        frame = _checked(df) if trusted else normalize_liquidations(df)
         outside = ~scope.mask(frame)
         if outside.any():
             row = frame[outside].iloc[0]
@@ -197,7 +227,10 @@ class Batch:
         return len(self.items) - 1
 
     def add_candles(self, df: pd.DataFrame, *, exchange: str, symbol: str, interval: str, asset: str) -> int:
-        frame = normalize_candles(df).reset_index()
+        try:
+            frame = normalize_candles(df).reset_index()
+        except SchemaError as exc:
+            raise SchemaError(f"{exchange} {symbol} {interval}: {exc}") from None
         frame["exchange"] = str(exchange).lower()
         frame["symbol"] = str(symbol)
         frame["interval"] = _norm_interval(interval)
@@ -232,7 +265,7 @@ class Store:
         self.root = Path(root).expanduser()
         self.schema_version = self._check_version()
         if self.root.is_dir() and atomic.needs_recovery(self.root):
-            with atomic.StoreLock(self.root):
+            with os_errors(self.root, "finish an interrupted write to"), atomic.StoreLock(self.root):
                 atomic.recover(self.root)
 
     def __repr__(self) -> str:
@@ -245,11 +278,14 @@ class Store:
             return None
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            fmt, ver = meta.get("format"), int(meta["schema_version"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StoreError(f"{meta_path} is unreadable ({exc}); not a Liqscope store?") from None
+            fmt, ver = meta.get("format"), meta["schema_version"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise StoreError(f"{meta_path} is unreadable ({_first_line(exc)}); not a Liqscope store?") from None
         if fmt != FORMAT:
             raise StoreError(f"{meta_path} is not a Liqscope store (format {fmt!r})")
+        if type(ver) is not int or ver < 1:  # JSON 1e999 is float('inf'), 1.5 a float: neither is a version
+            raise StoreError(f"{meta_path}: schema_version {str(ver)[:40]!r} is not a whole number >= 1; "
+                             "a damaged or hand-edited store.json?")
         if ver > SCHEMA_VERSION:
             by = meta.get("written_by", "a newer Liqscope")
             raise StoreVersionError(
@@ -315,7 +351,9 @@ class Store:
         """
         if not len(batch):
             return []
-        with atomic.StoreLock(self.root):
+        tx: atomic.Transaction | None = None
+        with os_errors(self.root, "write to", lambda: tx is not None and tx.committed), \
+                atomic.StoreLock(self.root):
             atomic.recover(self.root)
             self._check_version()
             self._init_files()
@@ -479,8 +517,8 @@ class Store:
 
     def liquidations(self, start=None, end=None) -> LiquidationModel:
         """Stored liquidations with ``start <= ts < end`` (either bound may be None)."""
-        s = parse_time(start) if start is not None else None
-        e = parse_time(end) if end is not None else None
+        s = _time(start) if start is not None else None
+        e = _time(end) if end is not None else None
         with atomic.snapshot(self.root):
             files = layout.in_months(layout.scan(self.root, LIQ), s, e)
             if not files:
@@ -490,6 +528,19 @@ class Store:
             return LiquidationModel()
         table = table.sort_by([("ts", "ascending")])
         return LiquidationModel(tables.liq_frame_from_table(table), _trusted=True)
+
+    def covered_liquidations(self, scope: Scope) -> pd.DataFrame:
+        """The stored liquidations ``scope`` covers -- what replacing it (by nothing: a delete)
+        would remove -- sorted by time. Reads only the partitions the scope can touch."""
+        with atomic.snapshot(self.root):
+            files = [f for f in layout.scan(self.root, LIQ) if scope.may_touch(f.exchange, f.symbol, f.month)]
+            table = _read(files, tables.LIQ_SCHEMA, _ts_filter(
+                "ts", pd.Timestamp(int(scope.starts[0]), tz="UTC"), pd.Timestamp(int(scope.ends[-1]), tz="UTC"))) \
+                if files else None
+        if table is None or not table.num_rows:
+            return empty_liquidations()
+        frame = tables.liq_frame_from_table(table.sort_by([("ts", "ascending")]))
+        return frame[scope.mask(frame)].reset_index(drop=True)
 
     def _series_files(self, exchange: str, symbol: str, interval: str) -> list[layout.PartFile]:
         iv = _norm_interval(interval)
@@ -501,8 +552,8 @@ class Store:
 
     def candles(self, exchange: str, symbol: str, interval: str, start=None, end=None) -> pd.DataFrame:
         """One series' candles indexed by UTC open time, ``start <= ts < end``."""
-        s = parse_time(start) if start is not None else None
-        e = parse_time(end) if end is not None else None
+        s = _time(start) if start is not None else None
+        e = _time(end) if end is not None else None
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in tables.OHLCV},
                              index=pd.DatetimeIndex([], tz="UTC", name="ts").as_unit("ns"))
         with atomic.snapshot(self.root):
@@ -583,6 +634,41 @@ class Store:
             rows=("rows", "sum"), first=("first", "min"), last=("last", "max")).reset_index()
         out["rows"] = out["rows"].astype("int64")
         return out[INFO_COLUMNS]
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or use another --data-dir",
+    errno.EDQUOT: "the disk quota is used up: free some space or use another --data-dir",
+    errno.EROFS: "the store is on a read-only file system: use another --data-dir",
+    errno.EACCES: "permission denied: make the store folder writable or use another --data-dir",
+    errno.EPERM: "permission denied: make the store folder writable or use another --data-dir",
+    errno.EISDIR: "a folder stands where the store keeps a file: remove it",
+    errno.ENOTDIR: "a file stands where the store needs a folder: is --data-dir a file?",
+    errno.EEXIST: "a file stands where the store needs a folder: is --data-dir a file?",
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def os_errors(root: Path, doing: str, committed: Callable[[], bool] = lambda: False):
+    """Turn an OSError (disk full, read-only, permission denied, a folder where a file belongs)
+    into a one-line :class:`StoreError` naming the store, the file and what to do."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as exc:
+        hint = _OS_HINTS.get(exc.errno or 0, exc.strerror or _first_line(exc))
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        err = StoreIOError(f"cannot {doing} the store at {root}: {hint}{where}")
+        err.errno, err.committed = exc.errno, bool(committed())
+        if err.committed:
+            err.args = (f"{err.args[0]}; the change was committed and completes when the store is next opened",)
+        raise err from None
 
 
 def _write_partition(table: pa.Table, path: Path) -> None:
