@@ -1,11 +1,18 @@
 """Fast CSV reading with pyarrow, and exact line numbers when something is wrong.
 
-The fast path reads typed columns with ``pyarrow.csv.open_csv`` in blocks;
-after each block the task (:mod:`liqscope.models.progress`) gets a step, in
-raw bytes of the file read so far, and may cancel. Empty lines are kept as
-rows, so row *i* is physical line ``first_line + i`` and any later check can
-name the line. Only when pyarrow refuses the file does a slower second pass
-find the offending line and column.
+The fast path reads the file here, in blocks of whole lines (about ``BLOCK``
+bytes), and has pyarrow parse each block into typed columns; after each block
+the task (:mod:`liqscope.models.progress`) gets a step, in raw bytes of the file
+read so far, and may cancel. Empty lines are kept as rows, so row *i* is
+physical line ``first_line + i`` and any later check can name the line. Only
+when pyarrow refuses the file does a slower second pass find the offending line
+and column.
+
+Blocks are read on the calling thread, never by pyarrow's background reader:
+that thread calls back into Python (the decompressing stream) and, still
+reading ahead when an error ended the import, could abort the process at exit
+(SIGABRT). A line longer than ``MAX_LINE`` is refused with its number, so a file
+without line ends never buffers more than that.
 """
 from __future__ import annotations
 
@@ -21,7 +28,9 @@ from .errors import InputError
 from .rows import Rows
 from .source import Source
 
-BLOCK = 1 << 22
+BLOCK = 1 << 22      # bytes read and handed to pyarrow at a time (cut at a line end)
+MAX_LINE = 1 << 20   # longest line read: a longer one is refused with its number, never buffered on
+INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 def header_fields(src: Source, delimiter: str = ",") -> list[str]:
@@ -49,40 +58,102 @@ def read_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa
     :class:`~liqscope.models.progress.Cancelled` there if the caller cancelled.
     """
     include = include or names
-    read = pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, block_size=BLOCK)
+    # pyarrow splits each block again for its threads; a row must fit in one of its blocks
+    read = pacsv.ReadOptions(column_names=names, block_size=MAX_LINE + (64 << 10))
     parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
-    conv = pacsv.ConvertOptions(column_types={k: v for k, v in types.items() if k in include},
-                                include_columns=include, strings_can_be_null=False,
-                                quoted_strings_can_be_null=False)
-    if header and _only_header(src):
-        empty = pa.table({n: pa.array([], types.get(n, pa.string())) for n in include})
-        return Rows(src.display, empty, np.zeros(0, dtype=np.int64))
-    batches = []
+    col_types = {k: v for k, v in types.items() if k in include}
+    first_line = 2 if header else 1
+    tables = []
+    n_rows = 0
     try:
         with src.open() as stream:
-            reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=conv)
-            for batch in reader:
-                batches.append(batch)
+            for block in _line_blocks(stream, header, lambda: first_line + n_rows):
+                conv = pacsv.ConvertOptions(column_types=col_types, include_columns=include,
+                                            strings_can_be_null=False, quoted_strings_can_be_null=False)
+                table = pacsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
+                                       convert_options=conv)
+                if not tables:  # later blocks get the first block's types, never inferred afresh
+                    col_types = {f.name: f.type for f in table.schema}
+                tables.append(table)
+                n_rows += table.num_rows
                 if task is not None:
                     task.progress(min(src.position(), src.size), src.size)
-            schema = reader.schema
     except pa.ArrowInvalid as exc:
         raise _diagnose(src, exc, names=names, header=header, types=types, delimiter=delimiter) from None
+    except LineTooLong as exc:
+        raise _too_long(src, exc.line) from None
     finally:
         src.close()
-    table = pa.Table.from_batches(batches, schema=schema)
-    first_line = 2 if header else 1
+    if tables:
+        table = pa.concat_tables(tables)
+    else:
+        table = pa.table({n: pa.array([], types.get(n, pa.string())) for n in include})
     rows = Rows(src.display, table, first_line + np.arange(table.num_rows, dtype=np.int64))
     return rows.drop_blank()
 
 
-def _only_header(src: Source) -> bool:
-    """True when the whole file is one line (pyarrow cannot skip a header with no line end)."""
-    from .source import HEAD_BYTES
+def _line_end(data: bytearray, start: int, eof: bool) -> int:
+    """Length of the longest prefix of ``data`` ending with a line end, searching from ``start`` (0: none).
 
-    if len(src.head) >= HEAD_BYTES:
-        return False
-    return len([ln for ln in re.split(rb"\r\n|\r|\n", src.head) if ln.strip()]) <= 1
+    A final ``\\r`` does not count before the end of the file: it may be half of ``\\r\\n``.
+    """
+    if eof:
+        return len(data)
+    nl = data.rfind(b"\n", start)
+    cr = data.rfind(b"\r", start, len(data) - 1)
+    return max(nl, cr) + 1
+
+
+_EOL = re.compile(rb"\r\n|\r(?!\n)|\n")
+
+
+def _first_line_end(data: bytearray, start: int, eof: bool) -> int | None:
+    """Where the first line's end (\\n, \\r\\n or \\r) stops, or None if it is not in ``data`` yet
+    (``start``: no line end before it)."""
+    m = _EOL.search(data, start)
+    if m is None:
+        return len(data) if eof else None
+    if m.group() == b"\r" and m.end() == len(data) and not eof:
+        return None  # perhaps \r\n split between reads
+    return m.end()
+
+
+def _line_blocks(stream, header: bool, line_now):
+    """Blocks of whole lines, about ``BLOCK`` bytes each, without the header line when ``header``.
+
+    ``line_now()`` is the number of the next line to parse; a line longer than ``MAX_LINE``
+    raises :class:`LineTooLong` with its number.
+    """
+    pending, searched, skip = bytearray(), 0, header
+    while True:
+        data = stream.read(BLOCK)
+        eof = not data
+        pending += data
+        if skip:
+            end = _first_line_end(pending, searched, eof)
+            if end is None:
+                if len(pending) > MAX_LINE:
+                    raise LineTooLong(1)
+                searched = max(0, len(pending) - 1)
+                continue
+            del pending[:end]
+            skip, searched = False, 0
+        cut = _line_end(pending, searched, eof)
+        if cut:
+            yield bytes(pending[:cut])
+            del pending[:cut]
+            searched = 0
+        else:
+            searched = max(0, len(pending) - 1)
+        if len(pending) > MAX_LINE:
+            raise LineTooLong(line_now())
+        if eof:
+            return
+
+
+def _too_long(src: Source, line: int) -> InputError:
+    return InputError(src.display, f"line longer than {MAX_LINE >> 20} MiB: not a CSV file, or a CSV with no "
+                                   "line ends?", line=line)
 
 
 _COUNT = re.compile(r"Expected (\d+) columns?, got (\d+)")
@@ -93,6 +164,8 @@ def _diagnose(src: Source, exc: Exception, *, names, header, types, delimiter) -
     """Turn pyarrow's complaint into an InputError naming line and column where possible."""
     try:
         return _locate(src, exc, names=names, header=header, types=types, delimiter=delimiter)
+    except InputError as found:  # the second pass found the cause itself (a line too long, a bomb)
+        return found
     except Exception as again:  # the second pass met something worse: still one clean line
         return InputError(src.display, f"cannot read CSV: {exc} ({again})")
 
@@ -105,7 +178,7 @@ def _locate(src: Source, exc: Exception, *, names, header, types, delimiter) -> 
         col = names[int(m.group(1))] if int(m.group(1)) < len(names) else None
         if col is not None:
             return _locate_value(src, col, types.get(col), names, header, delimiter, first_line)
-    if _COUNT.search(msg) or "CSV parse error" in msg:
+    if _COUNT.search(msg) or "CSV parse error" in msg or "straddl" in msg:  # straddling: a row > BLOCK
         found = _scan_lines(src, len(names), delimiter)
         if found:
             return found
@@ -135,6 +208,9 @@ def _locate_value(src, col, typ, names, header, delimiter, first_line) -> InputE
         if not ok:
             return InputError(src.display, f"cannot read {_short(v)} as {kind}", line=int(rows.lines[i]),
                               column=col)
+        if pattern and not INT64[0] <= int(v) <= INT64[1]:
+            return InputError(src.display, f"{_short(v)} is beyond the 64-bit integer range (a time in the wrong "
+                                           "unit, or a corrupt value?)", line=int(rows.lines[i]), column=col)
     return InputError(src.display, f"invalid value in column {col!r}")
 
 
@@ -146,9 +222,22 @@ def _is_float(v: str) -> bool:
         return False
 
 
-def _physical_lines(stream, chunk: int = 1 << 20):
-    """Raw lines split like pyarrow splits rows: at \\r\\n, \\r or \\n."""
-    carry = b""
+class LineTooLong(Exception):
+    """A line longer than :data:`MAX_LINE` bytes; ``line`` is its number."""
+
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+def _physical_lines(stream, chunk: int = 1 << 20, max_line: int | None = None):
+    """Raw lines split like pyarrow splits rows: at \\r\\n, \\r or \\n.
+
+    Raises :class:`LineTooLong` for a line longer than ``max_line`` (default :data:`MAX_LINE`),
+    so a file with no line ends costs one line's worth of memory, not the whole file.
+    """
+    max_line = MAX_LINE if max_line is None else max_line
+    carry, n = b"", 0
     while True:
         block = stream.read(chunk)
         if not block:
@@ -158,6 +247,11 @@ def _physical_lines(stream, chunk: int = 1 << 20):
         carry = parts.pop()
         if data.endswith(b"\r"):  # maybe the first half of \r\n
             carry = parts.pop() + b"\r" if parts else b"\r"
+        n += len(parts)
+        if max(map(len, parts), default=0) > max_line:
+            raise LineTooLong(n - len(parts) + 1 + next(i for i, p in enumerate(parts) if len(p) > max_line))
+        if len(carry) > max_line:
+            raise LineTooLong(n + 1)
         yield from parts
     if carry:  # one line, perhaps with a trailing \r
         yield carry[:-1] if carry.endswith(b"\r") else carry
@@ -167,7 +261,7 @@ def _scan_lines(src: Source, expected: int, delimiter: str) -> InputError | None
     """Walk the raw lines for the first that is not UTF-8 or has the wrong field count."""
     try:
         with src.open() as stream:
-            for n, raw in enumerate(_physical_lines(stream), 1):
+            for n, raw in _numbered(_physical_lines(stream), src):
                 try:
                     text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError:
@@ -183,6 +277,15 @@ def _scan_lines(src: Source, expected: int, delimiter: str) -> InputError | None
     finally:
         src.close()
     return None
+
+
+def _numbered(lines, src: Source):
+    """``enumerate(lines, 1)``, a too-long line turned into a one-line InputError naming it."""
+    try:
+        for n, raw in enumerate(lines, 1):
+            yield n, raw
+    except LineTooLong as exc:
+        raise _too_long(src, exc.line) from None
 
 
 def _short(v: str, n: int = 40) -> str:

@@ -144,7 +144,7 @@ class Rows:
         else:
             text = self.text(column)
             s = pd.Series(text, dtype=object)
-            if s.str.fullmatch(r"[+-]?\d+").all():
+            if s.str.fullmatch(r"[+-]?\d{1,18}").all():  # fits int64; longer digit runs go the float way
                 ns = self._epoch(s.astype("int64").to_numpy(), column)
             elif s.str.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?").all():
                 ns = self._epoch(s.astype("float64").to_numpy(), column)
@@ -181,4 +181,7 @@ class Rows:
             raise self.error(bad, column, (
                 f"mixed timezones: {s.iloc[bad]!r} {'has' if aware[bad] else 'has no'} UTC offset but "
                 f"{self.unit} {int(self.lines[other])} ({s.iloc[other]!r}) {'has' if aware[other] else 'has no'}"))
-        return pd.DatetimeIndex(parsed).as_unit("ns").asi8
+        idx = pd.DatetimeIndex(parsed)  # may be in s/us: years beyond 1677-2262 do not fit in ns
+        self.fail_first((idx < pd.Timestamp(MIN_NS, tz="UTC")) | (idx >= pd.Timestamp(MAX_NS, tz="UTC")), column,
+                        lambda i: f"time {s.iloc[i]!r} is outside 2009-2099 (wrong unit?)")
+        return idx.as_unit("ns").asi8
