@@ -169,8 +169,9 @@ def test_live_appends_after_a_huge_value_stay_exact():
 
     ds = Dataset(liquidations=_poisoned_model())
     ds.index()
-    later = pd.DataFrame({"ts": [T0 + pd.Timedelta(days=1, hours=3)], "exchange": ["okx"], "symbol": ["ETH-USDT-SWAP"],
-                          "asset": ["ETH"], "side": ["long"], "price": [2000.0], "qty": [0.25], "notional_usd": [500.0]})
+    later = pd.DataFrame({"ts": [T0 + pd.Timedelta(days=1, hours=3)], "exchange": ["okx"],
+                          "symbol": ["ETH-USDT-SWAP"], "asset": ["ETH"], "side": ["long"], "price": [2000.0],
+                          "qty": [0.25], "notional_usd": [500.0]})
     assert ds.append_liquidations(later) == 1
     t = ds.index().totals(T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=2))
     assert t.total_usd == 11_754.375 and t.count == 3
