@@ -6,7 +6,10 @@ window for any cell is then two binary searches and a subtraction, so headline
 totals and re-binned bars cost O(cells × log n) instead of a scan per frame.
 Restarting per cell keeps the cells independent: one running sum over all cells
 concatenated let a huge value in one cell cancel every later cell's figures to
-0.0 in floating point (the subtraction of two huge, nearly equal sums).
+0.0 in floating point (the subtraction of two huge, nearly equal sums). A NaN or
+infinite notional (which the store refuses now, but an older store may hold) is
+kept out of the sums and counted instead, so only windows that hold it show it
+(inf or NaN); every other window of its cell stays exact.
 Block maxima answer "largest order in this window" without a scan either.
 Results equal ``LiquidationModel.filter(...).totals()`` (tests check it).
 """
@@ -46,7 +49,7 @@ class LiquidationIndex:
         self.ts = ts[order]
         self.notional = notional[order]
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
-        self.cum = _cell_prefix_sums(self.notional, self.offsets)
+        self.cum, self.n_inf, self.n_nan = _cell_prefix_sums(self.notional, self.offsets)
         n = len(self.notional)
         starts = np.arange(0, n, BLOCK)
         self.block_max = np.maximum.reduceat(self.notional, starts) if n else np.empty(0)
@@ -87,7 +90,7 @@ class LiquidationIndex:
         out.ts = np.insert(self.ts, at, ts)
         out.notional = np.insert(self.notional, at, notional)
         out.offsets = self.offsets + np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
-        out.cum = _cell_prefix_sums(out.notional, out.offsets)
+        out.cum, out.n_inf, out.n_nan = _cell_prefix_sums(out.notional, out.offsets)
         n = len(out.notional)
         out.block_max = np.maximum.reduceat(out.notional, np.arange(0, n, BLOCK)) if n else np.empty(0)
         return out
@@ -120,7 +123,16 @@ class LiquidationIndex:
 
     def _usd(self, cells: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """USD of positions [a, b) of each cell (cell c's prefix sums start at ``offsets[c] + c``)."""
-        return self.cum[b + cells] - self.cum[a + cells]
+        return self._diff(a + cells, b + cells)
+
+    def _diff(self, lo, hi) -> np.ndarray:
+        """``cum[hi] - cum[lo]``, inf or NaN where the events between are (see the module doc)."""
+        usd = self.cum[hi] - self.cum[lo]
+        if self.n_inf is not None:
+            usd = np.where(self.n_inf[hi] > self.n_inf[lo], np.inf, usd)
+        if self.n_nan is not None:
+            usd = np.where(self.n_nan[hi] > self.n_nan[lo], np.nan, usd)
+        return usd
 
     # -- queries --------------------------------------------------------------
     def totals(self, start=None, end=None, *, exchanges=None, assets=None, side=None) -> Totals:
@@ -209,7 +221,8 @@ class LiquidationIndex:
         for c in self.cells(exchanges, assets, side):
             s, e = self.offsets[c], self.offsets[c + 1]
             pos = s + np.searchsorted(self.ts[s:e], edges, "left")
-            out[self.cell_side[c] * len(groups) + group_of[c]] += np.diff(self.cum[pos + c])
+            idx = pos + c
+            out[self.cell_side[c] * len(groups) + group_of[c]] += self._diff(idx[:-1], idx[1:])
         return BucketSums(first, size, list(groups), out.reshape(2, len(groups), nb))
 
 
@@ -231,13 +244,29 @@ class BucketSums:
         return self.first_ns + np.arange(self.n, dtype=np.int64) * self.size_ns
 
 
-def _cell_prefix_sums(notional: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _cell_prefix_sums(notional: np.ndarray, offsets: np.ndarray):
     """Running sums restarted per cell: cell c's are ``out[offsets[c] + c : offsets[c + 1] + c + 1]``,
-    a 0.0 followed by the cumulative USD of its events, so no cell's sums carry another cell's values."""
-    out = np.zeros(len(notional) + len(offsets) - 1)
+    a 0.0 followed by the cumulative USD of its events, so no cell's sums carry another cell's values.
+
+    Non-finite values are left out of the sums; running counts of infinities and NaNs (same layout)
+    say which windows hold them. Both counts are None when there are none (the usual case).
+    """
+    finite = np.isfinite(notional)
+    clean = notional if finite.all() else np.where(finite, notional, 0.0)
+    out = _per_cell(clean, offsets, np.float64)
+    if finite.all():
+        return out, None, None
+    isnan = np.isnan(notional)
+    n_inf = _per_cell((~finite & ~isnan).astype(np.int64), offsets, np.int64) if (~finite & ~isnan).any() else None
+    n_nan = _per_cell(isnan.astype(np.int64), offsets, np.int64) if isnan.any() else None
+    return out, n_inf, n_nan
+
+
+def _per_cell(values: np.ndarray, offsets: np.ndarray, dtype) -> np.ndarray:
+    out = np.zeros(len(values) + len(offsets) - 1, dtype=dtype)
     for c in np.flatnonzero(np.diff(offsets)):
         lo, hi = int(offsets[c]), int(offsets[c + 1])
-        np.cumsum(notional[lo:hi], out=out[lo + c + 1: hi + c + 1])
+        np.cumsum(values[lo:hi], out=out[lo + c + 1: hi + c + 1])
     return out
 
 

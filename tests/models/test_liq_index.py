@@ -175,3 +175,21 @@ def test_live_appends_after_a_huge_value_stay_exact():
     assert ds.append_liquidations(later) == 1
     t = ds.index().totals(T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=2))
     assert t.total_usd == 11_754.375 and t.count == 3
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_stored_non_finite_value_shows_only_in_windows_that_hold_it(bad):
+    """An older store may hold inf/NaN (refused now): the rest of its cell's windows stay exact."""
+    frame = _poisoned_model().frame.copy()
+    frame.loc[0, "notional_usd"] = bad
+    idx = LiquidationIndex(LiquidationModel(frame, _trusted=True))
+    after = (T0 + pd.Timedelta(minutes=30), T0 + pd.Timedelta(hours=2))
+    assert idx.totals(*after).total_usd == 2.0  # same cell, later window: was NaN (inf - inf)
+    assert idx.totals(T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=2)).total_usd == 11_254.375
+    held = idx.totals(T0, T0 + pd.Timedelta(minutes=30)).total_usd
+    assert held == np.inf if bad == np.inf else np.isnan(held)
+    bars = idx.bucket_sums(3600, T0, T0 + pd.Timedelta(hours=2))
+    row = bars.sums[0, bars.groups.index("binance")]
+    assert row[1] == 2.0 and (row[0] == np.inf if bad == np.inf else np.isnan(row[0]))
+    names, usd, _ = idx.group_sums(*after)
+    assert usd[0, names.index("binance")] == 2.0
