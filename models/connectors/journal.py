@@ -32,6 +32,7 @@ from typing import Iterator
 import pandas as pd
 
 from .parsers import EXCHANGES, Normalizer, event_key, events_frame
+from .validate import feed, store_each
 
 
 def journal_root(data_dir: Path | None = None) -> Path:
@@ -81,7 +82,7 @@ class Journal:
         if cur and cur[0] == day:
             return cur[1]
         if cur:
-            cur[1].close()
+            self._close(cur[1])
         path = self.path_for(exchange, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(path, "ab")
@@ -101,9 +102,11 @@ class Journal:
         """Meta to repeat atop new day files without journaling it now (after a restart)."""
         self._meta[exchange] = {**self._meta.get(exchange, {}), **meta}
 
-    def append(self, exchange: str, lines: list[dict]) -> dict[Path, int]:
-        """Append, flush and fsync; returns the end offset reached in each file.
-        ``meta`` lines are also remembered and repeated atop new day files."""
+    def append(self, exchange: str, lines: list[dict], *, sync: bool | None = None) -> dict[Path, int]:
+        """Append and flush (to the OS: a killed process loses nothing written);
+        fsync too if ``sync`` (default: the journal's ``fsync``). Returns the end
+        offset reached in each file. ``meta`` lines are also remembered and
+        repeated atop new day files."""
         ends: dict[Path, int] = {}
         touched = []
         for line in lines:
@@ -112,71 +115,126 @@ class Journal:
             is_meta = line.get("k") == "meta"
             fh = self._open(exchange, day, t, with_meta=not is_meta)
             fh.write(_dump(line))
-            if is_meta:
+            if is_meta and isinstance(line.get("d"), dict):
                 self.remember_meta(exchange, line["d"])
             if fh not in touched:
                 touched.append(fh)
             ends[self.path_for(exchange, day)] = -1
         for fh in touched:
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
+            if not fh.closed:  # a file closed at midnight was flushed (and synced) then
+                fh.flush()
+                if self.fsync if sync is None else sync:
+                    os.fsync(fh.fileno())
         for path in ends:
             ends[path] = path.stat().st_size
         return ends
 
+    def reset(self, exchange: str) -> None:
+        """Close an exchange's file after a failed write: reopening it ends a
+        half-written line first, so it cannot swallow the next one."""
+        cur = self._files.pop(exchange, None)
+        if cur is not None:
+            try:
+                cur[1].close()
+            except OSError:
+                pass
+
+    def sync(self) -> None:
+        """fsync every open file (what :meth:`append` flushed without syncing)."""
+        if self.fsync:
+            for _day_, fh in self._files.values():
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def _close(self, fh) -> None:
+        try:
+            fh.flush()
+            if self.fsync:
+                os.fsync(fh.fileno())
+        finally:
+            fh.close()
+
     def close(self) -> None:
         for _day_, fh in self._files.values():
-            try:
-                fh.flush()
-                if self.fsync:
-                    os.fsync(fh.fileno())
-            finally:
-                fh.close()
+            self._close(fh)
         self._files.clear()
 
 
 def _dump(obj: dict) -> bytes:
-    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, so the line stays valid JSON and UTF-8
+        return (json.dumps(obj, separators=(",", ":")) + "\n").encode("ascii")
 
 
-def iter_lines(path: Path, start: int = 0) -> Iterator[tuple[int, int, dict | None]]:
-    """(offset, end offset, decoded line or None if unreadable) from ``start``;
-    a trailing line without its newline (a write cut short) is not yielded."""
+LINE_LIMIT = 64 << 20  # a longer line (corruption: no newline for 64 MiB) is skipped unread
+
+
+def _line(raw: bytes) -> dict | None:
+    """A decoded journal line, or None if it is not one (torn, corrupt, hostile)."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("k"), str):
+        return None
+    t = obj.get("t")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 2**53:
+        return None
+    return obj
+
+
+def iter_lines(path: Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, dict | None]]:
+    """(offset, end offset, decoded line or None if unreadable) from ``start`` (up
+    to ``stop``); a trailing line without its newline (a write cut short) is not
+    yielded. Never raises for what the file holds."""
     with open(path, "rb") as fh:
         fh.seek(start)
         offset = start
-        for raw in fh:
+        while stop is None or offset < stop:
+            raw = fh.readline(LINE_LIMIT)
+            if not raw:
+                return
             end = offset + len(raw)
             if not raw.endswith(b"\n"):
-                return
-            try:
-                obj = json.loads(raw)
-                if not isinstance(obj, dict) or "k" not in obj or "t" not in obj:
-                    obj = None
-            except ValueError:
-                obj = None
-            yield offset, end, obj
+                if len(raw) < LINE_LIMIT:
+                    return  # the last line, cut short
+                while raw and not raw.endswith(b"\n"):  # far too long: skip to its end
+                    raw = fh.readline(LINE_LIMIT)
+                    end += len(raw)
+                if not raw:
+                    return
+                yield offset, end, None
+            else:
+                yield offset, end, _line(raw)
             offset = end
 
 
 class Dedup:
-    """Bounded memory of recently stored event keys (reconnect overlaps, replays)."""
+    """Bounded memory of recently stored event keys (reconnect overlaps, replays).
+
+    Keeps the keys' 64-bit hashes, not the keys (about 70 bytes per event
+    instead of 300): a hash collision between two of the last ``size`` events
+    of one exchange is about as likely as 1 in 10^9."""
 
     def __init__(self, size: int = 200_000):
-        self._keys: set = set()
+        self._keys: set[int] = set()
         self._order: deque = deque()
         self._size = size
 
     def add(self, key) -> bool:
         """True if ``key`` is new (and remembers it)."""
-        if key in self._keys:
+        h = hash(key)
+        if h in self._keys:
             return False
-        self._keys.add(key)
-        self._order.append(key)
+        self._keys.add(h)
+        self._order.append(h)
         if len(self._order) > self._size:
             self._keys.discard(self._order.popleft())
         return True
+
+    def __len__(self) -> int:
+        return len(self._order)
 
 
 @dataclass
@@ -187,36 +245,83 @@ class Batch:
     gaps: list[dict] = field(default_factory=list)
     frames: int = 0
     duplicates: int = 0
+    quarantined: int = 0  # events refused by validate.event_problem (they stay in the journal)
+    unreadable: int = 0  # lines and frames that could not be read
+    reason: str | None = None  # why the last one was refused, in words
+
+
+def _received(line: dict) -> int | None:
+    t = line.get("t")
+    return int(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
+
+
+def gap_problem(gap) -> str | None:
+    """Why a journaled gap cannot be stored, or None."""
+    if not isinstance(gap, dict):
+        return "gap is not an object"
+    start, end = gap.get("start"), gap.get("end")
+    for v in (start, end):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**53:
+            return f"gap time {v!r} is not a millisecond timestamp"
+    if end < start:
+        return "gap ends before it starts"
+    return None
 
 
 def normalize_lines(lines, normalizer: Normalizer, dedup: Dedup | None, *, emit: bool = True,
                     keep=None) -> Batch:
     """Normalise decoded journal lines in order (``emit=False`` only updates state).
     ``keep(event) -> bool`` drops events outside a symbol filter; by default the
-    filter the recording session journaled (a ``symbols`` meta line) applies."""
+    filter the recording session journaled (a ``symbols`` meta line) applies.
+
+    Never raises for what the lines hold: unreadable lines and frames are counted
+    (``normalizer.errors``, ``Batch.unreadable``), events that cannot be stored
+    are quarantined alone (:func:`validate.feed`)."""
     out = Batch()
     for line in lines:
         if line is None:
             if emit:
                 normalizer.errors += 1
+                out.unreadable += 1
+                out.reason = "unreadable journal line"
             continue
         kind, data = line.get("k"), line.get("d")
         if kind == "meta" and isinstance(data, dict):
-            normalizer.set_meta(data)
+            try:
+                normalizer.set_meta(data)
+            except Exception as exc:  # a corrupt meta line: keep the state read so far
+                normalizer.last_error = f"unreadable meta line ({type(exc).__name__}: {exc})"[:200]
+                if emit:
+                    normalizer.errors += 1
+                    out.unreadable += 1
+                    out.reason = normalizer.last_error
         elif not emit:
             continue
         elif kind == "msg" and isinstance(data, str):
             out.frames += 1
             flt = keep if keep is not None else normalizer.keep
-            for ev in normalizer.feed_text(data):
+            fed = feed(normalizer, data, _received(line))
+            if fed.unreadable:
+                out.unreadable += 1
+                out.reason = fed.unreadable
+            if fed.quarantined:
+                out.quarantined += len(fed.quarantined)
+                out.reason = fed.quarantined[-1]
+            for ev in fed.events:
                 if flt is not None and not flt(ev):
                     continue
                 if dedup is None or dedup.add(event_key(ev)):
                     out.events.append(ev)
                 else:
                     out.duplicates += 1
-        elif kind == "gap" and isinstance(data, dict):
-            out.gaps.append(data)
+        elif kind == "gap":
+            problem = gap_problem(data)
+            if problem is None:
+                out.gaps.append(data)
+            else:
+                normalizer.errors += 1
+                out.unreadable += 1
+                out.reason = problem
     return out
 
 
@@ -225,8 +330,34 @@ def gaps_frame(exchange: str, gaps: list[dict]) -> pd.DataFrame:
         "exchange": [exchange] * len(gaps),
         "start": pd.to_datetime([int(g["start"]) for g in gaps], unit="ms", utc=True),
         "end": pd.to_datetime([int(g["end"]) for g in gaps], unit="ms", utc=True),
-        "reason": [str(g.get("reason", "")) for g in gaps],
+        "reason": [str(g.get("reason", ""))[:500] for g in gaps],
     })
+
+
+def store_events(store, events: list[dict]) -> tuple[list, list[tuple[dict, str]], int]:
+    """Append ``events`` to ``store`` so that one it refuses does not take the others
+    with it (:func:`validate.store_each`). Returns ``(frames stored, [(event,
+    reason)] refused, new rows)``; a failure of the store itself is raised."""
+    frames, new = [], [0]
+
+    def write(part):
+        df = events_frame(part)
+        res = store.append_liquidations(df)
+        frames.append(df)
+        new[0] += int(getattr(res, "new", len(df)))
+
+    _written, refused, _rest, error = store_each(write, events)
+    if error is not None:
+        raise error
+    return frames, refused, new[0]
+
+
+def safe_frame(events: list[dict]) -> tuple[pd.DataFrame, list[tuple[dict, str]]]:
+    """:func:`events_frame` of every event it accepts, and the ones it refuses with why."""
+    good, refused, _rest, error = store_each(events_frame, events)
+    if error is not None:
+        raise error
+    return events_frame(good), refused
 
 
 @dataclass
@@ -240,6 +371,7 @@ class ReplayResult:
     duplicates: int = 0
     errors: int = 0
     unconverted: int = 0
+    quarantined: int = 0  # events that cannot be stored (invalid, or refused by the store); still in the journal
     last_error: str | None = None
     per_exchange: dict[str, int] = field(default_factory=dict)
 
@@ -254,7 +386,8 @@ def journal_files(root: Path, exchange: str, since: str | None = None, until: st
 
 def replay(store, root: Path | None = None, *, exchanges=None, since: str | None = None,
            until: str | None = None, pending_only: bool = False, gaps: bool = True,
-           dedup: dict[str, Dedup] | None = None, on_events=None, keep=None) -> ReplayResult:
+           dedup: dict[str, Dedup] | None = None, on_events=None, keep=None,
+           stop_at: dict[Path, int] | None = None) -> ReplayResult:
     """Normalise journal files into ``store``.
 
     ``pending_only``: only what follows each file's ``.pos`` checkpoint (crash
@@ -268,7 +401,13 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
     ``keep(event) -> bool`` deciding by exchange, symbol and asset (or a dict of
     them per exchange) overriding the ``--symbols`` each recording session
     journaled; a full replay replaces only the symbols it keeps. ``dedup``
-    (recovery only) carries the live recorder's memory of stored events.
+    (recovery only) carries the live recorder's memory of stored events;
+    ``stop_at`` (recovery only) ends the named files at those offsets.
+
+    Never raises for what the journal holds (torn or corrupt lines, poisoned
+    frames, events the store refuses): what cannot be read is counted in
+    ``errors``, what cannot be stored in ``quarantined``. Failures of the store
+    itself (locked, full) are raised, the checkpoints left where they were.
     """
     root = journal_root() if root is None else Path(root)
     result = ReplayResult()
@@ -280,14 +419,17 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
         normalizer = Normalizer(exchange)
         seen = (dedup or {}).get(exchange) or Dedup()
         for path in journal_files(root, exchange, since, until):
-            start = read_pos(path)
             size = path.stat().st_size
-            if start >= size:
+            start = read_pos(path)
+            if start > size:
+                start = 0  # the file is shorter than its checkpoint (replaced or cut): all of it again
+            stop = (stop_at or {}).get(path)
+            if start >= size or (stop is not None and start >= stop):
                 # Still read its meta lines: later files may rely on them.
                 normalize_lines((obj for _o, _e, obj in iter_lines(path)), normalizer, None, emit=False)
                 continue
             head, tail, end = [], [], start
-            for off, e, obj in iter_lines(path):
+            for off, e, obj in iter_lines(path, stop=stop):
                 (tail if off >= start else head).append(obj)
                 end = e
             normalize_lines(head, normalizer, None, emit=False)
@@ -297,25 +439,41 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
             result.frames += batch.frames
             result.duplicates += batch.duplicates
             result.errors += normalizer.errors - errors_before
+            result.quarantined += batch.quarantined
+            if batch.reason:
+                result.last_error = batch.reason
             if batch.events:
-                df = events_frame(batch.events)
-                res = store.append_liquidations(df)
-                result.events += len(df)
-                result.new += int(getattr(res, "new", len(df)))
-                result.per_exchange[exchange] = result.per_exchange.get(exchange, 0) + len(df)
-                if on_events is not None:
-                    on_events(df)
+                frames, refused, new = store_events(store, batch.events)
+                stored = sum(map(len, frames))
+                result.events += stored
+                result.new += new
+                result.quarantined += len(refused)
+                if refused:
+                    result.last_error = f"the store refused an event: {refused[-1][1]}"
+                if stored:
+                    result.per_exchange[exchange] = result.per_exchange.get(exchange, 0) + stored
+                if on_events is not None and stored:
+                    on_events(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
             if gaps and batch.gaps:
                 store.append_gaps(gaps_frame(exchange, batch.gaps))
                 result.gaps += len(batch.gaps)
             write_pos(path, end)
         result.unconverted += normalizer.unconverted
-        if normalizer.last_error:
+        if normalizer.last_error and not result.last_error:
             result.last_error = normalizer.last_error
     return result
 
 
 SPAN_SLACK_MS = 60_000  # how far from its frame's receive time an event's own time still widens the span
+
+
+def _in_day(path: Path, t: int) -> bool:
+    """Whether receive time ``t`` (ms) is within the UTC day the file is named after."""
+    try:
+        day = datetime.strptime(path.stem, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp() * 1000
+    except ValueError:
+        return True
+    return day <= t < day + 86_400_000
 
 
 def _keep_all(ev: dict) -> bool:
@@ -399,9 +557,10 @@ def _replace_from_journal(store, root: Path, exchange: str, since: str | None, u
             if kind == "gap" or (kind == "meta" and isinstance(data, dict) and "symbols" in data):
                 cur = None  # disconnected, or a new recording session
             if kind == "msg" and isinstance(data, str):
-                try:
-                    t = int(obj["t"])
-                except (TypeError, ValueError):
+                t = int(obj["t"])
+                if not _in_day(path, t):
+                    # Lines go to the file of their UTC day: this one is corrupt, and its time
+                    # must not stretch the replaced span over days of other data.
                     obj = None  # counted as unreadable below
                 else:
                     if cur is None:
@@ -412,6 +571,9 @@ def _replace_from_journal(store, root: Path, exchange: str, since: str | None, u
             batch = normalize_lines([obj], normalizer, seen, keep=cur.keep if cur is not None else _keep_all)
             result.frames += batch.frames
             result.duplicates += batch.duplicates
+            result.quarantined += batch.quarantined
+            if batch.reason:
+                result.last_error = batch.reason
             gap_lines += batch.gaps
             if obj is not None and kind == "msg" and cur is not None:
                 cur.events += batch.events
@@ -427,7 +589,7 @@ def _replace_from_journal(store, root: Path, exchange: str, since: str | None, u
         result.files += 1
         result.errors += normalizer.errors - errors_before
     result.unconverted += len(waiting)
-    if normalizer.last_error:
+    if normalizer.last_error and not result.last_error:
         result.last_error = normalizer.last_error
     if not ends:
         return
@@ -437,7 +599,10 @@ def _replace_from_journal(store, root: Path, exchange: str, since: str | None, u
     batch = StoreBatch()
     frames = []
     for group in groups.values():
-        df = events_frame(ev for st in group for ev in st.events)
+        df, refused = safe_frame([ev for st in group for ev in st.events])
+        result.quarantined += len(refused)
+        if refused:
+            result.last_error = f"an event cannot be stored: {refused[-1][1]}"
         spans = [(pd.Timestamp(a, unit="ms", tz="UTC"), pd.Timestamp(b, unit="ms", tz="UTC"))
                  for st in group for a, b in st.spans()]
         batch.replace_liquidations(df, exchanges=[exchange], spans=spans,

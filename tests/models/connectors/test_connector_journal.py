@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from connector_fakes import MemoryStore, fixture
+from connector_fakes import MemoryStore, fixture, restamp
 from liqscope.models.connectors import journal as jr
 from liqscope.models.connectors import parsers
 
@@ -12,6 +12,12 @@ T0 = 1746792000000  # 2025-05-09T12:00Z
 
 def _msg(t, raw):
     return {"t": t, "k": "msg", "d": raw}
+
+
+def _doc(t, raw):
+    """A documented example frame journaled at ``t``, its times moved to just before T0
+    (an event stamped more than a day from when it was received is quarantined)."""
+    return _msg(t, restamp(raw, T0))
 
 
 def test_day_files_meta_and_offsets(tmp_path):
@@ -33,13 +39,13 @@ def test_day_files_meta_and_offsets(tmp_path):
 
 
 def test_half_written_line_is_skipped_and_sealed(tmp_path):
-    raw = fixture("binance")["frames"][0]["raw"]
+    raw = fixture("binance", restamped=False)["frames"][0]["raw"]
     path = tmp_path / "binance" / "2025-05-09.jsonl"
     path.parent.mkdir(parents=True)
-    path.write_bytes(json.dumps(_msg(T0, raw)).encode() + b"\n" + b'{"t": 17467920000, "k": "ms')  # killed mid-write
+    path.write_bytes(json.dumps(_doc(T0, raw)).encode() + b"\n" + b'{"t": 17467920000, "k": "ms')  # killed mid-write
     assert len(list(jr.iter_lines(path))) == 1
     j = jr.Journal(tmp_path)
-    j.append("binance", [_msg(T0 + 5, raw.replace("1568014460893", "1568014460999"))])
+    j.append("binance", [_doc(T0 + 5, raw.replace("1568014460893", "1568014460999"))])
     j.close()
     lines = list(jr.iter_lines(path))
     assert len(lines) == 3 and lines[1][2] is None  # the cut line stays one unreadable line
@@ -48,33 +54,38 @@ def test_half_written_line_is_skipped_and_sealed(tmp_path):
     assert res.events == 2 and res.errors == 1 and len(store.liquidations()) == 2
 
 
+def _sides(store) -> list[tuple[str, str]]:
+    liq = store.liquidations()
+    return sorted(zip(liq["symbol"].astype(str), liq["side"].astype(str)))
+
+
 def test_replay_after_a_parser_fix(tmp_path, monkeypatch):
     """Frames journaled while a parser was wrong are re-normalised by a replay."""
     bybit = fixture("bybit")
     j = jr.Journal(tmp_path)
-    j.append("bybit", [_msg(T0 + i, f["raw"]) for i, f in enumerate(bybit["frames"])])
+    j.append("bybit", [_doc(T0 + i, f["raw"]) for i, f in enumerate(bybit["frames"])])
     j.close()
     # A buggy parser that read S as an order side (the classic mistake) ...
     monkeypatch.setattr(parsers, "_BYBIT_POSITION", {"buy": "short", "sell": "long"})
     wrong = MemoryStore()
     jr.replay(wrong, tmp_path)
-    assert list(wrong.liquidations()["side"]) == ["long", "short", "short"]
+    assert _sides(wrong) == [("BTCUSDT", "short"), ("BTCUSDT", "short"), ("ROSEUSDT", "long")]
     monkeypatch.undo()
     # ... is fixed: replaying the same journal gives the documented sides.
     fixed = MemoryStore()
     res = jr.replay(fixed, tmp_path)
     assert res.frames == len(bybit["frames"]) and res.events == 3
-    assert list(fixed.liquidations()["side"]) == [e["side"] for f in bybit["frames"] for e in f["expect"]] \
-        == ["short", "long", "long"]
+    assert _sides(fixed) == sorted((e["symbol"], e["side"]) for f in bybit["frames"] for e in f["expect"]) \
+        == [("BTCUSDT", "long"), ("BTCUSDT", "long"), ("ROSEUSDT", "short")]
 
 
 def test_pending_only_replays_after_checkpoint(tmp_path):
     raws = [f["raw"] for f in fixture("binance")["frames"] if f["expect"]]
     j = jr.Journal(tmp_path)
-    ends = j.append("binance", [_msg(T0, raws[0])])
+    ends = j.append("binance", [_doc(T0, raws[0])])
     for path, end in ends.items():
         jr.write_pos(path, end)
-    j.append("binance", [_msg(T0 + 1, r) for r in raws[1:]])
+    j.append("binance", [_doc(T0 + 1, r) for r in raws[1:]])
     j.close()
     store = MemoryStore()
     res = jr.replay(store, tmp_path, pending_only=True)
@@ -85,8 +96,8 @@ def test_pending_only_replays_after_checkpoint(tmp_path):
 def test_replay_restores_gaps_and_dedups(tmp_path):
     raw = fixture("binance")["frames"][0]["raw"]
     j = jr.Journal(tmp_path)
-    j.append("binance", [_msg(T0, raw), {"t": T0 + 9, "k": "gap", "d": {"start": T0 + 1, "end": T0 + 8,
-                                                                          "reason": "test"}}, _msg(T0 + 10, raw)])
+    j.append("binance", [_doc(T0, raw), {"t": T0 + 9, "k": "gap", "d": {"start": T0 + 1, "end": T0 + 8,
+                                                                          "reason": "test"}}, _doc(T0 + 10, raw)])
     j.close()
     store = MemoryStore()
     res = jr.replay(store, tmp_path)
@@ -98,7 +109,7 @@ def test_replay_with_a_symbol_filter(tmp_path):
     from liqscope.models.connectors.streams import SymbolFilter
 
     j = jr.Journal(tmp_path)
-    j.append("binance", [_msg(T0 + i, f["raw"]) for i, f in enumerate(fixture("binance")["frames"])])
+    j.append("binance", [_doc(T0 + i, f["raw"]) for i, f in enumerate(fixture("binance")["frames"])])
     j.close()
     store = MemoryStore()
     res = jr.replay(store, tmp_path, keep=SymbolFilter(["XRP", "BTCUSDT"]))
@@ -255,7 +266,7 @@ def test_okx_event_converted_after_a_refresh_survives_the_replay(tmp_path):
     replace does not take that row out."""
     from liqscope.models.store import open_store
 
-    okx = fixture("okx")
+    okx = fixture("okx", restamped=False)  # the documented times: the imported row matches them
     known = {r["instId"]: r for r in okx["rest"]["instruments"]["data"]}
     listing = dict(okx["rest"]["instruments"]["data"][0], instId="NEW-USDT-SWAP", instFamily="NEW-USDT",
                    uly="NEW-USDT", ctVal="10", ctValCcy="NEW")
@@ -292,10 +303,64 @@ def test_a_crash_mid_replay_leaves_the_store_unchanged(tmp_path, monkeypatch):
     monkeypatch.setattr(core, "_write_partition", failing_write)
     try:
         jr.replay(store, tmp_path / "journal")
-    except OSError as exc:
+    except Exception as exc:  # the OSError itself, or the store's one-line StoreError naming it
         assert "injected" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("the injected failure did not surface")
     assert _hashes(store.root) == before
     assert {p.name: p.read_text() for p in (tmp_path / "journal").rglob("*.pos")} == pos_before
     assert _totals(open_store(store.root)) == {"long": 99_000.0, "short": 74_500.0}  # still the old rows
+
+
+# -- a journal left torn or corrupt never stops a replay ------------------------------------
+def test_a_batch_across_midnight_is_journaled_whole(tmp_path):
+    """Lines of two UTC days in one append: each in its day's file (the first file was
+    closed mid-append; flushing it again used to raise and lose the batch)."""
+    j = jr.Journal(tmp_path)
+    ends = j.append("okx", [_msg(T0, "pong"), _msg(T0 + 86_400_000, "pong"), _msg(T0 + 86_400_001, "pong")])
+    j.close()
+    files = jr.journal_files(tmp_path, "okx")
+    assert len(files) == 2 and set(ends) == set(files)
+    assert [len(list(jr.iter_lines(p))) for p in files] == [1, 2]
+
+
+def test_iter_lines_skips_what_is_not_a_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(jr, "LINE_LIMIT", 1000)
+    path = tmp_path / "2025-05-09.jsonl"
+    good = json.dumps(_msg(T0, "pong")).encode() + b"\n"
+    path.write_bytes(good + b"\x00" * 300 + b"\n" + b"[" * 900 + b"\n" + b"x" * 5000 + b"\n"
+                     + b'{"t": true, "k": "msg", "d": "pong"}\n' + b'{"t": 1, "k": 7}\n' + b"\xff\xfe\n"
+                     + good + b'{"t": 1, "k": "ms')
+    lines = list(jr.iter_lines(path))
+    assert [o is not None for _a, _b, o in lines] == [True, False, False, False, False, False, False, True]
+    assert lines[-1][1] == path.stat().st_size - len(b'{"t": 1, "k": "ms')  # the torn tail is not a line
+    assert [o for _a, _b, o in jr.iter_lines(path, stop=len(good))] == [_msg(T0, "pong")]
+
+
+def test_a_checkpoint_beyond_the_end_replays_the_whole_file(tmp_path):
+    raw = fixture("binance")["frames"][1]["raw"]
+    j = jr.Journal(tmp_path)
+    j.append("binance", [_doc(T0, raw)])
+    j.close()
+    (path,) = jr.journal_files(tmp_path, "binance")
+    jr.write_pos(path, 10**9)  # the file was replaced or cut after its checkpoint was written
+    store = MemoryStore()
+    assert jr.replay(store, tmp_path, pending_only=True).events == 1 and len(store.liquidations()) == 1
+
+
+def test_a_line_filed_under_the_wrong_day_does_not_widen_the_replaced_span(tmp_path):
+    """A corrupt receive time (1970, in the 2025-05-09 file) must not make a full replay
+    replace every stored row of the exchange between 1970 and now."""
+    from liqscope.models.store import open_store
+
+    j = jr.Journal(tmp_path / "journal")
+    j.append("bybit", [_msg(T0 + 600, _bybit_frame(T0 + 600, "Buy", "0.500", "100000.00"))])
+    j.close()
+    (path,) = jr.journal_files(tmp_path / "journal", "bybit")
+    with open(path, "ab") as fh:
+        fh.write(json.dumps(_msg(5, _bybit_frame(T0 + 700, "Buy", "1", "1"))).encode() + b"\n")
+    store = open_store(tmp_path / "store")
+    store.append_liquidations(_imported(T0 - 30 * 86_400_000))  # a month before: not the replay's business
+    res = jr.replay(store, tmp_path / "journal")
+    assert res.events == 1 and res.removed == 0 and res.errors == 1
+    assert len(store.liquidations().frame) == 2
