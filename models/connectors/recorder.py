@@ -3,19 +3,29 @@
 :class:`Recorder` runs an asyncio loop in its own thread (network I/O never
 touches the caller's thread, e.g. the GUI thread). Each exchange has one
 connection task that reconnects with exponential backoff and jitter,
-resubscribes and sends the app-level pings its exchange needs. Frames are
-batched every ``flush_interval`` seconds and handed, in order, to a single
-writer thread which
+resubscribes and sends the app-level pings its exchange needs. A frame is
+handed at once to the *journal thread*, which
 
-1. appends them to the journal (flush + fsync) — *first*, so nothing received
-   is lost if the process dies;
-2. normalises them (:mod:`.parsers`), drops events already seen (reconnect
-   overlaps) and appends the rest to the store;
-3. advances the journal checkpoint and calls ``on_events``.
+1. appends it to the journal and flushes it (fsync at most every
+   ``flush_interval`` s) -- on receipt, whatever the store is doing, so nothing
+   received is lost if the process is killed;
+2. normalises it (:mod:`.parsers`), checks every event (:mod:`.validate`:
+   what cannot be stored is quarantined -- counted, kept in the journal),
+   drops events already seen (reconnect overlaps) and holds the rest for the
+   store; calls ``on_events``.
+
+A separate *store thread* writes what is held every ``store_interval`` s (a
+store write may wait seconds for another process's lock: only this thread
+waits), writing valid events one by one if the store refuses a batch, then
+advances the journal checkpoint. If the store stays unavailable for more than
+``hold_limit`` events, the held events are let go (they are in the journal)
+and the store thread later catches up from the checkpoint instead, so memory
+stays bounded.
 
 Times the stream was not connected are recorded as gaps (journal and
 ``store.append_gaps``). On start, whatever the journal holds beyond its
-checkpoint (a previous run killed between steps 1 and 2) is normalised first.
+checkpoint (a previous run killed before storing it) is normalised first; a
+torn or corrupt journal never stops a start.
 
 Callbacks run on the recorder's threads: a GUI must hand them over to its own
 thread (e.g. emit a Qt signal, which queues across threads).
@@ -26,6 +36,7 @@ import asyncio
 import json
 import logging
 import os
+import queue
 import random
 import threading
 import time
@@ -38,10 +49,11 @@ from typing import Callable, Iterable
 import pandas as pd
 
 from .journal import (Dedup, Journal, gaps_frame, iter_lines, journal_files, journal_root, normalize_lines,
-                      replay, write_pos)
+                      read_pos, replay, safe_frame, write_pos)
 from .netcause import network_cause
 from .parsers import EXCHANGES, Normalizer, events_frame
 from .streams import DEFAULT_ENDPOINTS, SPECS, Endpoint, StreamSpec
+from .validate import is_data_error, store_each
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +71,10 @@ def _now_ms() -> int:
 class Backoff:
     """Reconnect delays: ``initial * factor**n`` capped at ``maximum``, each
     multiplied by a random factor in ``[1 - jitter, 1]`` so clients that lost
-    the same server do not reconnect in lockstep. The attempt count resets once
-    a connection has lasted ``reset_after`` seconds."""
+    the same server do not reconnect in lockstep. The attempt count resets after
+    a connection that delivered data (any frame), or that lasted ``reset_after``
+    seconds: a server that closes every connection after a few seconds of data
+    is retried after ``initial``, not after ever longer waits."""
 
     initial: float = 1.0
     maximum: float = 60.0
@@ -87,6 +101,10 @@ class ExchangeStatus:
     last_event_at: pd.Timestamp | None = None
     last_error: str | None = None
     unconverted: int = 0  # events held back because a contract size was unknown
+    quarantined: int = 0  # frames and events received but not storable (unreadable, invalid, refused by the store)
+    oversize: int = 0  # frames over the size cap: dropped unread (the connection is closed and reopened)
+    unstored: int = 0  # valid events waiting for the store (e.g. locked by an import); safe in the journal
+    last_quarantined: str = ""  # why the latest quarantined frame or event was refused, in words
     note: str = ""  # limits of the source (e.g. Binance's 1 snapshot/s/symbol)
     reason: str = ""  # why it is not connected, in words ("name resolution failed"); "" when connected
     retry_at: pd.Timestamp | None = None  # when the next connection attempt is due (reconnecting/offline)
@@ -110,6 +128,10 @@ class Recorder:
     :data:`DEFAULT_ENDPOINTS` per exchange (an :class:`Endpoint` or a dict with
     ``ws``/``rest``). ``on_status(ExchangeStatus)`` and ``on_events(DataFrame)``
     (canonical liquidation frame) are called from the recorder's threads.
+    ``max_frame_bytes`` overrides every exchange's frame size cap
+    (:attr:`StreamSpec.max_frame_bytes`); ``hold_limit`` is how many events may
+    wait in memory for an unavailable store before the store thread falls back
+    to catching up from the journal.
     """
 
     def __init__(
@@ -131,6 +153,8 @@ class Recorder:
         fsync: bool = True,
         recover: bool = True,
         rng: random.Random | None = None,
+        max_frame_bytes: int | None = None,
+        hold_limit: int = 50_000,
     ):
         self.exchanges = [e.lower() for e in exchanges]
         for e in self.exchanges:
@@ -158,7 +182,10 @@ class Recorder:
                 spec.ping_interval = ping_interval
             if idle_timeout is not None:
                 spec.idle_timeout = idle_timeout
+            if max_frame_bytes is not None:
+                spec.max_frame_bytes = int(max_frame_bytes)
             self.specs[e] = spec
+        self.hold_limit = hold_limit
 
         self._lock = threading.Lock()
         self._live = {e: _Live(ExchangeStatus(e, STOPPED, note=self.specs[e].note)) for e in self.exchanges}
@@ -166,16 +193,25 @@ class Recorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_evt: asyncio.Event | None = None
         self._started = threading.Event()
-        self._pending: list[tuple[str, dict]] = []
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # (exchange, line) from the loop to the journal thread
         self._writer = None
         self._journal: Journal | None = None
+        self._journal_thread: threading.Thread | None = None
+        self._store_thread: threading.Thread | None = None
         self._normalizers = {e: Normalizer(e) for e in self.exchanges}
         self._dedup = {e: Dedup() for e in self.exchanges}
-        self._retry: list[pd.DataFrame] = []  # events the store refused, retried next batch
-        self._retry_gaps: list[pd.DataFrame] = []
-        self._stored_at = 0.0
-        self._held_pos: dict[Path, int] = {}
-        self._okx_retry: deque = deque(maxlen=5000)  # frames waiting for a contract size
+        # Handed from the journal thread to the store thread (guarded by _held_lock):
+        self._held_lock = threading.Lock()
+        self._held: list[tuple[str, dict]] = []  # (exchange, event) normalised, valid, not yet stored
+        self._held_gaps: list[pd.DataFrame] = []
+        self._held_pos: dict[Path, int] = {}  # journal checkpoints to write once the held events are stored
+        self._behind = False  # held events were let go (hold_limit): the store thread catches up from the journal
+        self._behind_n: dict[str, int] = {}  # events let go per exchange, for the status
+        self._journal_ends: dict[Path, int] = {}  # how far the journal thread has normalised each file
+        self._store_wake = threading.Event()
+        self._store_stop = False
+        self._okx_retry: deque = deque()  # frames waiting for a contract size (bounded by OKX_RETRY_*)
+        self._okx_retry_bytes = 0
         self._alive: dict[str, int] = {}
         self._state_saved = 0.0
         self.refresh_every = 6 * 3600.0  # OKX instrument list refresh period (s)
@@ -249,6 +285,16 @@ class Recorder:
             except Exception:  # a broken callback must not stop recording
                 log.exception("on_status callback failed")
 
+    def _add(self, exchange: str, reason: str | None = None, **increments) -> None:
+        """Add to counters of one exchange's status (called from several threads)."""
+        with self._lock:
+            live = self._live[exchange]
+            changes = {k: max(0, getattr(live.status, k) + v) for k, v in increments.items()}
+            if reason:
+                changes["last_quarantined"] = reason[:300]
+            live.status = replace(live.status, **changes)
+        self._update(exchange)
+
     # -- thread / loop -------------------------------------------------------
     def _thread_main(self) -> None:
         loop = asyncio.new_event_loop()
@@ -270,10 +316,17 @@ class Recorder:
 
     async def _main(self) -> None:
         self._stop_evt = asyncio.Event()
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liqscope-journal")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liqscope-open")
         loop = asyncio.get_running_loop()
+        self._journal_thread = self._store_thread = None
+        self._inbox = queue.SimpleQueue()
         try:
             await loop.run_in_executor(self._writer, self._open_writer)
+            self._store_stop = False
+            self._journal_thread = threading.Thread(target=self._journal_main, name="liqscope-journal", daemon=True)
+            self._store_thread = threading.Thread(target=self._store_main, name="liqscope-store", daemon=True)
+            self._journal_thread.start()
+            self._store_thread.start()
             for e in self.exchanges:
                 self._update(e, state=CONNECTING)
             self._started.set()
@@ -281,36 +334,29 @@ class Recorder:
                      for e in self.exchanges]
             if "okx" in self.specs:
                 tasks.append(asyncio.create_task(self._refresh_instruments(self.specs["okx"]), name="okx-ref"))
-            flusher = asyncio.create_task(self._flush_loop(), name="flush")
+            tasks.append(asyncio.create_task(self._alive_loop(), name="alive"))
             await self._stop_evt.wait()
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
-            await self._flush(force=True)
+            await asyncio.gather(*tasks, return_exceptions=True)  # the connections journal their open gaps
         finally:
             await loop.run_in_executor(self._writer, self._close_writer)
             self._writer.shutdown(wait=True)
             for e in self.exchanges:
                 self._update(e, state=STOPPED, reason="", retry_at=None)
 
-    async def _flush_loop(self) -> None:
+    async def _alive_loop(self) -> None:
+        """Remember when each exchange was last seen connected (the restart gap starts there)."""
         while True:
             await asyncio.sleep(self.flush_interval)
             now = _now_ms()
             for e in self.exchanges:
                 if self._live[e].status.state == CONNECTED:
                     self._alive[e] = now
-            await self._flush()
-
-    async def _flush(self, force: bool = False) -> None:
-        batch, self._pending = self._pending, []
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._write, batch, dict(self._alive), force)
 
     def _push(self, exchange: str, line: dict) -> None:
-        self._pending.append((exchange, line))
+        """Hand a line to the journal thread at once (never waits)."""
+        self._inbox.put((exchange, line))
 
     # -- one exchange's connection -------------------------------------------
     async def _run_exchange(self, spec: StreamSpec) -> None:
@@ -329,6 +375,7 @@ class Recorder:
         try:
             while True:
                 connected_at = None
+                session = _Session()
                 try:
                     if not prepared:
                         meta = await spec.prepare()
@@ -337,8 +384,10 @@ class Recorder:
                             self._push(ex, {"t": _now_ms(), "k": "meta", "d": meta})
                         if getattr(spec, "list_error", None):
                             self._update(ex, last_error=spec.list_error)
+                    # max_size: a larger frame is refused unread and the connection closed (close code 1009);
+                    # with max_queue frames buffered, one connection holds at most max_queue x max_size bytes.
                     async with connect(
-                        spec.url(), open_timeout=10, close_timeout=1, max_size=2 ** 24,
+                        spec.url(), open_timeout=10, close_timeout=1, max_size=spec.max_frame_bytes, max_queue=16,
                         ping_interval=self.ws_ping_interval, ping_timeout=self.ws_ping_interval,
                     ) as ws:
                         for msg in spec.subscribe_messages():
@@ -353,7 +402,7 @@ class Recorder:
                         self._alive[ex] = connected_at
                         self._update(ex, state=CONNECTED, connected_since=_ts(connected_at), reason="",
                                      retry_at=None)
-                        await self._receive(ws, spec)
+                        await self._receive(ws, spec, session)
                         reason = words = "server closed the connection"
                         state = RECONNECTING
                 except asyncio.CancelledError:
@@ -361,12 +410,18 @@ class Recorder:
                 except Exception as exc:  # network, handshake, protocol, REST prepare
                     reason = f"{type(exc).__name__}: {exc}"[:300]
                     state, words = _down(exc)
+                    if _too_big(exc):
+                        session.oversize = True
+                        words = f"a frame over the {spec.max_frame_bytes:,}-byte limit was dropped"
+                        self._add(ex, oversize=1)
                 now = _now_ms()
                 if down_since is None:
                     down_since = now if (connected_at is not None or not first) else started
                     down_reason = reason
-                if connected_at is not None and (now - connected_at) / 1000 >= self.backoff.reset_after:
-                    attempt = 0
+                if connected_at is not None and (
+                        (session.frames and not session.oversize)
+                        or (now - connected_at) / 1000 >= self.backoff.reset_after):
+                    attempt = 0  # it delivered data (or lasted): the next failure starts the backoff afresh
                 delay = self.backoff.delay(attempt, self._rng)
                 attempt += 1
                 st = self._live[ex].status
@@ -398,7 +453,7 @@ class Recorder:
             if meta is not None:
                 self._push(spec.exchange, {"t": _now_ms(), "k": "meta", "d": meta})
 
-    async def _receive(self, ws, spec: StreamSpec) -> None:
+    async def _receive(self, ws, spec: StreamSpec, session: "_Session") -> None:
         ex = spec.exchange
         pinger = None
         if spec.ping_interval and spec.ping_message():
@@ -414,6 +469,7 @@ class Recorder:
                     frame = await ws.recv()
                 text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
                 self._push(ex, {"t": _now_ms(), "k": "msg", "d": text})
+                session.frames += 1
                 err = spec.control_error(text)
                 if err:
                     self._update(ex, last_error=err)
@@ -429,37 +485,55 @@ class Recorder:
     def _push_gap(self, exchange: str, start: int, end: int, reason: str) -> None:
         self._push(exchange, {"t": _now_ms(), "k": "gap", "d": {"start": start, "end": end, "reason": reason}})
 
-    # -- writer thread ---------------------------------------------------------
+    # -- journal and store threads -----------------------------------------------
     @property
     def _state_path(self) -> Path:
         return self.journal_dir / "state.json"
 
     def _open_writer(self) -> None:
         self.journal_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            state = json.loads(self._state_path.read_text())
-        except (FileNotFoundError, ValueError):
-            state = {}
-        self._state_alive = {e: int(v) for e, v in (state.get("alive_ms") or {}).items()
-                             if e in self.exchanges and isinstance(v, (int, float))}
+        self._state_alive = _read_alive(self._state_path, self.exchanges)
         if self._store is None:
             from ..store import open_store
 
             self._store = open_store()
+        with self._held_lock:
+            self._held, self._held_gaps, self._held_pos = [], [], {}
+            self._behind, self._behind_n, self._journal_ends = False, {}, {}
         if self.recover:
             # Each session's own --symbols (journaled as meta) applies to its frames.
-            self.recovered = replay(self._store, self.journal_dir, exchanges=self.exchanges,
-                                    pending_only=True, dedup=self._dedup, on_events=self._emit_events)
+            try:
+                self.recovered = replay(self._store, self.journal_dir, exchanges=self.exchanges,
+                                        pending_only=True, dedup=self._dedup, on_events=self._emit_events)
+            except Exception as exc:  # the store itself failed (not what the journal holds): catch up later
+                log.exception("recovering the journal into the store failed")
+                self._behind = True
+                for e in self.exchanges:
+                    self._update(e, last_error=f"store unavailable, will catch up from the journal: "
+                                               f"{type(exc).__name__}: {exc}"[:300])
         self._journal = Journal(self.journal_dir, fsync=self.fsync)
         # Carry parsing state (OKX contract specs) over from the latest journal file.
         for e in self.exchanges:
             files = journal_files(self.journal_dir, e)
-            metas = [o["d"] for _a, _b, o in iter_lines(files[-1]) if o and o.get("k") == "meta"] if files else []
+            metas = [o["d"] for _a, _b, o in iter_lines(files[-1])
+                     if o and o.get("k") == "meta" and isinstance(o.get("d"), dict)] if files else []
             for meta in metas:
-                self._normalizers[e].set_meta(meta)
+                try:
+                    self._normalizers[e].set_meta(meta)
+                except Exception as exc:  # a corrupt meta line: the next instrument list replaces it
+                    log.warning("ignoring an unreadable %s meta line: %s", e, exc)
+                    continue
                 self._journal.remember_meta(e, meta)
 
     def _close_writer(self) -> None:
+        """After the connections ended: journal what they sent last, store it, close."""
+        self._inbox.put((None, None))  # the journal thread's last item
+        if self._journal_thread is not None:
+            self._journal_thread.join()
+        self._store_stop = True
+        self._store_wake.set()
+        if self._store_thread is not None:
+            self._store_thread.join()
         if self._journal is not None:
             self._journal.close()
         self._save_state(dict(self._alive), force=True)
@@ -472,64 +546,214 @@ class Recorder:
         merged = dict(self._state_alive)
         merged.update(alive)
         tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"alive_ms": merged}))
-        os.replace(tmp, self._state_path)
+        try:
+            tmp.write_text(json.dumps({"alive_ms": merged}))
+            os.replace(tmp, self._state_path)
+        except OSError as exc:
+            log.warning("could not save %s: %s", self._state_path, exc)
         self._state_saved = time.monotonic()
 
-    def _write(self, batch: list[tuple[str, dict]], alive: dict[str, int], force: bool = False) -> None:
+    def _journal_main(self) -> None:
+        """Journal thread: write every line on receipt, then normalise it and hold its events for the store."""
+        unsynced: dict[Path, int] = {}  # ends flushed but not yet fsync'ed (only fsync'ed ends are checkpoints)
+        synced_at = time.monotonic()
+        done = False
+        while not done:
+            try:
+                items = [self._inbox.get(timeout=self.flush_interval)]
+            except queue.Empty:
+                items = []
+            while items and len(items) < 5000:
+                try:
+                    items.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if any(ex is None for ex, _line in items):
+                done = True
+                items = [(ex, line) for ex, line in items if ex is not None]
+            try:
+                if items:
+                    unsynced.update(self._journal_batch(items))
+                if unsynced and (done or not self.fsync or time.monotonic() - synced_at >= self.flush_interval):
+                    if self.fsync:
+                        self._journal.sync()
+                    synced_at = time.monotonic()
+                    with self._held_lock:
+                        if not self._behind:
+                            self._held_pos.update(unsynced)
+                    unsynced = {}
+                self._save_state(dict(self._alive))
+            except Exception:  # never let the journal thread die: the connections keep feeding it
+                log.exception("journal thread")
+
+    def _journal_batch(self, items: list[tuple[str, dict]]) -> dict[Path, int]:
+        """Journal (flushed), normalise and hold one run of received lines; returns the journal ends."""
         by_ex: dict[str, list[dict]] = {}
-        for ex, line in batch:
+        for ex, line in items:
             by_ex.setdefault(ex, []).append(line)
+        all_ends: dict[Path, int] = {}
         for ex, lines in by_ex.items():
             try:
-                self._journal_and_normalize(ex, lines)
-            except Exception as exc:  # journal failure: report, keep recording
-                log.exception("journaling %s batch failed", ex)
+                ends = self._journal.append(ex, lines, sync=False)  # 1. journal first, flushed on receipt
+            except Exception as exc:  # disk full...: still store what arrived, and say so
+                log.exception("journaling %s lines failed", ex)
+                self._journal.reset(ex)
                 self._update(ex, last_error=f"journal failed: {type(exc).__name__}: {exc}"[:300])
-        if force or time.monotonic() - self._stored_at >= self.store_interval:
+                ends = {}
+            all_ends.update(ends)
             try:
-                self._store_pending()
-            except Exception as exc:  # store failure: kept in memory and journal, retried
-                log.exception("store append failed")
-                for ex in self.exchanges:
-                    self._update(ex, last_error=f"store append failed: {type(exc).__name__}: {exc}"[:300])
-        self._save_state(alive, force=force)
+                self._normalize(ex, lines, ends)
+            except Exception:  # a bug, not the data (normalize_lines never raises for that): replay it later
+                log.exception("normalising %s lines failed; the store catches up from the journal", ex)
+                with self._held_lock:
+                    self._let_go()
+        return all_ends
 
-    def _journal_and_normalize(self, ex: str, lines: list[dict]) -> None:
-        ends = self._journal.append(ex, lines)  # 1. journal first (flushed, fsync'ed)
-        self._held_pos.update(ends)
+    def _normalize(self, ex: str, lines: list[dict], ends: dict[Path, int]) -> None:
+        """2. normalise and check (quarantining what cannot be stored), hold for the store, emit."""
         norm = self._normalizers[ex]
         if ex == "okx":
             batch = self._normalize_okx(lines, norm)
         else:
-            batch = normalize_lines(lines, norm, self._dedup[ex])  # 2. normalise (session's filter: meta)
+            batch = normalize_lines(lines, norm, self._dedup[ex])  # the session's filter: meta
+        if len(norm.missing_instruments) > 1000:  # named by frames: a hostile stream could name millions
+            norm.missing_instruments.clear()
+        quarantined = batch.quarantined + batch.unreadable
+        with self._held_lock:
+            self._journal_ends.update(ends)
+            if self._behind:
+                self._behind_n[ex] = self._behind_n.get(ex, 0) + len(batch.events)
+            else:
+                self._held += [(ex, ev) for ev in batch.events]
+                if batch.gaps:
+                    self._held_gaps.append(gaps_frame(ex, batch.gaps))
+                if len(self._held) > self.hold_limit:
+                    self._let_go()
         changes = {}
         if batch.gaps:
-            self._retry_gaps.append(gaps_frame(ex, batch.gaps))
-            changes["gaps"] = self._live[ex].status.gaps + len(batch.gaps)
-        if ex == "okx" and self._live[ex].status.unconverted != len(self._okx_retry):
-            changes["unconverted"] = len(self._okx_retry)
-        if changes:
-            self._update(ex, **changes)
+            changes["gaps"] = len(batch.gaps)
         if batch.events:
-            df = events_frame(batch.events)
-            self._retry.append(df)
+            changes["unstored"] = len(batch.events)
+        if quarantined:
+            changes["quarantined"] = quarantined
+        if changes:
+            self._add(ex, reason=batch.reason if quarantined else None, **changes)
+        if ex == "okx" and self._live[ex].status.unconverted != len(self._okx_retry):
+            self._update(ex, unconverted=len(self._okx_retry))
+        if batch.events and self.on_events is not None:
+            df, _refused = safe_frame(batch.events)  # refused ones are quarantined by the store thread
             self._emit_events(df)
-            self._count(ex, len(df), df["ts"].iloc[-1])
 
-    def _store_pending(self) -> None:
-        """3. store what was normalised since the last store write, then 4. checkpoint."""
-        self._stored_at = time.monotonic()
-        if self._retry:
-            df = pd.concat(self._retry, ignore_index=True) if len(self._retry) > 1 else self._retry[0]
-            self._store.append_liquidations(df)
-            self._retry = []
-        if self._retry_gaps:
-            self._store.append_gaps(pd.concat(self._retry_gaps, ignore_index=True))
-            self._retry_gaps = []
-        for path, end in self._held_pos.items():
-            write_pos(path, end)
-        self._held_pos = {}
+    def _let_go(self) -> None:
+        """Too much waits for the store: forget it (it is in the journal); the store thread
+        catches up from the checkpoints when the store works again. Hold _held_lock."""
+        for ex, _ev in self._held:
+            self._behind_n[ex] = self._behind_n.get(ex, 0) + 1
+        n = len(self._held)
+        self._held, self._held_gaps, self._held_pos = [], [], {}
+        self._behind = True
+        log.warning("the store is unavailable: %d waiting events left to the journal, caught up later", n)
+
+    def _store_main(self) -> None:
+        """Store thread: write what the journal thread holds every ``store_interval`` s."""
+        while True:
+            self._store_wake.wait(self.store_interval)
+            self._store_wake.clear()
+            stopping = self._store_stop
+            try:
+                self._store_once()
+            except Exception as exc:
+                log.exception("store thread")
+                for ex in self.exchanges:
+                    self._update(ex, last_error=f"store append failed: {type(exc).__name__}: {exc}"[:300])
+            if stopping:
+                return
+
+    def _store_once(self) -> None:
+        """3. store what is held (each valid event on its own if the store refuses the batch),
+        then 4. advance the journal checkpoints."""
+        with self._held_lock:
+            behind = self._behind
+            if behind:
+                # Lines up to these ends are caught up from the journal; later ones are held as usual.
+                stop_at = {p: p.stat().st_size for e in self.exchanges for p in journal_files(self.journal_dir, e)}
+                stop_at.update(self._journal_ends)
+                let_go, self._behind_n, self._behind = self._behind_n, {}, False
+            items, self._held = self._held, []
+            gaps, self._held_gaps = self._held_gaps, []
+            pos, self._held_pos = self._held_pos, {}
+        if behind:
+            error = self._catch_up(stop_at, let_go)
+            if error is not None:
+                self._hold_back(items, gaps, pos, error)  # let go again: the next catch-up covers them
+                return
+        if items and not self._store_events(items, gaps, pos):
+            return
+        if gaps:
+            try:
+                self._store.append_gaps(pd.concat(gaps, ignore_index=True))
+            except Exception as exc:
+                if not is_data_error(exc):
+                    self._hold_back([], gaps, pos, exc)
+                    return
+                log.warning("gaps the store refused were dropped (they are in the journal): %s", exc)
+        for path, end in pos.items():
+            if end > read_pos(path):  # a catch-up may have gone further already
+                write_pos(path, end)
+
+    def _store_events(self, items, gaps, pos) -> bool:
+        def write(part):
+            self._store.append_liquidations(events_frame([ev for _ex, ev in part]))
+
+        written, refused, rest, error = store_each(write, items)
+        for ex in self.exchanges:
+            mine = [ev for e, ev in written if e == ex]
+            if mine:
+                self._count(ex, len(mine), _ts(max(int(ev["ts_ms"]) for ev in mine)))
+            bad = [why for (e, _ev), why in refused if e == ex]
+            if bad:
+                self._add(ex, reason=f"the store refused it: {bad[-1]}", quarantined=len(bad), unstored=-len(bad))
+        if error is not None:
+            self._hold_back(rest, gaps, pos, error)
+            return False
+        return True
+
+    def _hold_back(self, items, gaps, pos, error: BaseException) -> None:
+        """The store itself failed: keep what was not written for the next round."""
+        with self._held_lock:
+            if self._behind:  # let go meanwhile: the catch-up will cover these too
+                for ex, _ev in items:
+                    self._behind_n[ex] = self._behind_n.get(ex, 0) + 1
+            else:
+                self._held[:0] = items
+                self._held_gaps[:0] = gaps
+                for path, end in pos.items():
+                    self._held_pos.setdefault(path, end)
+                if len(self._held) > self.hold_limit:
+                    self._let_go()
+        for ex in self.exchanges:
+            self._update(ex, last_error=f"store append failed (kept, retried): {type(error).__name__}: {error}"[:300])
+
+    def _catch_up(self, stop_at: dict[Path, int], let_go: dict[str, int]) -> BaseException | None:
+        """Store what was let go, from the journal checkpoints up to ``stop_at``; the
+        store's error if it failed (then everything waiting is let go again)."""
+        new: dict[str, int] = {}
+        try:
+            for ex in self.exchanges:
+                new[ex] = replay(self._store, self.journal_dir, exchanges=[ex], pending_only=True,
+                                 stop_at=stop_at).new  # rows stored before the let-go are not counted twice
+        except Exception as exc:
+            with self._held_lock:
+                for ex, n in let_go.items():
+                    self._behind_n[ex] = self._behind_n.get(ex, 0) + n
+                self._let_go()
+            return exc
+        for ex in self.exchanges:
+            if new.get(ex):
+                self._count(ex, new[ex], None, unstored=False)
+            if let_go.get(ex):
+                self._add(ex, unstored=-let_go[ex])
+        return None
 
     def _normalize_okx(self, lines: list[dict], norm: Normalizer):
         """OKX frames naming a contract whose size is unknown wait (in memory; they
@@ -539,20 +763,26 @@ class Recorder:
         for line in lines:
             before = norm.unconverted
             part = normalize_lines([line], norm, dedup, keep=keep)
-            batch.events += part.events
-            batch.gaps += part.gaps
-            batch.frames += part.frames
+            _merge(batch, part)
             if norm.unconverted > before:
-                self._okx_retry.append(line)
+                self._okx_wait(line)
             if line.get("k") == "meta" and self._okx_retry:
                 waiting = list(self._okx_retry)
                 self._okx_retry.clear()
-                for old in waiting:
+                self._okx_retry_bytes = 0
+                for old in waiting:  # counted (quarantined, unreadable) the first time already
                     before = norm.unconverted
                     batch.events += normalize_lines([old], norm, dedup, keep=keep).events
                     if norm.unconverted > before:
-                        self._okx_retry.append(old)
+                        self._okx_wait(old)
         return batch
+
+    def _okx_wait(self, line: dict) -> None:
+        size = len(line.get("d") or "")
+        self._okx_retry.append(line)
+        self._okx_retry_bytes += size
+        while len(self._okx_retry) > OKX_RETRY_FRAMES or self._okx_retry_bytes > OKX_RETRY_BYTES:
+            self._okx_retry_bytes -= len(self._okx_retry.popleft().get("d") or "")
 
     def _emit_events(self, df: pd.DataFrame) -> None:
         if self.on_events is not None and len(df):
@@ -561,14 +791,62 @@ class Recorder:
             except Exception:
                 log.exception("on_events callback failed")
 
-    def _count(self, ex: str, n: int, last_ts) -> None:
+    def _count(self, ex: str, n: int, last_ts, unstored: bool = True) -> None:
+        """``n`` events of ``ex`` were stored."""
         if ex not in self._live:
             return
         with self._lock:
             live = self._live[ex]
             live.recent.append((time.monotonic(), n))
-            live.status = replace(live.status, events_total=live.status.events_total + n, last_event_at=last_ts)
+            st = live.status
+            live.status = replace(st, events_total=st.events_total + n,
+                                  last_event_at=last_ts if last_ts is not None else st.last_event_at,
+                                  unstored=max(0, st.unstored - n) if unstored else st.unstored)
         self._update(ex)
+
+
+OKX_RETRY_FRAMES = 5000  # OKX frames waiting for a contract size, at most...
+OKX_RETRY_BYTES = 8 << 20  # ...and at most this many bytes of them (the oldest go first; all are in the journal)
+
+
+def _merge(batch, part) -> None:
+    batch.events += part.events
+    batch.gaps += part.gaps
+    batch.frames += part.frames
+    batch.quarantined += part.quarantined
+    batch.unreadable += part.unreadable
+    batch.reason = part.reason or batch.reason
+
+
+def _read_alive(path: Path, exchanges) -> dict[str, int]:
+    """When each exchange was last seen connected, from state.json (whatever it holds)."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    alive = state.get("alive_ms") if isinstance(state, dict) else None
+    if not isinstance(alive, dict):
+        return {}
+    return {e: int(v) for e, v in alive.items()
+            if e in exchanges and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 2**53}
+
+
+@dataclass
+class _Session:
+    """One connection attempt: what it delivered (for the backoff)."""
+
+    frames: int = 0
+    oversize: bool = False
+
+
+def _too_big(exc: BaseException) -> bool:
+    """Whether a connection ended because a frame exceeded ``max_size`` (we closed it with 1009)."""
+    from websockets.exceptions import ConnectionClosed, PayloadTooBig
+
+    if isinstance(exc, PayloadTooBig) or isinstance(exc.__cause__, PayloadTooBig):
+        return True
+    sent = getattr(exc, "sent", None) if isinstance(exc, ConnectionClosed) else None
+    return sent is not None and sent.code == 1009
 
 
 def _down(exc: BaseException) -> tuple[str, str]:

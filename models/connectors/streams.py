@@ -53,10 +53,19 @@ BYBIT_FALLBACK_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT",
                           "BNBUSDT", "LINKUSDT", "AVAXUSDT", "SUIUSDT", "LTCUSDT", "TRXUSDT")
 
 
+MAX_REST_BYTES = 32 << 20  # instrument lists are ~0.2 MB (OKX swaps) to ~1 MB (a Bybit page of 1000)
+
+
 def http_get_json(url: str, timeout: float = 15.0) -> dict:
     req = urllib.request.Request(url, headers={"User-Agent": "liqscope", "Accept": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (configured https URL)
-        return json.loads(resp.read().decode("utf-8"))
+        body = resp.read(MAX_REST_BYTES + 1)
+    if len(body) > MAX_REST_BYTES:
+        raise ValueError(f"{url}: response over {MAX_REST_BYTES:,} bytes")
+    try:
+        return json.loads(body.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(f"{url}: response nested too deeply") from None
 
 
 class StreamSpec:
@@ -65,6 +74,13 @@ class StreamSpec:
     exchange = ""
     ping_interval: float | None = None  # app-level ping period (s)
     idle_timeout: float | None = None  # reconnect if nothing at all arrives for this long (s)
+    # Largest frame accepted (the websockets client's ``max_size``): a larger one is refused
+    # unread, the connection closed (code 1009) and reopened. None of the three exchanges
+    # documents a maximum frame size for these public streams; their liquidation frames are a
+    # few hundred bytes (Binance: one order per frame) to a few KB (a Bybit 500 ms batch, an OKX
+    # data array), so a conservative 1 MiB (also the websockets default) leaves a margin of
+    # hundreds of times while bounding what a misbehaving server can make us read and journal.
+    max_frame_bytes: int = 1 << 20
 
     def __init__(self, endpoint: Endpoint, symbols=None):
         self.endpoint = endpoint
