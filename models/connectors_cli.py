@@ -143,6 +143,8 @@ def cmd_record(args) -> int:
         print(f"replayed {res.files} journal files: {res.frames:,} frames, {res.events:,} liquidations "
               f"({res.new:,} new, {res.removed:,} stored rows replaced), {res.gaps} gaps, "
               f"{res.errors} unreadable frames"
+              + (f", {res.quarantined:,} quarantined events (invalid or refused by the store; kept in the journal)"
+                 if res.quarantined else "")
               + (f", {res.unconverted} frames with unknown contract sizes" if res.unconverted else ""))
         return 0
     if args.since or args.until:
@@ -185,20 +187,35 @@ def cmd_record(args) -> int:
 
 
 class _StatusPrinter:
-    """State changes (with their reason) and the latest events on stderr: one line per change, not per retry."""
+    """State changes (with their reason) and the latest events on stderr: one line per change, not per retry.
 
-    def __init__(self, stream=None):
+    Quarantined and oversize frames get a line when their count grows: at once the
+    first time, then at most every ``quiet`` seconds per exchange and kind (a
+    poisoned stream must not flood the terminal); the summary has the totals."""
+
+    def __init__(self, stream=None, *, quiet: float = 10.0, clock=time.monotonic):
         self.stream = stream or sys.stderr
         self._last: dict[str, tuple[str, str]] = {}
+        self._counts: dict[tuple[str, str], int] = {}  # (exchange, kind) -> count last printed
+        self._said_at: dict[tuple[str, str], float] = {}
+        self.quiet = quiet
+        self._clock = clock
         self._lock = threading.Lock()
 
     def __call__(self, st) -> None:
         with self._lock:
             seen = (st.state, st.reason)
-            if self._last.get(st.exchange) == seen:
-                return
-            self._last[st.exchange] = seen
-            print(f"{time.strftime('%H:%M:%S')} {st.exchange}: {_state_line(st)}", file=self.stream, flush=True)
+            if self._last.get(st.exchange) != seen:
+                self._last[st.exchange] = seen
+                print(f"{time.strftime('%H:%M:%S')} {st.exchange}: {_state_line(st)}", file=self.stream, flush=True)
+            now = self._clock()
+            for kind in ("quarantined", "oversize"):
+                key, count = (st.exchange, kind), getattr(st, kind, 0)
+                if count > self._counts.get(key, 0) and (key not in self._said_at
+                                                          or now - self._said_at[key] >= self.quiet):
+                    self._counts[key], self._said_at[key] = count, now
+                    print(f"{time.strftime('%H:%M:%S')} {st.exchange}: {_rejected_line(st, kind)}",
+                          file=self.stream, flush=True)
 
     def events(self, df) -> None:
         with self._lock:
@@ -208,5 +225,21 @@ class _StatusPrinter:
 
     def summary(self, status: dict) -> None:
         for st in status.values():
+            extra = ""
+            if st.quarantined:
+                extra += f", {st.quarantined:,} quarantined (kept in the journal)"
+            if st.oversize:
+                extra += f", {st.oversize:,} oversize frames dropped"
+            if st.unstored:
+                extra += f", {st.unstored:,} not yet stored (in the journal: stored at the next start)"
             print(f"{st.exchange}: {st.events_total:,} liquidations, {st.gaps} gaps, "
-                  f"{st.reconnects} reconnects", file=self.stream)
+                  f"{st.reconnects} reconnects{extra}", file=self.stream)
+
+
+def _rejected_line(st, kind: str) -> str:
+    """``3 quarantined so far, kept in the journal (latest: why)`` or ``1 oversize frame dropped so far (...)``."""
+    if kind == "quarantined":
+        why = f" (latest: {st.last_quarantined})" if st.last_quarantined else ""
+        return f"{st.quarantined:,} quarantined so far, kept in the journal{why}"
+    return (f"{st.oversize:,} oversize frame{'s' if st.oversize != 1 else ''} dropped so far "
+            "(over the frame size limit; reconnected)")

@@ -160,7 +160,8 @@ def test_kill_minus_9_then_restart_loses_nothing(tmp_path):
         rec.stop()
     got = store.liquidations().frame
     assert len(got) == sum(len(f["expect"]) for f in fixture("bybit")["frames"])
-    assert list(got["side"].astype(str)) == ["short", "long", "long"]
+    assert sorted(zip(got["symbol"].astype(str), got["side"].astype(str))) == [
+        ("BTCUSDT", "long"), ("BTCUSDT", "long"), ("ROSEUSDT", "short")]
     assert not got.duplicated().any()
 
 
@@ -191,3 +192,39 @@ def test_ctrl_c_shuts_down_cleanly(tmp_path):
     assert len(store_mod.open_store(data).liquidations()) == 5
     (path,) = journal_files(data / "journal", "binance")
     assert read_pos(path) == path.stat().st_size
+
+
+def test_status_lines_say_what_was_quarantined_or_dropped():
+    """Quarantined and oversize frames get a status line when their count grows (at once,
+    then at most every `quiet` seconds), and the summary has the totals."""
+    stream, now = io.StringIO(), [0.0]
+    printer = connectors_cli._StatusPrinter(stream, quiet=10, clock=lambda: now[0])
+    why = "binance BTCUSDT: time 1 ms is 20,000.0 days from when it was received (at most 24 h)"
+    printer(ExchangeStatus("binance", CONNECTED))
+    printer(ExchangeStatus("binance", CONNECTED, quarantined=1, last_quarantined=why))
+    printer(ExchangeStatus("binance", CONNECTED, quarantined=2, last_quarantined=why))  # within 10 s: quiet
+    now[0] = 11.0
+    printer(ExchangeStatus("binance", CONNECTED, quarantined=3, oversize=1, last_quarantined=why))
+    printer.summary({"binance": ExchangeStatus("binance", STOPPED, events_total=5, quarantined=3, oversize=1)})
+    lines = [line.split(" ", 1)[1] if line[:2].isdigit() else line for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "binance: connected",
+        f"binance: 1 quarantined so far, kept in the journal (latest: {why})",
+        f"binance: 3 quarantined so far, kept in the journal (latest: {why})",
+        "binance: 1 oversize frame dropped so far (over the frame size limit; reconnected)",
+        "binance: 5 liquidations, 0 gaps, 0 reconnects, 3 quarantined (kept in the journal), "
+        "1 oversize frames dropped",
+    ]
+
+
+def test_record_reports_quarantine_and_oversize(mem, capsys):
+    """`liqscope record` against a server sending a poisoned and an oversize frame."""
+    good = [f["raw"] for f in fixture("binance")["frames"] if f["expect"]][:2]
+    poison = good[0].replace('"T":', '"T":true,"x":')  # a boolean time
+    with WSReplay([[good[0], poison, good[1], ("sleep", 0.3), "j" * (2 << 20)], []]) as ws:
+        rc = cli.main(["record", "--exchange", "binance", "--endpoint", f"binance.ws={ws.url}", "--duration", "2"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "binance: 1 quarantined so far, kept in the journal (latest: binance: o.T is a boolean" in err
+    assert "binance: 1 oversize frame dropped so far (over the frame size limit; reconnected)" in err
+    assert "1 quarantined (kept in the journal), 1 oversize frames dropped" in err
