@@ -5,18 +5,17 @@ import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QApplication, QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QMainWindow, QMenu, QMessageBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QMessageBox, QVBoxLayout, QWidget
 
 from liqscope.models.dataset import Dataset
-from liqscope.models.format import number, usd
-from liqscope.models.timeutil import format_duration, format_time
+from liqscope.models.timeutil import format_duration
 from liqscope.models.view import FIELDS, View, default_window, fit_view
 
 from .about import show_about
 from .axis import OriginDateAxis, from_x
 from .banner import DemoBanner
 from .controls import Controls
+from .crosshair import Crosshair
 from .drilldown import install_drilldown
 from .export import install_export_menu
 from .headline import HeadlineStrip
@@ -26,9 +25,10 @@ from .live import FetchController, LiveController
 from .liq_pane import LiqPane, UsdAxis
 from .loader import DatasetLoader, read_store
 from .price_pane import PriceAxis, PricePane
+from .range_dialog import ask_range
 from .settings import load_view, open_settings, save_view
 from .state import ViewState
-from .theme import LONG_COLOR, SHORT_COLOR, THEMES, display_name, palette, stylesheet
+from .theme import THEMES, display_name, palette, stylesheet
 
 HEADLINE_THROTTLE_MS = 80
 
@@ -52,7 +52,6 @@ class MainWindow(QMainWindow):
         initial = self._initial_view(view, restore)
         self.state = ViewState(initial, parent=self, fit=lambda v: fit_view(self.dataset, v))
         self._applying_range = False
-        self._readout_at: tuple[float, float | None] | None = None  # crosshair position, to re-describe
         self._marked: tuple | None = None  # (window, filters) the markers were chosen for
 
         central = QWidget()
@@ -67,7 +66,6 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.headline)
         self.readout = QLabel(" ")
         self.readout.setObjectName("readout")
-        self.readout.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(self.readout)
         self.graphics = pg.GraphicsLayoutWidget()
         lay.addWidget(self.graphics, 1)
@@ -97,15 +95,7 @@ class MainWindow(QMainWindow):
         # docking or floating a panel resizes the charts, not the window: re-fit bars, labels, markers
         self.price.vb.sigResized.connect(lambda *_: self._resize_timer.start())
 
-        self.crosshair = [pg.InfiniteLine(angle=90, movable=False) for _ in range(2)]
-        self.hline = pg.InfiniteLine(angle=0, movable=False)
-        price_plot.addItem(self.crosshair[0], ignoreBounds=True)
-        price_plot.addItem(self.hline, ignoreBounds=True)
-        liq_plot.addItem(self.crosshair[1], ignoreBounds=True)
-        for line in (*self.crosshair, self.hline):
-            line.setVisible(False)  # until the pointer is over a chart
-        self._mouse_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60,
-                                           slot=lambda ev: self.on_mouse_scene(ev[0]))
+        self.crosshair = Crosshair(self, self.readout)
 
         self.loader = DatasetLoader(self)  # every (re)load of data: start-up, after import and fetch
         self._build_menus()
@@ -157,10 +147,7 @@ class MainWindow(QMainWindow):
         else:  # carried over: a window that does not touch the new data gives way to its busiest day
             v = fit_view(dataset, self.state.view, keep_window=False)
         self._marked = None
-        self._readout_at = None
-        self.readout.setText(" ")  # it described the old data
-        for line in (*self.crosshair, self.hline):
-            line.setVisible(False)
+        self.crosshair.clear()  # it described the old data
         self._data_swapped = True  # the next redraw reloads the price series, whatever fields changed
         self.state.update(**{k: getattr(v, k) for k in FIELDS})
         self.state.flush()  # one `changed` for the controls, panels and this window
@@ -332,7 +319,7 @@ class MainWindow(QMainWindow):
         self.liq.note.say(None if index.totals(v.start, v.end, **filt).count else "No liquidations in this window"
                           + ("" if v.side == "both" and not v.min_usd and v.exchanges is None else " (filters apply)"))
         self._update_view_info()
-        self._refresh_readout()
+        self.crosshair.refresh()
 
     def _price_note(self, v: View) -> str | None:
         """Why the price pane is empty, and what to do about it."""
@@ -398,9 +385,7 @@ class MainWindow(QMainWindow):
                 ax.setTextPen(pg.mkPen(theme.foreground))
         self.price.set_theme(theme)
         self.liq.set_foreground(theme.foreground)
-        pen = pg.mkPen(theme.crosshair, width=1, style=Qt.PenStyle.DashLine)
-        for line in (*self.crosshair, self.hline):
-            line.setPen(pen)
+        self.crosshair.set_pen(pg.mkPen(theme.crosshair, width=1, style=Qt.PenStyle.DashLine))
 
     # -- actions ------------------------------------------------------------
     def apply_preset(self, seconds: int | None) -> None:
@@ -420,76 +405,14 @@ class MainWindow(QMainWindow):
 
     def choose_custom_range(self) -> None:
         v = self.state.view
-        dlg = QDialog(self)
-        dlg.setWindowTitle("Custom range (UTC)")
-        form = QFormLayout(dlg)
-        edits = []
-        for label, ts in (("Start (inclusive)", v.start), ("End (exclusive)", v.end)):
-            e = QDateTimeEdit(dlg)
-            e.setTimeSpec(Qt.TimeSpec.UTC)
-            e.setDisplayFormat("yyyy-MM-dd HH:mm")
-            e.setCalendarPopup(True)
-            e.setDateTime(ts.to_pydatetime())
-            form.addRow(label, e)
-            edits.append(e)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(dlg.accept)
-        buttons.rejected.connect(dlg.reject)
-        form.addRow(buttons)
-        if dlg.exec() == QDialog.DialogCode.Accepted:
-            start, end = (pd.Timestamp(e.dateTime().toSecsSinceEpoch(), unit="s", tz="UTC") for e in edits)
-            if end > start:
-                self.state.update(start=start, end=end)
+        picked = ask_range(self, v.start, v.end)
+        if picked is not None:
+            self.state.update(start=picked[0], end=picked[1])
 
     # -- crosshair ----------------------------------------------------------
-    def on_mouse_scene(self, pos) -> None:
-        for plot in (self.price.plot, self.liq.plot):
-            if plot.sceneBoundingRect().contains(pos):
-                pt = plot.getViewBox().mapSceneToView(pos)
-                self.show_readout(pt.x(), pt.y() if plot is self.price.plot else None)
-                return
-
-    def _refresh_readout(self) -> None:
-        """Re-describe what is under the crosshair after the view changed (bucket, filters, data)."""
-        if self._readout_at is None:
-            return
-        x, y = self._readout_at
-        x0, x1 = self.price.vb.viewRange()[0]
-        if x0 <= x <= x1:
-            self.show_readout(x, y)
-        else:  # the crosshair's time left the view: say nothing rather than something stale
-            self._readout_at = None
-            self.readout.setText(" ")
-            for line in (*self.crosshair, self.hline):
-                line.setVisible(False)
-
     def show_readout(self, x: float, y: float | None = None) -> str:
         """Move the crosshair to x (seconds from origin) and describe what is under it."""
-        self._readout_at = (x, y)
-        for line in self.crosshair:
-            line.setPos(x)
-            line.setVisible(True)
-        self.hline.setVisible(y is not None)
-        if y is not None:
-            self.hline.setPos(y)
-        ts = from_x(x, self.origin_s)
-        v = self.state.view
-        parts = [f"<b>{format_time(ts, 'second')} UTC</b>"]
-        c = self.price.candle_at(ts.value)
-        if c is not None:
-            parts.append(f"{v.asset} {v.exchange} {format_duration(self.price.level)} "
-                         f"O {number(c['open'])} H {number(c['high'])} L {number(c['low'])} C {number(c['close'])}")
-        hit = self.liq.value_at(ts)
-        if hit is not None:
-            bucket_ts, sums = hit
-            ex_txt = ", ".join(f"{display_name(k)} {usd(val)}" for k, val in sums["by_exchange"].items() if val > 0)
-            parts.append(f"{format_duration(self.liq.bucket)} bucket {format_time(bucket_ts, 'clock')}: "
-                         f"<span style='color:{LONG_COLOR}'>longs {usd(sums['long'])}</span> · "
-                         f"<span style='color:{SHORT_COLOR}'>shorts {usd(sums['short'])}</span>"
-                         + (f" ({ex_txt})" if ex_txt else ""))
-        text = " &nbsp;│&nbsp; ".join(parts)
-        self.readout.setText(text)
-        return text
+        return self.crosshair.show(x, y)
 
     # -- persistence --------------------------------------------------------
     def save_settings(self) -> None:

@@ -247,7 +247,7 @@ def test_double_click_order_centres_main_chart(window, qtbot):
     assert abs(centre - order["ts"]) <= pd.Timedelta(milliseconds=1)
     x0, x1 = window.price.vb.viewRange()[0]
     assert (x0 + x1) / 2 + window.origin_s == pytest.approx(order["ts"].value / 1e9, abs=0.01)
-    assert window.crosshair[0].value() == pytest.approx(order["ts"].value / 1e9 - window.origin_s, abs=0.01)
+    assert window.crosshair.vlines[0].value() == pytest.approx(order["ts"].value / 1e9 - window.origin_s, abs=0.01)
     assert order["ts"].strftime("%Y-%m-%d %H:%M:%S") in window.readout.text()
 
 
