@@ -15,8 +15,8 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QInputDialog, QLabel,
                                QLineEdit, QMessageBox, QProgressDialog)
 
-from liqscope.models.importers import (SIDE_CONVENTIONS, InputError, UnknownColumnsError, UnknownContractSizeError,
-                                       import_files)
+from liqscope.models.importers import (SIDE_CONVENTIONS, AmbiguousKindError, InputError, UnknownColumnsError,
+                                       UnknownContractSizeError, import_files)
 from liqscope.models.importers.generic import CANDLE_FIELDS, LIQ_FIELDS
 from liqscope.models.progress import Step
 from liqscope.models.store import StoreError, open_store
@@ -26,6 +26,7 @@ from .worker import Worker
 
 FILE_FILTER = "Data files (*.csv *.csv.gz *.gz *.zip *.parquet *.txt);;All files (*)"
 NOT_IN_FILE = "(not in file)"
+KIND_WORDS = {"tardis-liquidations": "liquidations (Tardis)"}  # --format name -> what the user is asked
 
 
 def file_columns(path: str) -> list[str]:
@@ -195,6 +196,10 @@ class ImportController(QObject):
         box.setInformativeText("Nothing was added: the store is unchanged.")
         box.setObjectName("import_error")
         map_button = size_button = None
+        kind_buttons = {}
+        if isinstance(exc, AmbiguousKindError):  # the file's name does not say what it holds: the user does
+            for fmt in exc.formats:
+                kind_buttons[box.addButton(f"It holds {KIND_WORDS.get(fmt, fmt)}", QMessageBox.ButtonRole.ActionRole)] = fmt
         if isinstance(exc, UnknownColumnsError) and getattr(exc, "file", None):
             map_button = box.addButton("Map columns…", QMessageBox.ButtonRole.ActionRole)
         if isinstance(exc, UnknownContractSizeError):
@@ -208,6 +213,8 @@ class ImportController(QObject):
             self.map_and_import(path)
         elif size_button is not None and box.clickedButton() is size_button:
             self.ask_contract_size(str(exc))
+        elif box.clickedButton() in kind_buttons:
+            self.start(self._paths, **{**self._options, "fmt": kind_buttons[box.clickedButton()]})
 
     def ask_contract_size(self, reason: str) -> None:
         """The file is in contracts of a size Liqscope does not know: the user states it, never a guess."""

@@ -149,3 +149,28 @@ def test_unknown_contract_size_is_asked_for_never_guessed(qtbot, window, monkeyp
     assert eth["notional_usd"].tolist() == pytest.approx([12 * 0.1 * 3400.5])
     xrp = frame[frame["symbol"] == "XRP-USD-SWAP"]  # inverse: 8 contracts of 10 USD
     assert xrp["notional_usd"].tolist() == pytest.approx([80.0])
+
+
+def test_a_file_whose_kind_its_name_does_not_say_is_asked_for(qtbot, window, tmp_path, monkeypatch):
+    """A Tardis-shaped file named BTCUSDT.csv could be trades or liquidations: the window asks,
+    and imports it as liquidations only when the user says so."""
+    import gzip
+
+    src = TARDIS.read_text()
+    path = tmp_path / "BTCUSDT.csv.gz"
+    path.write_bytes(gzip.compress(src.encode()))
+    clicked = {}
+
+    def answer(box):
+        buttons = [b for b in box.buttons() if b.text().startswith("It holds")]
+        clicked["texts"] = [b.text() for b in buttons]
+        box.clickedButton = lambda: buttons[0]  # the user picks "It holds liquidations (Tardis)"
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", answer)
+    with qtbot.waitSignal(window.importer.worker.failed, timeout=20_000):
+        window.importer.start([str(path)]).join(20)
+    assert clicked["texts"] == ["It holds liquidations (Tardis)"]
+    assert "--format tardis-liquidations" in window.importer.error_box.text()
+    wait_import(qtbot, window, window.importer.thread)
+    assert window.dataset.liquidations.totals().count == len(read_file(TARDIS).frame)
