@@ -191,13 +191,30 @@ def cmd_summary(args) -> int:
     result = ds.summary(view.start, view.end, exchanges=exchanges, assets=assets, side=view.side,
                         min_notional=view.min_usd, largest=args.top)
     note = coverage_note(ds, view)
+    clean, poisoned = finite_only(result)
     if args.json:
-        print(json.dumps(result, allow_nan=False))
+        print(json.dumps(clean, allow_nan=False))
     else:
         print(format_summary(result))
     if note:
         print(f"liqscope: note: {note}", file=sys.stderr)
+    if poisoned:
+        print("liqscope: warning: this window holds stored values that are not finite numbers (shown as null); "
+              "`liqscope store delete` removes the rows", file=sys.stderr)
     return 0
+
+
+def finite_only(value):
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity), and whether any was."""
+    if isinstance(value, float):
+        return (value, False) if math.isfinite(value) else (None, True)
+    if isinstance(value, dict):
+        pairs = [(k, finite_only(v)) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, any(bad for _, (_, bad) in pairs)
+    if isinstance(value, list):
+        pairs = [finite_only(v) for v in value]
+        return [v for v, _ in pairs], any(bad for _, bad in pairs)
+    return value, False
 
 
 def _names(given: list[str] | None, known: list[str], norm, kind: str) -> list[str] | None:

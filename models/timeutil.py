@@ -22,11 +22,19 @@ def parse_time(text: str | pd.Timestamp) -> pd.Timestamp:
     else:
         try:
             ts = pd.Timestamp(str(text).strip())
+        except (OverflowError, pd.errors.OutOfBoundsDatetime):
+            raise TimeParseError(f"time {str(text)[:40]!r} is outside the range Liqscope can hold "
+                                 f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})") from None
         except (ValueError, TypeError) as exc:
             raise TimeParseError(f"invalid time {text!r}: expected ISO-8601 like 2025-05-09T00:00Z") from exc
         if ts is pd.NaT:
             raise TimeParseError(f"invalid time {text!r}")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    try:
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return ts.as_unit("ns") if ts.unit != "ns" else ts
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise TimeParseError(f"time {str(text)[:40]!r} is outside the range Liqscope can hold "
+                             f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})") from None
 
 
 _DUR = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

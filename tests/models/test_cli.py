@@ -223,3 +223,19 @@ def test_console_script_summary_json(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert within(json.loads(res.stdout)["total_usd"], 860 * M)
+
+
+def test_json_is_valid_even_when_a_window_holds_non_finite_stored_values(capsys):
+    """An older store may hold an inf/NaN row: JSON says null (never Infinity/NaN) and a warning says why."""
+    from liqscope.models.cli import finite_only
+
+    clean, bad = finite_only({"total_usd": float("inf"), "by_exchange": {"okx": float("nan"), "bybit": 2.0},
+                              "largest": [{"price": 1.0}], "count": 3})
+    assert bad and clean == {"total_usd": None, "by_exchange": {"okx": None, "bybit": 2.0},
+                             "largest": [{"price": 1.0}], "count": 3}
+    assert finite_only({"a": 1.5}) == ({"a": 1.5}, False)
+
+
+def test_times_beyond_what_pandas_holds_are_one_line(run):
+    status, out, err = run("summary", "--start", "2300-01-01")
+    assert status == 2 and err.count("\n") == 1 and "outside the range Liqscope can hold" in err
