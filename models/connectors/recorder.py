@@ -620,6 +620,9 @@ class Recorder:
             norm.missing_instruments.clear()
         quarantined = batch.quarantined + batch.unreadable
         with self._held_lock:
+            for path in ends:  # a new day's file: forget the ends of this exchange's older files
+                for old in [p for p in self._journal_ends if p.parent == path.parent and p.name < path.name]:
+                    del self._journal_ends[old]
             self._journal_ends.update(ends)
             if self._behind:
                 self._behind_n[ex] = self._behind_n.get(ex, 0) + len(batch.events)
