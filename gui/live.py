@@ -97,11 +97,22 @@ class LiveController(QObject):
         if label is None:
             return
         color = STATE_COLORS.get(st.state, STATUS_WAIT)
+        # what could not be stored is shown, not only counted: it stays in the raw journal
+        held = []
+        if st.quarantined:
+            held.append(f"{st.quarantined:,} quarantined")
+        if st.oversize:
+            held.append(f"{st.oversize:,} oversize frames dropped")
+        if st.unstored:
+            held.append(f"{st.unstored:,} waiting for the store")
         label.setText(f"<span style='color:{color}'>●</span> {display_name(st.exchange)} {self._state_text(st)}"
-                      f" · {st.events_per_minute:.0f}/min · gaps {st.gaps}")
+                      f" · {st.events_per_minute:.0f}/min · gaps {st.gaps}"
+                      + "".join(f" · {html.escape(h)}" for h in held))
         tip = [st.note] if st.note else []
         if st.last_error:
             tip.append(f"last error: {st.last_error}")
+        if st.last_quarantined:
+            tip.append(f"last quarantined: {st.last_quarantined} (kept in the raw journal)")
         if st.unconverted:
             tip.append(f"{st.unconverted} events held: contract size unknown")
         label.setToolTip("\n".join(tip))

@@ -152,3 +152,17 @@ def test_fetch_dialog_shows_why_it_is_waiting_and_cancels(qtbot, window, offline
     thread.join(10)
     assert not thread.is_alive() and window.fetcher.last_result is None
     assert "fetch cancelled" in window.statusBar().currentMessage()
+
+
+def test_status_label_shows_what_could_not_be_stored(window):
+    """Quarantined events and dropped frames are shown in the label, the last reason in the tooltip."""
+    from liqscope.models.connectors import ExchangeStatus
+
+    from PySide6.QtWidgets import QLabel
+
+    window.live.labels["binance"] = label = QLabel()
+    window.live._show_status(ExchangeStatus("binance", "connected", quarantined=3, oversize=1, unstored=12,
+                                            last_quarantined="price is not a number (True)"))
+    assert "3 quarantined" in label.text() and "1 oversize frames dropped" in label.text()
+    assert "12 waiting for the store" in label.text()
+    assert "price is not a number (True)" in label.toolTip()
