@@ -175,7 +175,7 @@ def open_source(path: str | Path) -> Source:
     if src.head.startswith(PARQUET_MAGIC):
         src.container = "parquet"
         return src
-    if not src.head.strip():
+    if not src.head.removeprefix(b"\xef\xbb\xbf").strip():  # a UTF-8 byte-order mark alone is still empty
         raise InputError(display, "file is empty")
     if b"\x00" in src.head:
         raise InputError(display, "binary data, not a CSV text file", line=_line_of(src.head, src.head.index(b"\x00")))

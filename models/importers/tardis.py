@@ -45,7 +45,7 @@ from ..progress import Task
 from .build import ORDER, Options, Parsed, liq_frame, per_value, positions
 from .contracts import resolve, tardis_unit
 from .csvread import header_fields, read_csv
-from .errors import InputError, UnknownContractSizeError
+from .errors import InputError, UnknownColumnsError, UnknownContractSizeError
 from .rows import Rows
 from .source import Source
 from .symbols import asset_from_symbol, known_asset, tardis_exchange, unknown_asset_note
@@ -96,10 +96,15 @@ def refuse_other_kind(src: Source) -> None:
 
 def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     refuse_other_kind(src)
-    names = [f.lower() for f in header_fields(src)]
+    fields = header_fields(src)
+    names = [f.lower() for f in fields]
     if len(set(names)) != len(names):
         raise InputError(src.display, "repeated column names in the header", line=1)
     include = ["exchange", "symbol", "timestamp", "local_timestamp", "side", "price", "amount"]
+    missing = [c for c in include if c not in names]
+    if missing:  # a forced --format on another file: say which Tardis columns it lacks
+        raise UnknownColumnsError(src.display, f"missing Tardis liquidation columns: {', '.join(missing)}",
+                                  columns=fields, line=1)
     types = {"exchange": DICT, "symbol": DICT, "side": DICT, "timestamp": pa.int64(),
              "local_timestamp": pa.int64(), "price": pa.float64(), "amount": pa.float64()}
     rows = read_csv(src, names=names, header=True, types=types, include=include, task=task)

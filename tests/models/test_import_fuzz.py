@@ -271,7 +271,7 @@ CONTAINERS = ["zip-several", "zip-empty", "zip-dirs", "zip-stored", "zip-empty-m
 _SEQ = itertools.count()
 # No content, several files, or content that is itself an archive: always refused.
 NEVER = {"zip-several", "zip-empty", "zip-empty-member", "empty-file", "gzip-empty", "gzip-of-gzip", "zip-in-gzip",
-         "zip-in-zip", "gzip-in-zip"}
+         "zip-in-zip", "gzip-in-zip", "bom-only"}
 # Lossless: the same content, so the same outcome as the plain file.
 LOSSLESS = {"zip-dirs", "zip-stored", "gzip-members"}
 
@@ -359,7 +359,7 @@ def test_hostile_containers_are_refused_cleanly_or_read_as_their_content(data, s
     path = folder / out_name
     path.write_bytes(packed)
     imported = attempt(fuzz_tally, store, path, **kw)
-    if kind in NEVER or (kind == "bom-only" and kw.get("fmt") != TARDIS):  # TARDIS: see the xfail below
+    if kind in NEVER:
         assert not imported, f"{kind} was imported"
     if kind in LOSSLESS and case != "tardis-forced":
         plain = write_in("plain", blob, folder / "plain", name_in)
@@ -367,9 +367,6 @@ def test_hostile_containers_are_refused_cleanly_or_read_as_their_content(data, s
     _check_store(store)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: with --format tardis-liquidations a file holding only a "
-                                       "UTF-8 BOM imports 0 rows instead of 'file is empty' (source.py strips "
-                                       "whitespace, not the BOM; tardis.parse never checks its header)")
 @pytest.mark.parametrize("content", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n"])
 def test_a_file_of_only_a_bom_is_refused_as_empty_whatever_the_format(tmp_path, content):
     path = tmp_path / "x_liquidations_2024-03-01_X.csv"
@@ -378,9 +375,6 @@ def test_a_file_of_only_a_bom_is_refused_as_empty_whatever_the_format(tmp_path, 
         read_file(path, fmt=TARDIS)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: --format tardis-liquidations on a file without one of its "
-                                       "columns says Arrow's 'Column 'exchange' in include_columns does not exist "
-                                       "in CSV file', not which Tardis columns are missing (tardis.parse)")
 def test_a_forced_tardis_file_without_its_columns_says_which_are_missing(tmp_path):
     path = tmp_path / "export.csv"
     text = (FIXTURES / CASES["tardis-forced"][0]).read_text()
