@@ -3,6 +3,11 @@
 Merging is vectorised with ``np.lexsort``: rows from the existing partition
 come first (tag -1), then each appended part in order, so "new" means "first
 seen", and a re-import finds nothing new and rewrites nothing.
+
+Files are written with Parquet page checksums (CRC32 per page) and every read
+verifies them and the file's schema: a truncated, empty, foreign or bit-flipped
+file raises :class:`Damaged` naming it, instead of a bare pyarrow error or
+silently different numbers.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
@@ -62,17 +68,171 @@ def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write and fsync one Parquet file (zstd; row groups sized for time pruning)."""
+    """Write and fsync one Parquet file (zstd; row groups sized for time pruning; page checksums)."""
     import os
 
     with open(path, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd", row_group_size=65_536)
+        pq.write_table(table, fh, compression="zstd", row_group_size=65_536, write_page_checksum=True)
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+# -- reading, checked ------------------------------------------------------------
+class Damaged(Exception):
+    """A store file that cannot be read as what it must hold; ``reason`` says what is wrong, in a few words."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+# Page checksums are verified wherever a page is read (pages written without one are read as they are).
+CHECKED = ds.ParquetFileFormat(
+    default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
+# What pyarrow raises for a file that is not the Parquet it should be (a bad footer, thrift, page,
+# compression, checksum or size); an OSError with an errno is the OS refusing, not damage.
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError, EOFError, IndexError, MemoryError)
+
+
+def _damage(path: Path, exc: BaseException) -> BaseException:
+    """``exc`` as :class:`Damaged` -- unless it is the OS refusing (missing file, permission, I/O error)."""
+    if isinstance(exc, Damaged) or (isinstance(exc, OSError) and exc.errno is not None):
+        return exc
+    return Damaged(path, _reason(path, exc))
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    try:
+        size = Path(path).stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        size, head = None, b""
+    if size == 0:
+        return "empty: 0 bytes"
+    if "magic bytes not found" in text.lower() or "size is" in text.lower():
+        if head == b"PAR1":
+            return f"truncated: {size:,} bytes, the end of the file is missing"
+        return f"not a Parquet file: {size:,} bytes of something else"
+    if "checksum" in text.lower() or "crc" in text.lower():
+        return "page checksum mismatch: bytes changed on disk"
+    return f"unreadable: {text[:160]}"
+
+
+def schema_of(path: Path) -> pa.Schema | None:
+    """The schema a store file must have, from where it lives (``gaps/``, ``candles/``, ``liquidations/``)."""
+    parts = Path(path).parts
+    if len(parts) >= 2 and parts[-2] == "gaps":
+        return GAP_SCHEMA
+    if len(parts) >= 5 and parts[-5] == "candles":
+        return CANDLE_SCHEMA
+    if len(parts) >= 4 and parts[-4] == "liquidations":
+        return LIQ_SCHEMA
+    return None
+
+
+def check_schema(path: Path, got: pa.Schema, want: pa.Schema) -> None:
+    """:class:`Damaged` unless ``got`` has every column of ``want``, of the same type."""
+    missing = [f.name for f in want if got.get_field_index(f.name) < 0]
+    if missing:
+        found = ", ".join(got.names[:6]) + (", ..." if len(got.names) > 6 else "")
+        raise Damaged(path, f"wrong schema: no column {', '.join(missing)} (it has {found or 'no columns'})")
+    for f in want:
+        t = got.field(f.name).type
+        if t != f.type:
+            raise Damaged(path, f"wrong schema: column {f.name} is {t}, not {f.type}")
+
+
+def footer(path: Path, schema: pa.Schema) -> pq.FileMetaData:
+    """The file's footer, once it is known to be a readable Parquet file of ``schema``."""
+    try:
+        md = pq.read_metadata(path)
+        got = md.schema.to_arrow_schema()
+    except _READ_ERRORS as exc:
+        raise _damage(path, exc) from None
+    check_schema(path, got, schema)
+    return md
+
+
+def _scan(paths: list[Path], schema: pa.Schema, columns, flt) -> pa.Table:
+    return ds.dataset([str(p) for p in paths], schema=schema, format=CHECKED).to_table(columns=columns, filter=flt)
+
+
+def read(paths: list[Path], schema: pa.Schema, columns: list[str] | None = None, flt=None,
+         on_damage=None) -> pa.Table:
+    """The rows of ``paths`` matching ``flt`` in one dataset scan, every file's footer and schema
+    checked first and every page read verified against its checksum.
+
+    A damaged file raises :class:`Damaged` naming it; with ``on_damage`` it is passed there
+    instead and left out, and the rest is read.
+    """
+    good = []
+    for p in paths:
+        try:
+            footer(p, schema)
+        except Damaged as exc:
+            if on_damage is None:
+                raise
+            on_damage(exc)
+            continue
+        good.append(p)
+    if not good:
+        return schema.empty_table().select(columns or schema.names)
+    try:
+        return _scan(good, schema, columns, flt)
+    except _READ_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        if len(good) == 1:
+            err = _damage(good[0], exc)
+            if on_damage is None or not isinstance(err, Damaged):
+                raise err from None
+            on_damage(err)
+            return schema.empty_table().select(columns or schema.names)
+    parts = []  # a page failed somewhere: find which file, one by one
+    for p in good:
+        try:
+            parts.append(_scan([p], schema, columns, flt))
+        except _READ_ERRORS as exc:
+            err = _damage(p, exc)
+            if on_damage is None or not isinstance(err, Damaged):
+                raise err from None
+            on_damage(err)
+    return pa.concat_tables(parts) if parts else schema.empty_table().select(columns or schema.names)
+
+
+def verify(path: Path, schema: pa.Schema) -> int:
+    """Read all of ``path`` -- footer, schema, every row group, every page checksum -- and return its
+    row count; :class:`Damaged` naming what is wrong otherwise."""
+    try:
+        with pq.ParquetFile(path, page_checksum_verification=True) as pf:
+            check_schema(path, pf.schema_arrow, schema)
+            rows = 0
+            for i in range(pf.metadata.num_row_groups):
+                table = pf.read_row_group(i, columns=schema.names)
+                rows += table.num_rows
+                for f in schema:
+                    if f.type == TS and table.column(f.name).null_count:
+                        raise Damaged(path, f"rows without a time in column {f.name}")
+            if rows != pf.metadata.num_rows:
+                raise Damaged(path, f"holds {rows:,} rows where its footer says {pf.metadata.num_rows:,}")
+            return rows
+    except _READ_ERRORS as exc:
+        raise _damage(path, exc) from None
+
+
+def read_frame(path: Path, schema: pa.Schema | None = None) -> pd.DataFrame:
+    """One whole store file as a frame, its schema (``schema``, or the one its folder implies) and
+    page checksums checked: a damaged file raises :class:`Damaged`."""
+    schema = schema if schema is not None else schema_of(path)
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+    except _READ_ERRORS as exc:
+        raise _damage(path, exc) from None
+    if schema is not None:
+        check_schema(path, table.schema, schema)
+    return table.to_pandas()
 
 
 def liq_frame_from_table(table: pa.Table) -> pd.DataFrame:
