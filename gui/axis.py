@@ -75,7 +75,17 @@ class OriginDateAxis(pg.DateAxisItem):
         return [(spacing, [v - self.origin_s for v in values]) for spacing, values in levels]
 
     def tickStrings(self, values, scale, spacing):
-        return super().tickStrings([v + self.origin_s for v in values], scale, spacing)
+        epochs = [v + self.origin_s for v in values]
+        labels = super().tickStrings(epochs, scale, spacing)
+        if spacing > 86400:
+            return labels
+        # a window spanning days: a midnight tick names the day and month ("Fri 9 May"), not just "Fri 09"
+        out = []
+        for epoch, label in zip(epochs, labels):
+            t = pd.Timestamp(epoch, unit="s", tz="UTC") if self.utc else pd.Timestamp.fromtimestamp(epoch)
+            midnight = t.hour == 0 and t.minute == 0 and t.second == 0
+            out.append(f"{t:%a} {t.day} {t:%b}" if midnight else label)
+        return out
 
 
 def local_zone(start_s: float, end_s: float) -> tuple[str, list[str]]:

@@ -16,15 +16,17 @@ from typing import Protocol
 
 from PySide6.QtCore import QObject, QPoint
 from PySide6.QtGui import QAction, QColor, QImage, QPainter
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QWidget
 
 from liqscope.models.dataset import Dataset
 from liqscope.models.export import (ExportError, Selection, atomic_file, check_writable,
                                     main_view_name, selection_frame, write_csv)
+from liqscope.models.format import usd
 from liqscope.models.progress import Step, Task
+from liqscope.models.timeutil import format_duration
 
 from .loader import close_progress, progress_dialog
-from .theme import THEMES
+from .theme import THEMES, display_name
 from .worker import Worker
 
 WHAT_LABELS = {"candles": "Candles (OHLCV)…", "buckets": "Liquidation buckets…",
@@ -34,6 +36,10 @@ PROGRESS_MIN_ROWS = 50_000  # smaller exports finish before a dialog could be re
 
 class ExportTarget(Protocol):
     """Anything that can be exported: the main window's view or a drill-down panel.
+
+    ``export_image(scale)`` is optional: a target that composes its image (the main
+    view adds a title line and leaves out the on-screen helpers) provides it; others
+    are rendered from ``export_widget()`` as they are.
 
     ``dataset`` is read at export time (a property onto the window's data hub):
     a target never keeps the dataset it was built with.
@@ -80,15 +86,30 @@ def save_image(image: QImage, path: str | os.PathLike) -> Path:
     return p
 
 
+def export_image(target: ExportTarget, scale: float = 1.0) -> QImage:
+    """What ``target`` exports as an image (File ▸ Export PNG, Copy image, ``liqscope export --png``)."""
+    compose = getattr(target, "export_image", None)
+    if compose is not None:
+        return compose(scale)
+    view = getattr(getattr(target, "state", None), "view", None)
+    bg = THEMES[view.theme].background if view is not None else None
+    return render_widget(target.export_widget(), scale, bg)
+
+
 def export_png(target: ExportTarget, path: str | os.PathLike, scale: float = 1.0) -> tuple[int, int]:
     """Render ``target`` to ``path``; returns the PNG's pixel size."""
     check_writable(path)
-    widget = target.export_widget()
-    theme = getattr(getattr(target, "state", None), "view", None)
-    bg = THEMES[theme.theme].background if theme is not None else None
-    image = render_widget(widget, scale, bg)
+    image = export_image(target, scale)
     save_image(image, path)
     return image.width(), image.height()
+
+
+def copy_image(parent: QWidget, target: ExportTarget) -> QImage:
+    """The exported image (1×) to the clipboard, ready to paste into a post or a chat."""
+    image = export_image(target, 1.0)
+    QApplication.clipboard().setImage(image)
+    _report(parent, f"Copied the image ({image.width()}×{image.height()}) to the clipboard")
+    return image
 
 
 # -- CSV ---------------------------------------------------------------------
@@ -224,6 +245,36 @@ class MainViewExport(QObject):
     def export_widget(self) -> QWidget:
         return self.window.centralWidget()
 
+    def export_image(self, scale: float = 1.0) -> QImage:
+        """The view as a share-ready image: a title line on top; no banner, crosshair or readout.
+
+        The window is laid out for the image (title shown, helpers hidden), rendered at
+        its exact size, and put back, so the image has the size the view has on screen.
+        """
+        w = self.window
+        helpers = [widget for widget in (w.banner, w.readout) if widget.isVisible()]
+        lines = [line for line in w.crosshair.lines if line.isVisible()]
+        crosshair_at, w.crosshair.at = w.crosshair.at, None  # a redraw must not bring it back meanwhile
+        w.export_title.setText(main_view_title(w))
+        try:
+            for widget in helpers:
+                widget.hide()
+            for line in lines:
+                line.hide()
+            w.export_title.show()
+            QApplication.processEvents()  # lay the charts out in the space the helpers left
+            w.redraw(force=True)
+            return render_widget(w.centralWidget(), scale, THEMES[self.state.view.theme].background)
+        finally:
+            w.export_title.hide()
+            for widget in helpers:
+                widget.show()
+            for line in lines:
+                line.show()
+            w.crosshair.at = crosshair_at
+            QApplication.processEvents()
+            w.redraw(force=True)
+
     def export_selection(self) -> Selection:
         """The view and the drawn levels (candle interval, bar bucket)."""
         v = self.state.view
@@ -232,6 +283,20 @@ class MainViewExport(QObject):
 
     def export_name(self, what: str | None, ext: str) -> str:
         return main_view_name(self.state.view, what=what, ext=ext)
+
+
+def main_view_title(window) -> str:
+    """One line saying what the image shows: asset and candles, the UTC window, whose liquidations, the data."""
+    v = window.state.view
+    candles = (f"{v.asset} · {display_name(v.exchange)} {format_duration(window.price.level)} candles"
+               if window.price.pyramid is not None else f"{v.asset} · no candles")
+    scope = f"{v.asset} only" if v.liq_scope == "asset" else "all assets"
+    exchanges = "all exchanges" if v.exchanges is None else ", ".join(display_name(e) for e in sorted(v.exchanges))
+    sides = {"both": "longs + shorts", "long": "longs only", "short": "shorts only"}[v.side]
+    size = f" · ≥ {usd(v.min_usd)}" if v.min_usd else ""
+    source = "synthetic demo data" if window.dataset.is_demo else window.dataset.label
+    return (f"<b>{candles}</b> · {v.window_text()} · liquidations: {scope}, {exchanges}, {sides}{size}, "
+            f"{format_duration(window.liq.bucket)} bars · {source}")
 
 
 def install_export_menu(window) -> MainViewExport:
@@ -260,6 +325,15 @@ def install_export_menu(window) -> MainViewExport:
         act.setObjectName(f"export_csv_{what}")
         act.triggered.connect(lambda _=False, w=what: interactive_csv(window, target, w))
         csv.addAction(act)
+    copy = QAction("Cop&y image", window)
+    copy.setObjectName("copy_image")
+    copy.setShortcut("Ctrl+Shift+C")
+    copy.setToolTip("The exported image of the view, on the clipboard")
+    copy.triggered.connect(lambda: copy_image(window, target))
+    if first is not None:
+        menu.insertAction(first, copy)
+    else:
+        menu.addAction(copy)
     for sub in (png, csv):
         if first is not None:
             menu.insertMenu(first, sub)

@@ -59,6 +59,12 @@ class MainWindow(QMainWindow):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.setSpacing(4)
+        # the title line of exported images (what, where, when, which filters, from which data); hidden on screen
+        self.export_title = QLabel()
+        self.export_title.setObjectName("export_title")
+        self.export_title.setWordWrap(True)
+        self.export_title.hide()
+        lay.addWidget(self.export_title)
         self.banner = DemoBanner(self, self.dataset)  # first run: demo notice + ways to get real data
         self.hub.dataset_changed.connect(self.banner.set_dataset)
         lay.addWidget(self.banner)

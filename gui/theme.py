@@ -109,6 +109,7 @@ def stylesheet(theme: Theme) -> str:
     QLabel {{ color: {theme.foreground}; }}
     QLabel[role="figure"] {{ font-size: 15pt; font-weight: 600; }}
     QLabel[role="caption"] {{ font-size: 8pt; color: {theme.crosshair}; }}
+    QLabel#export_title {{ font-size: 10pt; padding: 2px 4px; }}
     QPushButton[role="chip"] {{ border: 1px solid {theme.crosshair}; border-radius: 9px;
         padding: 2px 8px; background: transparent; color: {theme.foreground}; }}
     QPushButton[role="chip"]:hover {{ background: {theme.crosshair}; }}

@@ -145,7 +145,7 @@ def test_file_menu_export_uses_dialog_with_default_name(window, tmp_path, monkey
     from PySide6.QtWidgets import QFileDialog
 
     menu_texts = [a.text() for a in window.file_menu.actions()]
-    assert menu_texts[-4:] == ["Export &PNG", "Export &CSV", "", "&Quit"]
+    assert menu_texts[-5:] == ["Cop&y image", "Export &PNG", "Export &CSV", "", "&Quit"]
     asked = []
 
     def fake_dialog(parent, caption, path, file_filter):
@@ -301,3 +301,53 @@ def os_access_write(path) -> bool:
     import os
 
     return os.access(path, os.W_OK)
+
+
+def test_exported_image_is_share_ready(window, monkeypatch):
+    """A title line says what the image shows; the banner, the readout and the crosshair stay out of it."""
+    import liqscope.gui.export as export
+
+    window.show_readout((DAY[0] + pd.Timedelta(hours=12)).value / 1e9 - window.origin_s)
+    window.state.update(side="short", min_usd=1e5, exchanges=frozenset({"okx", "binance"}))
+    settle(window)
+    seen = {}
+    real = export.render_widget
+
+    def spy(widget, scale=1.0, background=None):
+        seen.update(title=window.export_title.isVisible(), banner=window.banner.isVisible(),
+                    readout=window.readout.isVisible(), lines=[ln.isVisible() for ln in window.crosshair.lines])
+        return real(widget, scale, background)
+
+    monkeypatch.setattr(export, "render_widget", spy)
+    image = export.export_image(window.exports, 1.0)
+    assert seen == {"title": True, "banner": False, "readout": False, "lines": [False, False, False]}
+    central = window.centralWidget()
+    assert (image.width(), image.height()) == (central.width(), central.height())  # the view's own size
+    title = window.export_title.text()
+    for words in ("BTC · Binance 5m candles", "2025-05-09 00:00 → 2025-05-10 00:00 UTC", "all assets",
+                  "Binance, OKX", "shorts only", "≥ $100.0K", "synthetic demo data"):
+        assert words in title, (words, title)
+    # put back as it was
+    assert window.banner.isVisible() and window.readout.isVisible() and not window.export_title.isVisible()
+    assert window.crosshair.vlines[0].isVisible()
+
+
+def test_copy_image_puts_the_exported_image_on_the_clipboard(window):
+    from PySide6.QtWidgets import QApplication
+
+    act = window.findChild(type(window.exports.png_menu.actions()[0]), "copy_image")
+    act.trigger()
+    image = QApplication.clipboard().image()
+    central = window.centralWidget()
+    assert (image.width(), image.height()) == (central.width(), central.height())
+    assert "clipboard" in window.statusBar().currentMessage()
+
+
+def test_a_window_of_several_days_names_each_day_on_the_axis(window):
+    window.state.update(start=pd.Timestamp("2025-05-07", tz="UTC"), end=pd.Timestamp("2025-05-10", tz="UTC"))
+    settle(window)
+    axis = window.liq_axis
+    x0, x1 = window.liq.vb.viewRange()[0]
+    levels = axis.tickValues(x0, x1, axis.geometry().width())  # as pyqtgraph asks before labelling
+    labels = {lab for spacing, values in levels for lab in axis.tickStrings(values, 1, spacing)}
+    assert {"Thu 8 May", "Fri 9 May", "06:00"} <= labels
