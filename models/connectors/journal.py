@@ -11,6 +11,19 @@ receipt), append-only, one JSON object per line:
 ``{"t": ..., "k": "gap", "d": {"start": ms, "end": ms, "reason": "..."}}``
     a time the stream was not connected.
 
+A day file that is over (its UTC day ended and no recorder writes it) is
+compressed to ``<YYYY-MM-DD>.jsonl.zst`` (zstd, one frame) by :func:`rotate`,
+atomically: ``.zst.part`` written and fsync'ed, renamed, then the plain file
+removed, so a crash at any step leaves a readable plain or compressed file.
+Every reader here (:func:`journal_files`, :func:`iter_lines`, :func:`replay`)
+reads both transparently, streaming; when a day has both (a crash between
+rename and removal, or a late line that brought a compressed day back), the
+plain file is read: it holds everything the compressed one does. A writer
+holds a shared ``flock`` on each file it has open; the compressor needs an
+exclusive one, so a file still written (by this process or another) is left
+alone. :func:`rotate` also applies a retention: compressed days older than
+so many days are deleted (never through a symbolic link).
+
 Frames are appended and flushed (and fsync'ed) *before* they are normalised
 into the store. ``<file>.pos`` records the byte offset up to which a file has
 been normalised, so after a crash :func:`replay` with ``pending_only=True``
@@ -21,11 +34,18 @@ one's place instead of being stored next to it (see :func:`replay`).
 """
 from __future__ import annotations
 
+import errno
+import io
 import json
+import logging
 import os
+import re
+import stat
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -34,6 +54,16 @@ import pandas as pd
 from .parsers import EXCHANGES, Normalizer, event_key, events_frame
 from .validate import feed, store_each
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks (only one recorder per journal there)
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+PLAIN = ".jsonl"
+ZST = ".zst"  # appended to a plain day file's name when it is compressed
+_DAY_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl(\.zst)?$")
 
 def journal_root(data_dir: Path | None = None) -> Path:
     if data_dir is None:
@@ -47,7 +77,25 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
+def is_compressed(path: Path) -> bool:
+    return Path(path).name.endswith(PLAIN + ZST)
+
+
+def plain_path(path: Path) -> Path:
+    """The plain day file a (possibly compressed) day file stands for."""
+    path = Path(path)
+    return path.with_name(path.name[:-len(ZST)]) if is_compressed(path) else path
+
+
+def compressed_path(path: Path) -> Path:
+    path = plain_path(path)
+    return path.with_name(path.name + ZST)
+
+
 def _pos_path(path: Path) -> Path:
+    # One checkpoint per day, whether the day is plain or compressed: offsets count
+    # uncompressed bytes, so a checkpoint stays right when its file is compressed.
+    path = plain_path(path)
     return path.with_name(path.name + ".pos")
 
 
@@ -82,10 +130,11 @@ class Journal:
         if cur and cur[0] == day:
             return cur[1]
         if cur:
+            del self._files[exchange]
             self._close(cur[1])
         path = self.path_for(exchange, day)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "ab")
+        fh = open_for_append(path)
         if fh.tell() > 0:
             # A crash can leave a half-written last line: end it so it stays one
             # (malformed, skipped) line instead of swallowing the next one.
@@ -159,6 +208,102 @@ class Journal:
             self._close(fh)
         self._files.clear()
 
+    def close_stale(self, before_ms: int) -> None:
+        """Close the files of days that ended by ``before_ms``, so :func:`rotate` can
+        compress them (a quiet exchange may not write today's file for a while).
+        A late line for such a day opens its file again."""
+        for exchange, (day, fh) in list(self._files.items()):
+            end = _day_end_ms(day)
+            if end is not None and end <= before_ms:
+                del self._files[exchange]
+                self._close(fh)
+
+
+def open_for_append(path: Path):
+    """Open a plain day file to append to, holding a shared ``flock`` on it while it
+    is open (:func:`compress_day` leaves a locked file alone). A day compressed
+    meanwhile is first brought back as a plain file (:func:`_restore`), so a late
+    line never starts a new plain file that would hide what the compressed one holds."""
+    path = Path(path)
+    for _attempt in range(100):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if compressed_path(path).exists():
+                _restore(path)
+                continue
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            except FileExistsError:
+                continue
+        fh = os.fdopen(fd, "ab")
+        if fcntl is None:
+            return fh
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while this (ended) day is being compressed
+        except OSError as exc:
+            if exc.errno in _NO_LOCKS:
+                return fh
+            fh.close()
+            raise
+        if os.fstat(fd).st_nlink > 0:
+            return fh
+        fh.close()  # compressed and removed while we waited for the lock: bring it back, open that
+    raise OSError(errno.EAGAIN, "the journal file keeps being replaced; not appending to it", str(path))
+
+
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)  # a file system without flock
+
+
+def _restore(path: Path) -> None:
+    """Decompress a day's ``.zst`` back into its plain file (which must not exist). The
+    compressed file stays: the plain one holds all of it, is read instead, and is
+    compressed again (replacing it) once the day is over again."""
+    src = compressed_path(path)
+    tmp = path.with_name(f"{path.name}.restore-{os.getpid()}-{threading.get_ident()}")
+    try:
+        try:
+            with open_journal(src) as zf, open(tmp, "wb") as out:
+                while chunk := zf.read(1 << 20):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except FileNotFoundError:
+            return  # deleted meanwhile (retention): the late line starts a new file
+        log.warning("journal: a line arrived for %s, already compressed: decompressed it to append", path.name)
+        try:
+            os.link(tmp, path)  # never over a plain file another writer brought back first
+        except FileExistsError:
+            pass
+        except OSError as exc:  # a file system without hard links
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                raise
+            if not path.exists():
+                os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        _unlink_quiet(tmp)
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
+
 
 def _dump(obj: dict) -> bytes:
     try:
@@ -184,12 +329,100 @@ def _line(raw: bytes) -> dict | None:
     return obj
 
 
+def _zstd():
+    import zstandard
+
+    return zstandard
+
+
+class _ZstRaw(io.RawIOBase):
+    """A ``.zst`` file's decompressed bytes, streamed; corrupt data reads as the end."""
+
+    def __init__(self, raw):
+        self._reader = _zstd().ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+        self.broken = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.broken:
+            return 0
+        try:
+            return self._reader.readinto(buf)
+        except _zstd().ZstdError:
+            self.broken = True  # what follows cannot be read: as if the file ended here
+            return 0
+
+    def close(self) -> None:
+        if not self.closed:
+            self._reader.close()
+        super().close()
+
+
+def open_journal(path: Path):
+    """A day file opened for reading: its journal lines as bytes, compressed or not
+    (streaming: memory stays bounded). A plain file compressed since it was listed
+    is read from its ``.zst``, which holds the same lines."""
+    path = Path(path)
+    if not is_compressed(path):
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            if not compressed_path(path).exists():
+                raise
+            path = compressed_path(path)
+    raw = open(path, "rb")
+    try:
+        return io.BufferedReader(_ZstRaw(raw), 1 << 20)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def journal_size(path: Path) -> int:
+    """Bytes of journal lines a day file holds (uncompressed): what offsets and
+    checkpoints count. A ``.zst`` says it in its frame header (as :func:`compress_day`
+    writes it, one frame); otherwise it is counted by reading."""
+    path = Path(path)
+    if not is_compressed(path):
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            if not compressed_path(path).exists():
+                raise
+            path = compressed_path(path)
+    zstd = _zstd()
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+    try:
+        n = zstd.frame_content_size(head)
+    except zstd.ZstdError:
+        n = -1
+    if n >= 0:
+        return n
+    total = 0
+    with open_journal(path) as fh:
+        while chunk := fh.read(1 << 20):
+            total += len(chunk)
+    return total
+
+
+def _skip(fh, offset: int) -> None:
+    if fh.seekable():
+        fh.seek(offset)
+        return
+    while offset > 0 and (chunk := fh.read(min(offset, 1 << 20))):
+        offset -= len(chunk)
+
+
 def iter_lines(path: Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, dict | None]]:
     """(offset, end offset, decoded line or None if unreadable) from ``start`` (up
     to ``stop``); a trailing line without its newline (a write cut short) is not
-    yielded. Never raises for what the file holds."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
+    yielded. Plain and compressed day files alike (offsets count uncompressed
+    bytes). Never raises for what the file holds."""
+    with open_journal(path) as fh:
+        _skip(fh, start)
         offset = start
         while stop is None or offset < stop:
             raw = fh.readline(LINE_LIMIT)
@@ -208,6 +441,209 @@ def iter_lines(path: Path, start: int = 0, stop: int | None = None) -> Iterator[
             else:
                 yield offset, end, _line(raw)
             offset = end
+
+
+# -- compression of ended days, retention -----------------------------------------------
+
+COMPRESS_LEVEL = 9  # zstd: JSON frames shrink ~10x; a day compresses in the background
+ROTATE_GRACE_MS = 15 * 60_000  # a running recorder compresses a day this long after it ended (late lines)
+_LEFTOVER_AGE_S = 3600.0  # a .zst.part or .restore-* file this old belongs to no running compressor
+
+
+class _Changed(Exception):
+    """The file grew while it was being compressed (a writer that takes no lock)."""
+
+
+def compress_day(path: Path) -> Path | None:
+    """Compress one plain day file to ``<day>.jsonl.zst``, atomically: write
+    ``<day>.jsonl.zst.part``, fsync, rename over ``.zst``, fsync the folder, then
+    remove the plain file. A crash at any step leaves the plain file, or both
+    (readers then take the plain one, and the next pass compresses it again), or
+    the compressed one: never neither. Returns the compressed path, or None if
+    there is nothing to do: gone, a symbolic link or not a regular file (never
+    followed), or still open for writing here or in another process (its
+    writer's ``flock``)."""
+    plain = plain_path(path)
+    dst = compressed_path(plain)
+    part = dst.with_name(dst.name + ".part")
+    try:
+        fd = os.open(plain, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None  # a symbolic link
+        raise
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None  # still written (this recorder or another one): a later pass
+            except OSError as exc:
+                if exc.errno not in _NO_LOCKS:
+                    raise
+        try:
+            now = os.stat(plain, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or os.fstat(fd).st_nlink == 0:
+            return None  # compressed (and maybe brought back) by someone else meanwhile
+        size = os.fstat(fd).st_size
+        zstd = _zstd()
+        try:
+            out_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                             | getattr(os, "O_NOFOLLOW", 0), stat.S_IMODE(st.st_mode))
+            with os.fdopen(out_fd, "wb") as out:
+                try:
+                    zstd.ZstdCompressor(level=COMPRESS_LEVEL).copy_stream(src, out, size=size)
+                except zstd.ZstdError as exc:
+                    raise _Changed(str(exc)) from exc
+                if os.fstat(fd).st_size != size:
+                    raise _Changed("size changed")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(part, dst)
+        except _Changed:
+            _unlink_quiet(part)
+            log.warning("journal: %s changed while it was compressed; left as it is", plain)
+            return None
+        except BaseException:
+            _unlink_quiet(part)
+            raise
+        _fsync_dir(plain.parent)  # the compressed file is there for good before the plain one goes
+        os.unlink(plain)
+        _fsync_dir(plain.parent)
+    return dst
+
+
+def next_rotation_ms(now_ms: int) -> int:
+    """When a running recorder next compresses: :data:`ROTATE_GRACE_MS` after ``now_ms``'s UTC day ends."""
+    return (int(now_ms) // 86_400_000 + 1) * 86_400_000 + ROTATE_GRACE_MS
+
+
+@dataclass
+class RotateResult:
+    compressed: list[Path] = field(default_factory=list)
+    deleted: list[Path] = field(default_factory=list)  # compressed days past the retention
+    unstored: list[Path] = field(default_factory=list)  # past the retention but not all stored yet: kept
+    errors: list[str] = field(default_factory=list)
+
+
+def _exchange_dirs(root: Path) -> list[Path]:
+    """The journal's exchange folders: real folders only (a symbolic link is not followed)."""
+    try:
+        with os.scandir(root) as it:
+            return sorted(Path(e.path) for e in it if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _last_line_end(path: Path) -> int:
+    end = 0
+    for _off, end, _obj in iter_lines(path):
+        pass
+    return end
+
+
+def rotate(root: Path | None = None, *, before_ms: int | None = None, retention_days: int | None = None,
+           now_ms: int | None = None) -> RotateResult:
+    """Compress every plain day file whose UTC day ended by ``before_ms`` (default:
+    now) and that nobody writes (:func:`compress_day`), in every exchange folder of
+    the journal; then, with ``retention_days`` (>= 1), delete the compressed days
+    more than that many days before today (``now_ms``'s UTC day): with 1, today and
+    yesterday are kept. Plain day files are never deleted, nor is a compressed day
+    whose lines are not all stored yet (its checkpoint is short of its end), nor
+    anything that is not a regular file directly in an exchange folder: symbolic
+    links are neither followed nor deleted. Never raises for what the folder holds:
+    what failed is in ``errors`` (and logged)."""
+    if retention_days is not None and (isinstance(retention_days, bool) or not isinstance(retention_days, int)
+                                       or retention_days < 1):
+        raise ValueError(f"journal retention must be a whole number of days >= 1, not {retention_days!r}")
+    root = journal_root() if root is None else Path(root)
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else int(now_ms)
+    before_ms = now_ms if before_ms is None else int(before_ms)
+    result = RotateResult()
+
+    def failed(what: str, exc: BaseException) -> None:
+        result.errors.append(f"{what}: {type(exc).__name__}: {exc}"[:300])
+        log.warning("journal: %s", result.errors[-1])
+
+    for folder in _exchange_dirs(root):
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            failed(f"cannot list {folder}", exc)
+            continue
+        for e in entries:
+            m = _DAY_NAME.match(e.name)
+            try:
+                if m and not m.group(2) and e.is_file(follow_symlinks=False):
+                    end = _day_end_ms(m.group(1))
+                    if end is not None and end <= before_ms:
+                        done = compress_day(Path(e.path))
+                        if done is not None:
+                            result.compressed.append(done)
+                elif (e.name.endswith(PLAIN + ZST + ".part") or (PLAIN + ".restore-") in e.name) \
+                        and e.is_file(follow_symlinks=False):
+                    # Left by a crash. A .part next to its plain file is rewritten by the next compression.
+                    owner = folder / e.name.split(PLAIN, 1)[0]
+                    age = time.time() - e.stat(follow_symlinks=False).st_mtime
+                    if age > _LEFTOVER_AGE_S and not owner.with_name(owner.name + PLAIN).exists():
+                        _unlink_quiet(Path(e.path))
+            except FileNotFoundError:
+                pass  # gone meanwhile (a .part renamed by the compression just done)
+            except OSError as exc:
+                failed(f"cannot compress {e.path}", exc)
+    if retention_days is not None:
+        today = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).date()
+        cutoff = (today - timedelta(days=retention_days)).isoformat()
+        for folder in _exchange_dirs(root):
+            try:
+                _prune(folder, cutoff, result)
+            except OSError as exc:
+                failed(f"cannot apply the retention in {folder}", exc)
+    return result
+
+
+def _prune(folder: Path, cutoff: str, result: RotateResult) -> None:
+    """Delete ``folder``'s compressed days before ``cutoff`` (YYYY-MM-DD), through a
+    folder descriptor opened without following links: only names directly in it."""
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        with os.scandir(dfd) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            m = _DAY_NAME.match(e.name)
+            if not m or not m.group(2) or m.group(1) >= cutoff:
+                continue
+            if not e.is_file(follow_symlinks=False):
+                continue  # a symbolic link (or anything else): never followed, never deleted
+            path = folder / e.name
+            try:
+                size, pos = journal_size(path), read_pos(path)
+                if pos < size and pos < _last_line_end(path):
+                    result.unstored.append(path)
+                    log.warning("journal: %s is past the retention but not all stored yet; kept", path)
+                    continue
+                os.unlink(e.name, dir_fd=dfd)
+                result.deleted.append(path)
+                plain = m.group(1) + PLAIN
+                try:
+                    os.stat(plain, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:  # no plain copy of the day left: its checkpoint goes too
+                    try:
+                        os.unlink(plain + ".pos", dir_fd=dfd)
+                    except FileNotFoundError:
+                        pass
+            except OSError as exc:
+                result.errors.append(f"cannot delete {path}: {type(exc).__name__}: {exc}"[:300])
+                log.warning("journal: %s", result.errors[-1])
+    finally:
+        os.close(dfd)
 
 
 class Dedup:
@@ -376,12 +812,33 @@ class ReplayResult:
     per_exchange: dict[str, int] = field(default_factory=dict)
 
 
+def day_name(path: Path) -> str:
+    """``2025-05-09`` for ``2025-05-09.jsonl`` and ``2025-05-09.jsonl.zst``."""
+    name = plain_path(path).name
+    return name[:-len(PLAIN)] if name.endswith(PLAIN) else Path(name).stem
+
+
 def journal_files(root: Path, exchange: str, since: str | None = None, until: str | None = None) -> list[Path]:
+    """An exchange's day files in day order, one per day: the plain file if there is
+    one (it holds everything its ``.zst`` does), else the compressed one."""
     folder = Path(root) / exchange
     if not folder.is_dir():
         return []
-    files = sorted(p for p in folder.glob("*.jsonl"))
-    return [p for p in files if (since is None or p.stem >= since) and (until is None or p.stem <= until)]
+    found = {p.name: p for p in folder.glob("*" + PLAIN)}
+    for p in folder.glob("*" + PLAIN + ZST):
+        found.setdefault(p.name[:-len(ZST)], p)
+    days = sorted(found)
+    return [found[n] for n in days
+            if (since is None or n[:-len(PLAIN)] >= since) and (until is None or n[:-len(PLAIN)] <= until)]
+
+
+def _stop_for(stop_at: dict[Path, int] | None, path: Path) -> int | None:
+    if not stop_at:
+        return None
+    for key in (path, plain_path(path), compressed_path(path)):
+        if key in stop_at:
+            return stop_at[key]
+    return None
 
 
 def replay(store, root: Path | None = None, *, exchanges=None, since: str | None = None,
@@ -419,11 +876,11 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
         normalizer = Normalizer(exchange)
         seen = (dedup or {}).get(exchange) or Dedup()
         for path in journal_files(root, exchange, since, until):
-            size = path.stat().st_size
+            size = journal_size(path)
             start = read_pos(path)
             if start > size:
                 start = 0  # the file is shorter than its checkpoint (replaced or cut): all of it again
-            stop = (stop_at or {}).get(path)
+            stop = _stop_for(stop_at, path)
             if start >= size or (stop is not None and start >= stop):
                 # Still read its meta lines: later files may rely on them.
                 normalize_lines((obj for _o, _e, obj in iter_lines(path)), normalizer, None, emit=False)
@@ -467,11 +924,22 @@ def replay(store, root: Path | None = None, *, exchanges=None, since: str | None
 SPAN_SLACK_MS = 60_000  # how far from its frame's receive time an event's own time still widens the span
 
 
+def _day_start_ms(day: str) -> int | None:
+    try:
+        return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def _day_end_ms(day: str) -> int | None:
+    start = _day_start_ms(day)
+    return None if start is None else start + 86_400_000
+
+
 def _in_day(path: Path, t: int) -> bool:
     """Whether receive time ``t`` (ms) is within the UTC day the file is named after."""
-    try:
-        day = datetime.strptime(path.stem, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp() * 1000
-    except ValueError:
+    day = _day_start_ms(day_name(path))
+    if day is None:
         return True
     return day <= t < day + 86_400_000
 
