@@ -183,8 +183,8 @@ def event_problem(ev: dict, received_ms: int | None = None) -> str | None:
     if not _is_number(ts) or isinstance(ts, (float, np.floating)) and not math.isfinite(ts):
         return f"time {ts!r} is not a millisecond timestamp"
     if received_ms is not None and _is_number(received_ms) and abs(int(ts) - int(received_ms)) > TIME_WINDOW_MS:
-        return (f"time {int(ts)} ms is {abs(int(ts) - int(received_ms)) / 86_400_000:,.1f} days from when it was "
-                f"received (at most {TIME_WINDOW_MS // 3_600_000} h)")
+        return (f"time {int(ts)} ms is {min(abs(int(ts) - int(received_ms)), 2**63) / 86_400_000:,.1f} days from "
+                f"when it was received (at most {TIME_WINDOW_MS // 3_600_000} h)")
     if not 0 < int(ts) < 2**53:
         return f"time {ts!r} is out of range"
     for key in ("symbol", "asset"):
