@@ -255,7 +255,10 @@ def feed(normalizer, text: str, received_ms: int | None = None) -> Fed:
         normalizer.unconverted = unconverted + 1  # one frame waiting for contract sizes
     keep = []
     for ev in out.events:
-        problem = event_problem(ev, received_ms)
+        try:
+            problem = event_problem(ev, received_ms)
+        except Exception as exc:  # a check that cannot even word its verdict: the event is refused, alone
+            problem = f"cannot be checked ({type(exc).__name__})"
         if problem:
             out.quarantined.append(f"{normalizer.exchange} {str(ev.get('symbol'))[:24]}: {problem}")
         else:

@@ -142,3 +142,22 @@ def test_boolean_fields_are_found_only_where_numbers_are_read():
     assert validate.boolean_field("bybit", msg) == "data.p"
     msg["data"][0]["p"], msg["isSnapshot"] = "1", True  # a boolean elsewhere is none of our business
     assert validate.boolean_field("bybit", msg) is None
+
+
+def test_an_event_the_checks_choke_on_is_refused_alone(monkeypatch):
+    """Whatever a check raises on (here: any symbol starting with X), feed() refuses that event
+    and keeps the others: it never raises for what a frame holds."""
+    real = validate.event_problem
+
+    def choking(ev, received_ms=None):
+        if str(ev.get("symbol")).startswith("X"):
+            raise OverflowError("int too large to convert to float")
+        return real(ev, received_ms)
+
+    monkeypatch.setattr(validate, "event_problem", choking)
+    n = Normalizer("binance")
+    frame = [json.loads(fixture("binance")["frames"][0]["raw"]) for _ in range(2)]
+    frame[1]["o"]["s"] = "XRPUSDT"
+    fed = validate.feed(n, json.dumps(frame), NOW_MS)
+    assert [ev["symbol"] for ev in fed.events] == ["BTCUSDT"]
+    assert fed.quarantined == ["binance XRPUSDT: cannot be checked (OverflowError)"]
