@@ -7,6 +7,7 @@ something that is no longer drawn.
 """
 from __future__ import annotations
 
+import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
@@ -24,8 +25,12 @@ class Crosshair:
         self.readout = readout
         readout.setTextFormat(Qt.TextFormat.RichText)
         price_plot, liq_plot = window.price.plot, window.liq.plot
-        self.vlines = [pg.InfiniteLine(angle=90, movable=False) for _ in range(2)]
-        self.hline = pg.InfiniteLine(angle=0, movable=False)
+        # value tags on the axes: the price where the pointer is (right edge), the time (foot of the lower pane)
+        self.vlines = [pg.InfiniteLine(angle=90, movable=False),
+                       pg.InfiniteLine(angle=90, movable=False, label="",
+                                       labelOpts={"position": 0.02, "anchors": [(0.5, 1), (0.5, 1)]})]
+        self.hline = pg.InfiniteLine(angle=0, movable=False, label="",
+                                     labelOpts={"position": 0.99, "anchors": [(1, 0), (1, 0)]})
         price_plot.addItem(self.vlines[0], ignoreBounds=True)
         price_plot.addItem(self.hline, ignoreBounds=True)
         liq_plot.addItem(self.vlines[1], ignoreBounds=True)
@@ -38,9 +43,13 @@ class Crosshair:
     def lines(self) -> tuple[pg.InfiniteLine, ...]:
         return (*self.vlines, self.hline)
 
-    def set_pen(self, pen) -> None:
+    def set_pen(self, pen, theme=None) -> None:
         for line in self.lines:
             line.setPen(pen)
+        if theme is not None:
+            for tag in (self.vlines[1].label, self.hline.label):
+                tag.fill = pg.mkBrush(theme.panel)
+                tag.setColor(theme.foreground)
 
     def clear(self) -> None:
         self.at = None
@@ -75,10 +84,14 @@ class Crosshair:
             line.setPos(x)
             line.setVisible(True)
         self.hline.setVisible(y is not None)
-        if y is not None:
-            self.hline.setPos(y)
         ts = from_x(x, w.origin_s)
         v = w.state.view
+        if y is not None:
+            self.hline.setPos(y)
+            self.hline.label.setFormat(number(10 ** y if v.log_scale else y, 6))
+        when = (f"{format_time(ts, 'minute')} UTC" if v.utc
+                else f"{pd.Timestamp.fromtimestamp(ts.value / 1e9):%Y-%m-%d %H:%M} local")
+        self.vlines[1].label.setFormat(when)
         parts = [f"<b>{format_time(ts, 'second')} UTC</b>"]
         c = w.price.candle_at(ts.value)
         if c is not None:

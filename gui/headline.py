@@ -46,6 +46,13 @@ class HeadlineStrip(QFrame):
         box, self.shorts = _figure("Shorts liquidated (share)")
         self.shorts.setStyleSheet(f"color: {SHORT_COLOR}")
         lay.addWidget(box)
+        self.price_box, self.price = _figure("Price")
+        lay.addWidget(self.price_box)
+        self.range_box, self.range = _figure("Window high / low")
+        lay.addWidget(self.range_box)
+        for box in (self.price_box, self.range_box):  # price context yields room first: it never widens the window
+            for label in box.findChildren(QLabel):
+                label.setMinimumWidth(1)  # may be clipped when narrow, instead of forcing a minimum width
         lay.addStretch(1)
         box, self.largest = _figure("Largest single liquidation")
         lay.addWidget(box)
@@ -69,6 +76,19 @@ class HeadlineStrip(QFrame):
         chip.clicked.connect(lambda _=False, n=name: self.exchange_clicked.emit(n))
         self._chips[name] = chip
         return chip
+
+    def set_price(self, asset: str, exchange: str, stats) -> None:
+        """Last price with the window's % change, and the window's high and low (hidden without candles)."""
+        self.price_box.setVisible(stats is not None)
+        self.range_box.setVisible(stats is not None)
+        if stats is None:
+            return
+        # no colour: red/green would read as the long/short colours of the figures beside it
+        self.price.setText(f"{number(stats.last, 6)} ({stats.change_pct:+.2f}%)")
+        self.price.setToolTip(f"{asset} on {display_name(exchange)}: last close in the window, change from the "
+                              f"window's first open ({number(stats.open, 6)})")
+        self.range.setText(f"{number(stats.high, 6)} / {number(stats.low, 6)}")
+        self.price_box.findChild(QLabel).setText(f"{asset} last (window change)")
 
     def set_figures(self, summary: dict, scope_text: str) -> None:
         self.figures = summary

@@ -365,6 +365,7 @@ class MainWindow(QMainWindow):
         summary = self.dataset.view_summary(v, largest=1)
         scope = "all assets" if v.liq_scope == "all" else v.asset
         self.headline.set_figures(summary, scope)
+        self.headline.set_price(v.asset, v.exchange, self.price.window_stats(v.start, v.end))
 
     def _update_view_info(self) -> None:
         """The status bar's permanent description of what is drawn now (levels follow the zoom)."""
@@ -391,7 +392,7 @@ class MainWindow(QMainWindow):
                 ax.setTextPen(pg.mkPen(theme.foreground))
         self.price.set_theme(theme)
         self.liq.set_foreground(theme.foreground)
-        self.crosshair.set_pen(pg.mkPen(theme.crosshair, width=1, style=Qt.PenStyle.DashLine))
+        self.crosshair.set_pen(pg.mkPen(theme.crosshair, width=1, style=Qt.PenStyle.DashLine), theme)
 
     # -- actions ------------------------------------------------------------
     def apply_preset(self, seconds: int | None) -> None:

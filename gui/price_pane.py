@@ -10,8 +10,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 
-from liqscope.models.lod import Candles, CandlePyramid
+from liqscope.models.format import number
+from liqscope.models.lod import Candles, CandlePyramid, PriceStats
 from liqscope.models.schema import ts_ns
 from liqscope.models.timeutil import BUCKETS
 
@@ -19,7 +21,7 @@ from .axis import to_x
 from .items import CandlesItem, PaneNote, RectsItem, recolor_legend
 from .layout import AXIS_WIDTH, MIN_BAR_PX
 from .price_axis import PriceAxis  # noqa: F401  (the pane's axis; imported from here by the window)
-from .theme import LONG_COLOR, MARKER_OUTLINE_COLOR, PRICE_LINE_COLOR, SHORT_COLOR, Theme
+from .theme import LONG_COLOR, MARKER_OUTLINE_COLOR, PRICE_LINE_COLOR, SHORT_COLOR, ZERO_LINE_COLOR, Theme
 from .worker import Worker
 
 LADDER = list(BUCKETS.values())  # candle levels of detail, seconds
@@ -93,6 +95,13 @@ class PricePane:
         for side, m in self.markers.items():
             self.legend.addItem(m, f"{side}s liquidated")
         self.note = PaneNote(self.vb)
+        # the window's last price as a tag at the right edge, on a dotted line across the pane
+        self.last_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(ZERO_LINE_COLOR, width=1,
+                                                                              style=Qt.PenStyle.DotLine),
+                                         label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)]})
+        self.last_line.setZValue(15)
+        self.last_line.hide()
+        plot.addItem(self.last_line, ignoreBounds=True)
         self.lod_worker = Worker(name="liqscope-lod")  # the one worker type; one build at a time
         self.pyramid: CandlePyramid | None = None
         self._cached: tuple[int, int, int] | None = None  # (level, start ns, end ns) in the picture
@@ -108,6 +117,8 @@ class PricePane:
 
     def set_theme(self, theme: Theme):
         self.candles.set_colors(theme.candle_up, theme.candle_down)
+        self.last_line.label.fill = pg.mkBrush(theme.panel)
+        self.last_line.label.setColor(theme.foreground)
         self.plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
         recolor_legend(self.legend, theme.foreground)
 
@@ -132,6 +143,7 @@ class PricePane:
         return self.pyramid.pick(span_s, int(max(self.vb.width(), 200) / MIN_BAR_PX))
 
     def redraw_empty(self) -> None:
+        self.last_line.hide()
         self.candles.set_data(*(np.empty(0),) * 5, width=60)
         self.line.setData([], [])
         self.volume.set_data([], [], [], [], [], [])
@@ -174,7 +186,17 @@ class PricePane:
             pad = (hi_p - lo_p) * 0.08 or abs(hi_p) * 0.001
             self.vb.setYRange(lo_p - pad, hi_p + pad, padding=0)
             self.vol_vb.setYRange(0, float(vis.volume.max()) * 4 or 1, padding=0)
+            last = float(vis.close[-1])
+            self.last_line.setPos(np.log10(last) if log else last)
+            self.last_line.label.setFormat(f"last {number(last, 6)}")
+        self.last_line.setVisible(bool(len(vis)))
         self.plot.getAxis("right").setLogMode(False, log)
+
+    def window_stats(self, start: pd.Timestamp, end: pd.Timestamp) -> PriceStats | None:
+        """Open, last, % change, high and low of ``[start, end)`` from the finest candles (exact, not the drawn level)."""
+        if self.pyramid is None:
+            return None
+        return self.pyramid.window(self.pyramid.base_level, int(start.value), int(end.value)).stats()
 
     def candle_at(self, ts_ns_value: int) -> dict | None:
         """The drawn-level candle whose interval contains the time (for the crosshair)."""

@@ -21,6 +21,17 @@ NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
+class PriceStats:
+    """The price context of a window: what a headline quotes next to "BTC clears $102K"."""
+
+    open: float
+    last: float
+    high: float
+    low: float
+    change_pct: float
+
+
+@dataclass(frozen=True)
 class Candles:
     """Column arrays of one candle series at one level (ts = bin open, int64 ns UTC)."""
 
@@ -43,6 +54,14 @@ class Candles:
         return pd.DataFrame({"open": self.open, "high": self.high, "low": self.low, "close": self.close,
                              "volume": self.volume},
                             index=pd.DatetimeIndex(self.ts.astype("datetime64[ns]")).tz_localize("UTC").rename("ts"))
+
+    def stats(self) -> "PriceStats | None":
+        """Open, last close, % change, high and low of these candles (None if there are none)."""
+        if not len(self):
+            return None
+        first, last = float(self.open[0]), float(self.close[-1])
+        return PriceStats(first, last, float(self.high.max()), float(self.low.min()),
+                          (last / first - 1) * 100 if first else 0.0)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "Candles":

@@ -274,3 +274,24 @@ def test_mouse_wheel_zooms_and_drag_pans_through_real_events(window, qtbot):
     panned = window.state.view
     assert panned.start < zoomed.start
     assert (panned.end - panned.start) == pytest.approx(zoomed.end - zoomed.start, abs=pd.Timedelta(seconds=1))
+
+
+def test_price_context_in_the_headline_and_on_the_axes(window, demo):
+    """Last price and the window's change, high and low (from the 1m candles, exact); a last-price tag;
+    the crosshair's price and time as tags."""
+    key = demo.prices.find("BTC", "binance")
+    c = demo.prices.candles(key)
+    day = c[(c.index >= DAY[0]) & (c.index < DAY[1])]
+    first, last = day["open"].iloc[0], day["close"].iloc[-1]
+    h = window.headline
+    assert h.price_box.isVisible() and h.range_box.isVisible()
+    assert h.price.text() == f"{number(last, 6)} ({(last / first - 1) * 100:+.2f}%)"
+    assert h.range.text() == f"{number(day['high'].max(), 6)} / {number(day['low'].min(), 6)}"
+    assert window.price.last_line.isVisible() and window.price.last_line.value() == pytest.approx(last)
+    x = (DAY[0] + pd.Timedelta(hours=14)).value / 1e9 - window.origin_s
+    window.show_readout(x, 101_500.0)
+    assert window.crosshair.hline.label.format == "101,500"
+    assert window.crosshair.vlines[1].label.format == "2025-05-09 14:00 UTC"
+    window.state.update(asset="DOGE")  # liquidations but no candles: no price figures
+    settle(window)
+    assert not h.price_box.isVisible() and not window.price.last_line.isVisible()
