@@ -48,8 +48,9 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from .journal import (Dedup, Journal, gaps_frame, iter_lines, journal_files, journal_root, normalize_lines,
-                      read_pos, replay, safe_frame, write_pos)
+from .journal import (ROTATE_GRACE_MS, Dedup, Journal, gaps_frame, iter_lines, journal_files, journal_root,
+                      journal_size, next_rotation_ms, normalize_lines, read_pos, replay, rotate, safe_frame,
+                      write_pos)
 from .netcause import network_cause
 from .parsers import EXCHANGES, Normalizer, events_frame
 from .streams import DEFAULT_ENDPOINTS, SPECS, Endpoint, StreamSpec
@@ -131,7 +132,10 @@ class Recorder:
     ``max_frame_bytes`` overrides every exchange's frame size cap
     (:attr:`StreamSpec.max_frame_bytes`); ``hold_limit`` is how many events may
     wait in memory for an unavailable store before the store thread falls back
-    to catching up from the journal.
+    to catching up from the journal. Journal day files are compressed once their
+    UTC day is over (:func:`.journal.rotate`: at start, in the background
+    :data:`.journal.ROTATE_GRACE_MS` after each midnight, and at stop);
+    ``journal_retention`` (days, >= 1) then deletes older compressed days.
     """
 
     def __init__(
@@ -155,6 +159,8 @@ class Recorder:
         rng: random.Random | None = None,
         max_frame_bytes: int | None = None,
         hold_limit: int = 50_000,
+        journal_retention: int | None = None,
+        compress_journal: bool = True,
     ):
         self.exchanges = [e.lower() for e in exchanges]
         for e in self.exchanges:
@@ -186,6 +192,13 @@ class Recorder:
                 spec.max_frame_bytes = int(max_frame_bytes)
             self.specs[e] = spec
         self.hold_limit = hold_limit
+        if journal_retention is not None and (isinstance(journal_retention, bool)
+                                              or not isinstance(journal_retention, int) or journal_retention < 1):
+            raise ValueError(f"journal retention must be a whole number of days >= 1, not {journal_retention!r}")
+        self.journal_retention = journal_retention
+        self.compress_journal = compress_journal
+        self._rotate_thread: threading.Thread | None = None
+        self._rotate_due = 0  # ms: when the journal thread next starts a compression pass
 
         self._lock = threading.Lock()
         self._live = {e: _Live(ExchangeStatus(e, STOPPED, note=self.specs[e].note)) for e in self.exchanges}
@@ -524,6 +537,9 @@ class Recorder:
                     log.warning("ignoring an unreadable %s meta line: %s", e, exc)
                     continue
                 self._journal.remember_meta(e, meta)
+        # Days that ended while no recorder ran (what this one writes is today's): compress them now.
+        self._rotate_due = next_rotation_ms(_now_ms())
+        self._start_rotation(_now_ms())
 
     def _close_writer(self) -> None:
         """After the connections ended: journal what they sent last, store it, close."""
@@ -537,6 +553,43 @@ class Recorder:
         if self._journal is not None:
             self._journal.close()
         self._save_state(dict(self._alive), force=True)
+        # Everything is written and stored: a day file whose day is over can be compressed now.
+        if self._rotate_thread is not None:
+            self._rotate_thread.join()
+        self._rotate(_now_ms())
+
+    def _start_rotation(self, before_ms: int) -> bool:
+        """Compress ended days (and apply the retention) in the background; False if a pass still runs."""
+        if not self.compress_journal or (self._rotate_thread is not None and self._rotate_thread.is_alive()):
+            return False
+        self._rotate_thread = threading.Thread(target=self._rotate, args=(before_ms,), name="liqscope-rotate",
+                                               daemon=True)
+        self._rotate_thread.start()
+        return True
+
+    def _rotate(self, before_ms: int) -> None:
+        if not self.compress_journal:
+            return
+        try:
+            res = rotate(self.journal_dir, before_ms=before_ms, retention_days=self.journal_retention)
+        except Exception:  # never stops recording: the plain files stay as they are
+            log.exception("compressing the journal failed")
+            return
+        if res.compressed or res.deleted:
+            log.info("journal: %d day files compressed, %d past the retention deleted",
+                     len(res.compressed), len(res.deleted))
+
+    def _maybe_rotate(self) -> None:
+        """Journal thread, after midnight + grace: close ended days' files, compress them in the background."""
+        now = _now_ms()
+        if not self.compress_journal or now < self._rotate_due or self._journal is None:
+            return
+        before = now - ROTATE_GRACE_MS
+        self._journal.close_stale(before)
+        if self._start_rotation(before):
+            self._rotate_due = next_rotation_ms(now)
+        else:
+            self._rotate_due = now + 60_000  # the last pass still runs: try again in a minute
 
     _state_alive: dict[str, int] = {}
 
@@ -583,6 +636,8 @@ class Recorder:
                             self._held_pos.update(unsynced)
                     unsynced = {}
                 self._save_state(dict(self._alive))
+                if not done:
+                    self._maybe_rotate()
             except Exception:  # never let the journal thread die: the connections keep feeding it
                 log.exception("journal thread")
 
@@ -679,7 +734,7 @@ class Recorder:
             behind = self._behind
             if behind:
                 # Lines up to these ends are caught up from the journal; later ones are held as usual.
-                stop_at = {p: p.stat().st_size for e in self.exchanges for p in journal_files(self.journal_dir, e)}
+                stop_at = {p: journal_size(p) for e in self.exchanges for p in journal_files(self.journal_dir, e)}
                 stop_at.update(self._journal_ends)
                 let_go, self._behind_n, self._behind = self._behind_n, {}, False
             items, self._held = self._held, []

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
+import pandas as pd
 import pytest
 
-from connector_fakes import MemoryStore, fixture, restamp
+from connector_fakes import MemoryStore, WSReplay, fixture, restamp
 from liqscope.models.connectors import journal as jr
+from liqscope.models.connectors.recorder import Recorder
 
 DAY = 86_400_000
 T0 = 1746792000000  # 2025-05-09T12:00Z
@@ -203,6 +206,8 @@ def test_retention_deletes_only_old_compressed_days(tmp_path):
     assert all(p.exists() for p in (*kept, old_plain, unstored, other))
     with pytest.raises(ValueError):
         jr.rotate(tmp_path, retention_days=0)
+    with pytest.raises(ValueError):
+        Recorder(["binance"], journal_retention=0)
 
 
 def test_retention_never_follows_a_symbolic_link(tmp_path):
@@ -221,3 +226,35 @@ def test_retention_never_follows_a_symbolic_link(tmp_path):
     assert _names(outside / "okx") == ["2020-01-03.jsonl.pos", "2020-01-03.jsonl.zst"]
     assert _names(outside / "binance") == ["2020-01-01.jsonl.pos", "2020-01-01.jsonl.zst", "2020-01-02.jsonl",
                                            "2020-01-02.jsonl.pos"]
+
+
+def test_the_recorder_compresses_ended_days_and_recovers_from_them(tmp_path):
+    """Start: what a killed run left unstored in an ended day is stored (from the plain
+    file, or from its .zst), and ended days are compressed; stop: the same, today's stays."""
+    root = tmp_path / "journal"
+    j = jr.Journal(root, fsync=False)
+    j.append("binance", _lines("binance", T0))  # never stored (no checkpoint)
+    j.append("binance", _lines("binance", T0 + DAY))
+    j.close()
+    jr.compress_day(root / "binance" / "2025-05-09.jsonl")
+    shutil.copytree(root, tmp_path / "copy")
+    expected = _replayed(tmp_path / "copy")[0]  # (a replay moves the checkpoints)
+    store = MemoryStore()
+    raws = [f["raw"] for f in fixture("binance")["frames"][:1]]
+    with WSReplay([raws]) as ws:
+        rec = Recorder(["binance"], store=store, journal_dir=root, endpoints={"binance": {"ws": ws.url}},
+                       fsync=False, journal_retention=3650)
+        rec.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (rec._rotate_thread is None or rec._rotate_thread.is_alive()):
+            time.sleep(0.02)
+        rec.stop()
+    names = _names(root / "binance")
+    assert "2025-05-09.jsonl.zst" in names and "2025-05-10.jsonl.zst" in names
+    assert not {"2025-05-09.jsonl", "2025-05-10.jsonl"} & set(names)
+    today = [n for n in names if n.endswith(".jsonl")]
+    assert today == [time.strftime("%Y-%m-%d", time.gmtime()) + ".jsonl"]  # today's file stays plain
+    got = store.liquidations()
+    old = got[got["ts"] < pd.Timestamp(T0 + 3 * DAY, unit="ms", tz="UTC")]
+    key = ["ts", "exchange", "symbol", "side"]
+    assert old.sort_values(key).reset_index(drop=True).equals(expected)
