@@ -445,7 +445,7 @@ def iter_lines(path: Path, start: int = 0, stop: int | None = None) -> Iterator[
 
 # -- compression of ended days, retention -----------------------------------------------
 
-COMPRESS_LEVEL = 9  # zstd: JSON frames shrink ~10x; a day compresses in the background
+COMPRESS_LEVEL = 9  # zstd: a good ratio for JSON text at tens of MB/s; a day compresses in the background
 ROTATE_GRACE_MS = 15 * 60_000  # a running recorder compresses a day this long after it ended (late lines)
 _LEFTOVER_AGE_S = 3600.0  # a .zst.part or .restore-* file this old belongs to no running compressor
 
