@@ -454,15 +454,20 @@ class _Changed(Exception):
     """The file grew while it was being compressed (a writer that takes no lock)."""
 
 
-def compress_day(path: Path) -> Path | None:
+class _Stopped(Exception):
+    """Asked to stop (the recorder stops): the plain file stays, a later pass compresses it."""
+
+
+def compress_day(path: Path, *, should_stop=None) -> Path | None:
     """Compress one plain day file to ``<day>.jsonl.zst``, atomically: write
     ``<day>.jsonl.zst.part``, fsync, rename over ``.zst``, fsync the folder, then
     remove the plain file. A crash at any step leaves the plain file, or both
     (readers then take the plain one, and the next pass compresses it again), or
     the compressed one: never neither. Returns the compressed path, or None if
     there is nothing to do: gone, a symbolic link or not a regular file (never
-    followed), or still open for writing here or in another process (its
-    writer's ``flock``)."""
+    followed), still open for writing here or in another process (its
+    writer's ``flock``), or ``should_stop()`` became true on the way (checked
+    every MiB: a recorder's stop does not wait for a large day)."""
     plain = plain_path(path)
     dst = compressed_path(plain)
     part = dst.with_name(dst.name + ".part")
@@ -499,7 +504,12 @@ def compress_day(path: Path) -> Path | None:
                              | getattr(os, "O_NOFOLLOW", 0), stat.S_IMODE(st.st_mode))
             with os.fdopen(out_fd, "wb") as out:
                 try:
-                    zstd.ZstdCompressor(level=COMPRESS_LEVEL).copy_stream(src, out, size=size)
+                    writer = zstd.ZstdCompressor(level=COMPRESS_LEVEL).stream_writer(out, size=size, closefd=False)
+                    while chunk := src.read(1 << 20):
+                        if should_stop is not None and should_stop():
+                            raise _Stopped
+                        writer.write(chunk)
+                    writer.flush(zstd.FLUSH_FRAME)
                 except zstd.ZstdError as exc:
                     raise _Changed(str(exc)) from exc
                 if os.fstat(fd).st_size != size:
@@ -510,6 +520,9 @@ def compress_day(path: Path) -> Path | None:
         except _Changed:
             _unlink_quiet(part)
             log.warning("journal: %s changed while it was compressed; left as it is", plain)
+            return None
+        except _Stopped:
+            _unlink_quiet(part)
             return None
         except BaseException:
             _unlink_quiet(part)
@@ -531,6 +544,7 @@ class RotateResult:
     deleted: list[Path] = field(default_factory=list)  # compressed days past the retention
     unstored: list[Path] = field(default_factory=list)  # past the retention but not all stored yet: kept
     errors: list[str] = field(default_factory=list)
+    stopped: bool = False  # should_stop() ended the pass before it was done
 
 
 def _exchange_dirs(root: Path) -> list[Path]:
@@ -550,7 +564,7 @@ def _last_line_end(path: Path) -> int:
 
 
 def rotate(root: Path | None = None, *, before_ms: int | None = None, retention_days: int | None = None,
-           now_ms: int | None = None) -> RotateResult:
+           now_ms: int | None = None, should_stop=None) -> RotateResult:
     """Compress every plain day file whose UTC day ended by ``before_ms`` (default:
     now) and that nobody writes (:func:`compress_day`), in every exchange folder of
     the journal; then, with ``retention_days`` (>= 1), delete the compressed days
@@ -559,7 +573,8 @@ def rotate(root: Path | None = None, *, before_ms: int | None = None, retention_
     whose lines are not all stored yet (its checkpoint is short of its end), nor
     anything that is not a regular file directly in an exchange folder: symbolic
     links are neither followed nor deleted. Never raises for what the folder holds:
-    what failed is in ``errors`` (and logged)."""
+    what failed is in ``errors`` (and logged). ``should_stop()`` true ends the pass
+    early (``stopped``): what is left is done by a later one."""
     if retention_days is not None and (isinstance(retention_days, bool) or not isinstance(retention_days, int)
                                        or retention_days < 1):
         raise ValueError(f"journal retention must be a whole number of days >= 1, not {retention_days!r}")
@@ -579,12 +594,15 @@ def rotate(root: Path | None = None, *, before_ms: int | None = None, retention_
             failed(f"cannot list {folder}", exc)
             continue
         for e in entries:
+            if should_stop is not None and should_stop():
+                result.stopped = True
+                return result
             m = _DAY_NAME.match(e.name)
             try:
                 if m and not m.group(2) and e.is_file(follow_symlinks=False):
                     end = _day_end_ms(m.group(1))
                     if end is not None and end <= before_ms:
-                        done = compress_day(Path(e.path))
+                        done = compress_day(Path(e.path), should_stop=should_stop)
                         if done is not None:
                             result.compressed.append(done)
                 elif (e.name.endswith(PLAIN + ZST + ".part") or (PLAIN + ".restore-") in e.name) \
@@ -598,6 +616,9 @@ def rotate(root: Path | None = None, *, before_ms: int | None = None, retention_
                 pass  # gone meanwhile (a .part renamed by the compression just done)
             except OSError as exc:
                 failed(f"cannot compress {e.path}", exc)
+    if should_stop is not None and should_stop():
+        result.stopped = True  # (the last file may have been cut short)
+        return result
     if retention_days is not None:
         today = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).date()
         cutoff = (today - timedelta(days=retention_days)).isoformat()

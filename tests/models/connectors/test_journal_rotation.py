@@ -157,6 +157,23 @@ def test_a_crash_between_steps_leaves_the_day_readable_once(tmp_path, monkeypatc
     _same(_replayed(tmp_path), before)
 
 
+def test_a_stop_cuts_a_pass_short_and_leaves_the_day_plain(tmp_path):
+    _journal(tmp_path, days=(T0,), exchanges=("binance", "okx"))
+    before = _replayed(tmp_path)
+    asked = []
+
+    def should_stop():
+        asked.append(1)
+        return len(asked) > 1  # stop inside the first file
+
+    res = jr.rotate(tmp_path, now_ms=AFTER, retention_days=1, should_stop=should_stop)
+    assert res.stopped and res.compressed == [] and res.deleted == []
+    for ex in ("binance", "okx"):
+        assert _names(tmp_path / ex, pos=False) == ["2025-05-09.jsonl"]  # no .part left behind
+    _same(_replayed(tmp_path), before)
+    assert len(jr.rotate(tmp_path, now_ms=AFTER).compressed) == 2
+
+
 def test_a_half_written_part_file_is_never_read(tmp_path):
     _journal(tmp_path, days=(T0,), exchanges=("binance",))
     before = _replayed(tmp_path)
