@@ -198,6 +198,8 @@ class Recorder:
         self.journal_retention = journal_retention
         self.compress_journal = compress_journal
         self._rotate_thread: threading.Thread | None = None
+        self._rotate_stop = threading.Event()  # set at stop: a background pass ends after at most a MiB more
+        self._rotate_done = True  # the last background pass finished (was not cut short by a stop)
         self._rotate_due = 0  # ms: when the journal thread next starts a compression pass
 
         self._lock = threading.Lock()
@@ -553,10 +555,14 @@ class Recorder:
         if self._journal is not None:
             self._journal.close()
         self._save_state(dict(self._alive), force=True)
-        # Everything is written and stored: a day file whose day is over can be compressed now.
+        # Everything is written and stored: a day file whose day is over can be compressed now,
+        # unless a background pass had to be cut short (a backlog): the next start goes on with it.
         if self._rotate_thread is not None:
+            self._rotate_stop.set()
             self._rotate_thread.join()
-        self._rotate(_now_ms())
+            self._rotate_stop.clear()
+        if self._rotate_done:
+            self._rotate(_now_ms(), background=False)
 
     def _start_rotation(self, before_ms: int) -> bool:
         """Compress ended days (and apply the retention) in the background; False if a pass still runs."""
@@ -564,17 +570,21 @@ class Recorder:
             return False
         self._rotate_thread = threading.Thread(target=self._rotate, args=(before_ms,), name="liqscope-rotate",
                                                daemon=True)
+        self._rotate_done = False
         self._rotate_thread.start()
         return True
 
-    def _rotate(self, before_ms: int) -> None:
+    def _rotate(self, before_ms: int, background: bool = True) -> None:
         if not self.compress_journal:
             return
         try:
-            res = rotate(self.journal_dir, before_ms=before_ms, retention_days=self.journal_retention)
+            res = rotate(self.journal_dir, before_ms=before_ms, retention_days=self.journal_retention,
+                         should_stop=self._rotate_stop.is_set if background else None)
         except Exception:  # never stops recording: the plain files stay as they are
             log.exception("compressing the journal failed")
+            self._rotate_done = True
             return
+        self._rotate_done = not res.stopped
         if res.compressed or res.deleted:
             log.info("journal: %d day files compressed, %d past the retention deleted",
                      len(res.compressed), len(res.deleted))
