@@ -608,10 +608,10 @@ class Recorder:
             return
         merged = dict(self._state_alive)
         merged.update(alive)
-        tmp = self._state_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps({"alive_ms": merged}))
-            os.replace(tmp, self._state_path)
+        try:  # a new temp file, never through a symbolic link (a store folder may come from anywhere)
+            from ..store.atomic import write_bytes_atomic
+
+            write_bytes_atomic(self._state_path, json.dumps({"alive_ms": merged}).encode())
         except OSError as exc:
             log.warning("could not save %s: %s", self._state_path, exc)
         self._state_saved = time.monotonic()

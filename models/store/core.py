@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,11 +266,25 @@ class Store:
         self.root = Path(root).expanduser()
         self.schema_version = self._check_version()
         if self.root.is_dir() and atomic.needs_recovery(self.root):
-            with os_errors(self.root, "finish an interrupted write to"), atomic.StoreLock(self.root):
-                atomic.recover(self.root)
+            self._recover_on_open()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    def _recover_on_open(self) -> None:
+        """Finish (or discard) an interrupted write. Never fails the open: what cannot be finished now
+        (disk full, read-only, a refused journal that cannot be set aside) is one warning line, the
+        store is read as it is, and the next open or write tries again."""
+        try:
+            with atomic.StoreLock(self.root):
+                atomic.recover(self.root)
+        except atomic.Refused as exc:
+            atomic.log.warning("liqscope: warning: the store at %s: %s", self.root, exc)
+        except OSError as exc:
+            if os.path.lexists(self.root / atomic.JOURNAL):
+                atomic.log.warning("liqscope: warning: cannot finish an interrupted write to the store at %s: %s; "
+                                   "it is read as it is until an open or write can finish it",
+                                   self.root, _os_hint(exc))
 
     # -- version -----------------------------------------------------------------
     def _check_version(self) -> int | None:
@@ -295,8 +310,9 @@ class Store:
 
     def _init_files(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        if not (self.root / atomic.READ_LOCK).exists():
-            (self.root / atomic.READ_LOCK).touch()
+        for name in (atomic.READ_LOCK, atomic.STAGING, *atomic.DATA_DIRS):  # refused now, not after the commit point
+            atomic.check_no_links(self.root, [name])
+        atomic.touch_nofollow(self.root / atomic.READ_LOCK)
         if not (self.root / STORE_FILE).exists():
             meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "written_by": f"liqscope {app_version()}"}
             atomic.write_bytes_atomic(self.root / STORE_FILE, (json.dumps(meta, indent=2) + "\n").encode())
@@ -645,7 +661,18 @@ _OS_HINTS = {
     errno.EISDIR: "a folder stands where the store keeps a file: remove it",
     errno.ENOTDIR: "a file stands where the store needs a folder: is --data-dir a file?",
     errno.EEXIST: "a file stands where the store needs a folder: is --data-dir a file?",
+    errno.ENAMETOOLONG: "a file name is too long for this file system",
+    errno.ELOOP: "a symbolic link stands where the store keeps a file; Liqscope never follows links inside "
+                 "a store: remove it",
+    errno.EMFILE: "too many open files: close some programs or raise the limit (ulimit -n)",
+    errno.ENFILE: "too many open files on this system: close some programs",
+    errno.EIO: "input/output error: a failing disk or a disconnected drive?",
 }
+
+
+def _os_hint(exc: OSError) -> str:
+    hint = _OS_HINTS.get(exc.errno or 0, exc.strerror or _first_line(exc))
+    return hint + (f" ({exc.filename})" if getattr(exc, "filename", None) else "")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -661,10 +688,14 @@ def os_errors(root: Path, doing: str, committed: Callable[[], bool] = lambda: Fa
         yield
     except StoreError:
         raise
+    except atomic.Refused as exc:  # a path outside the store or a link inside it: nothing was applied
+        raise StoreError(f"cannot {doing} the store at {root}: {exc}") from None
+    except atomic.Abandoned as exc:  # committed, and set aside what can never be placed
+        err = StoreError(f"the store at {root}: {exc}")
+        err.committed = True
+        raise err from None
     except OSError as exc:
-        hint = _OS_HINTS.get(exc.errno or 0, exc.strerror or _first_line(exc))
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        err = StoreIOError(f"cannot {doing} the store at {root}: {hint}{where}")
+        err = StoreIOError(f"cannot {doing} the store at {root}: {_os_hint(exc)}")
         err.errno, err.committed = exc.errno, bool(committed())
         if err.committed:
             err.args = (f"{err.args[0]}; the change was committed and completes when the store is next opened",)
