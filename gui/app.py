@@ -66,6 +66,8 @@ def run(args) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         dataset = cli.load(args)  # deterministic: load first, then render once
         view = requested_view(args, dataset)
+        if view is not None and view.start is not None:
+            cli.check_damage(dataset, view.start, view.end)
         make_app()
         from .main_window import MainWindow
 

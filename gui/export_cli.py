@@ -65,6 +65,7 @@ def cmd_export(args) -> int:
     view = export_view_of(ds, args)
     if view.start is None:
         raise cli.UsageError("the dataset is empty: nothing to export")
+    cli.check_damage(ds, view.start, view.end)
     size = cli.parse_size(args.size)
     for path in (args.png, args.csv):
         if path:
@@ -89,6 +90,7 @@ def cmd_export(args) -> int:
     note = cli.coverage_note(ds, view)
     if note:
         print(f"liqscope: note: {note}", file=sys.stderr)
+    cli.print_notes(ds)
     return 0
 
 

@@ -176,6 +176,21 @@ def coverage_note(ds, view: View) -> str | None:
     return f"no liquidations in {view.window_text()} ({covers})"
 
 
+def check_damage(ds, start, end, *, exchanges=None, kinds=("liquidations", "candles")) -> None:
+    """A window that needs a damaged store file the load left out is one line naming the file
+    (its figures would be wrong without it); damaged files elsewhere do not matter to it."""
+    hit = ds.damaged_in(start, end, exchanges=exchanges, kinds=kinds)
+    if hit:
+        more = f" ({len(hit) - 1} more damaged files in this window)" if len(hit) > 1 else ""
+        raise UsageError(hit[0].message + more)
+
+
+def print_notes(ds) -> None:
+    """What the load could not see (a damaged file left out, a journal it could not read), one line each."""
+    for note in getattr(ds, "notes", ()):
+        print(f"liqscope: note: {note}", file=sys.stderr)
+
+
 def summary_view(ds, args) -> View:
     start, end = requested_window(args.start, args.end)
     return check_view(ds, View(start=start, end=end, side=args.side, min_usd=args.min_usd), asset_given=False)
@@ -188,6 +203,7 @@ def cmd_summary(args) -> int:
         raise UsageError("the dataset is empty: nothing to summarise (liqscope import FILE, or --demo)")
     exchanges = _names(args.exchanges, ds.exchanges, str.lower, "exchange")
     assets = _names(args.assets, ds.assets, str.upper, "asset")
+    check_damage(ds, view.start, view.end, exchanges=exchanges, kinds=("liquidations",))  # summaries read no candles
     result = ds.summary(view.start, view.end, exchanges=exchanges, assets=assets, side=view.side,
                         min_notional=view.min_usd, largest=args.top)
     note = coverage_note(ds, view)
@@ -198,6 +214,7 @@ def cmd_summary(args) -> int:
         print(format_summary(result))
     if note:
         print(f"liqscope: note: {note}", file=sys.stderr)
+    print_notes(ds)
     if poisoned:
         print("liqscope: warning: this window holds stored values that are not finite numbers (shown as null); "
               "`liqscope store delete` removes the rows", file=sys.stderr)

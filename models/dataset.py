@@ -25,6 +25,8 @@ class Dataset:
     liquidations: LiquidationModel = field(default_factory=LiquidationModel)
     label: str = ""
     is_demo: bool = False
+    notes: list[str] = field(default_factory=list)  # one-line remarks on the load (a damaged store file left out)
+    damaged: list = field(default_factory=list)     # store files left out (store.DamagedFile), see damaged_in
     _indexes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def index(self, min_notional: float = 0.0) -> LiquidationIndex:
@@ -33,6 +35,13 @@ class Dataset:
         if key not in self._indexes:
             self._indexes[key] = LiquidationIndex(self.liquidations, key)
         return self._indexes[key]
+
+    def damaged_in(self, start, end, *, exchanges=None, kinds=("liquidations", "candles")) -> list:
+        """The damaged store files left out of this dataset that could hold data of ``start <= ts < end``
+        (of ``exchanges``, None: any; of ``kinds``): a window needing one must not be shown as complete."""
+        names = None if exchanges is None else {str(e).lower() for e in exchanges}
+        return [d for d in self.damaged if d.kind in kinds and d.overlaps(start, end)
+                and (names is None or d.exchange is None or d.exchange in names)]
 
     def append_liquidations(self, events: pd.DataFrame) -> int:
         """Merge new (live) events; returns how many were new.

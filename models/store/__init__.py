@@ -5,8 +5,8 @@
 :class:`liqscope.models.progress.Cancelled`, raised by a commit whose task was
 cancelled (the store is unchanged).
 """
-from .core import (SCHEMA_VERSION, AppendResult, Batch, Cancelled, ReplaceResult, Scope, Store, StoreError,
-                   StoreIOError, StoreVersionError, open_store)
+from .core import (SCHEMA_VERSION, AppendResult, Batch, Cancelled, DamagedFile, ReplaceResult, Scope, Store,
+                   StoreDamagedError, StoreError, StoreIOError, StoreVersionError, open_store)
 
-__all__ = ["SCHEMA_VERSION", "AppendResult", "Batch", "Cancelled", "ReplaceResult", "Scope", "Store",
-           "StoreError", "StoreIOError", "StoreVersionError", "open_store"]
+__all__ = ["SCHEMA_VERSION", "AppendResult", "Batch", "Cancelled", "DamagedFile", "ReplaceResult", "Scope", "Store",
+           "StoreDamagedError", "StoreError", "StoreIOError", "StoreVersionError", "open_store"]

@@ -190,6 +190,23 @@ def _norm_interval(interval: str) -> str:
         raise SchemaError(str(exc)) from None
 
 
+MAX_INTERVAL_S = 366 * 86400  # a candle interval longer than a year is a typo, not a market's
+
+
+def _check_name(what: str, value: object, *, slash: bool = False) -> None:
+    """A one-line :class:`StoreError` naming ``value`` unless it can name a store folder (layout.name_problem):
+    checked before the commit point, so a name the file system would refuse never reaches the journal."""
+    problem = layout.name_problem(what, value, slash=slash)
+    if problem:
+        raise StoreError(problem)
+
+
+def _check_frame_names(frame: pd.DataFrame) -> None:
+    for col in ("exchange", "symbol"):
+        for value in pd.unique(frame[col]) if len(frame) else ():
+            _check_name(col, value, slash=col == "symbol")
+
+
 class Batch:
     """Appends committed together by :meth:`Store.commit`: all land or none do."""
 
@@ -204,6 +221,7 @@ class Batch:
         """Queue liquidations; ``trusted`` skips re-validation of a canonical frame, but never the
         value bounds (``schema.BOUNDS``): the store must not hold a row that poisons every total."""
         frame = _checked(df) if trusted else normalize_liquidations(df)
+        _check_frame_names(frame)
         self.items.append((LIQ, frame))
         return len(self.items) - 1
 
@@ -218,6 +236,7 @@ class Batch:
         """
         scope = Scope(exchanges, _spans(start, end, spans), symbols)
         frame = _checked(df) if trusted else normalize_liquidations(df)
+        _check_frame_names(frame)
         outside = ~scope.mask(frame)
         if outside.any():
             row = frame[outside].iloc[0]
@@ -228,6 +247,13 @@ class Batch:
         return len(self.items) - 1
 
     def add_candles(self, df: pd.DataFrame, *, exchange: str, symbol: str, interval: str, asset: str) -> int:
+        _check_name("exchange", str(exchange).lower())
+        _check_name("symbol", symbol, slash=True)
+        iv = _norm_interval(interval)
+        if parse_duration(iv) > MAX_INTERVAL_S:
+            shown = str(interval) if len(str(interval)) <= 40 else str(interval)[:40] + "…"
+            raise StoreError(f"interval {shown!r} is longer than a year (366d): not a candle interval")
+        _check_name("interval", iv)
         try:
             frame = normalize_candles(df).reset_index()
         except SchemaError as exc:

@@ -22,9 +22,40 @@ STORE_FILE = "store.json"
 GAPS_FILE = f"{GAPS}/gaps.parquet"
 
 
+MAX_NAME_BYTES = 140  # an encoded folder name: eCryptfs allows 143 bytes, most file systems 255
+
+
 def encode(name: str) -> str:
     text = quote(str(name), safe="-_")
     return text.replace(".", "%2E")
+
+
+def name_problem(what: str, value: object, *, slash: bool = False) -> str | None:
+    """Why ``value`` (an exchange, symbol or interval) cannot name a store folder, in one line; None if it can.
+
+    Printable text only (no NUL or control characters), no backslash, and unless ``slash``
+    no ``/`` and not ``.`` or ``..`` (symbols may: ccxt's ``BTC/USDT:USDT`` holds one, and
+    :func:`encode` makes every character a safe folder name), at most :data:`MAX_NAME_BYTES` bytes once encoded
+    (UTF-8 bytes count, three per byte outside ASCII), so the file system never refuses
+    the name after a commit."""
+    text = str(value)
+    shown = repr(text if len(text) <= 40 else text[:40] + "…")
+    if not text.strip():
+        return f"{what} {shown} is empty"
+    bad = next((c for c in text if not c.isprintable()), None)
+    if bad is not None:
+        return f"{what} {shown} holds a control or non-printable character ({bad!r})"
+    if "\\" in text:
+        return f"{what} {shown} holds a backslash"
+    if not slash and "/" in text:
+        return f"{what} {shown} holds a slash"
+    if not slash and text in (".", ".."):
+        return f"{what} {shown} is not a name"
+    size = len(encode(text))
+    if size > MAX_NAME_BYTES:
+        return (f"{what} {shown} is too long to store: {len(text.encode())} bytes in UTF-8, {size} as a folder name "
+                f"(at most {MAX_NAME_BYTES})")
+    return None
 
 
 def decode(name: str) -> str:
