@@ -17,7 +17,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Iterable, Sequence
+from typing import Callable, Collection, Iterable, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ from ..schema import (SchemaError, check_liquidation_values, empty_liquidations,
                       normalize_liquidations, to_utc)
 from ..version import app_version
 from ..timeutil import TimeParseError, format_duration, parse_duration, parse_time
-from . import atomic, layout, tables
+from . import atomic, layout, reading, tables
 from .layout import CANDLES, GAPS, GAPS_FILE, LIQ, STORE_FILE
 
 SCHEMA_VERSION = 1
@@ -64,6 +64,52 @@ class StoreIOError(StoreError, OSError):
 
 class StoreVersionError(StoreError):
     """The store was written by a newer Liqscope with a schema this one cannot read."""
+
+
+def damage_message(path: Path, reason: str) -> str:
+    return f"{path} is damaged ({reason}): run `liqscope store check --quarantine` to move it aside"
+
+
+class StoreDamagedError(StoreError):
+    """A store file a read needs is damaged (truncated, empty, not Parquet, wrong schema, bytes changed
+    on disk): one line naming it and what to do. Reads that do not need it are unaffected."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(damage_message(path, reason))
+        self.path, self.reason = Path(path), reason
+
+
+@dataclass(frozen=True)
+class DamagedFile:
+    """A damaged store file a read left out: where, what is wrong, and the partition it held
+    (``month`` etc. None where the file is not a month partition, e.g. ``gaps/gaps.parquet``)."""
+
+    path: Path
+    reason: str
+    kind: str
+    exchange: str | None = None
+    symbol: str | None = None
+    interval: str | None = None
+    month: str | None = None
+
+    @classmethod
+    def of(cls, exc: tables.Damaged, part: layout.PartFile | None = None, kind: str = GAPS) -> "DamagedFile":
+        if part is None:
+            return cls(exc.path, exc.reason, kind)
+        return cls(exc.path, exc.reason, part.kind, part.exchange, part.symbol, part.interval, part.month)
+
+    @property
+    def message(self) -> str:
+        return damage_message(self.path, self.reason)
+
+    def overlaps(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> bool:
+        """Whether the file can hold rows with ``start <= ts < end`` (None: unbounded)."""
+        try:
+            lo = pd.Timestamp(f"{self.month}-01", tz="UTC")
+        except (TypeError, ValueError):
+            return True  # no month partition: it may hold any time
+        hi = lo + pd.offsets.MonthBegin(1)
+        return (end is None or lo < end) and (start is None or start < hi)
 
 
 @dataclass(frozen=True)
@@ -298,18 +344,21 @@ class Store:
         return f"Store({str(self.root)!r})"
 
     def _recover_on_open(self) -> None:
-        """Finish (or discard) an interrupted write. Never fails the open: what cannot be finished now
-        (disk full, read-only, a refused journal that cannot be set aside) is one warning line, the
-        store is read as it is, and the next open or write tries again."""
+        """Finish (or discard) an interrupted write -- only if no writer holds the lock: an open never
+        waits (a writer at work owns staging/ and the journal and finishes them itself). Never fails
+        the open: what cannot be finished now (disk full, read-only, a refused journal that cannot be
+        set aside) is one warning line, reads see what was committed (see ``_listing``), and the next
+        open or write tries again. Leftover staging alone is nothing to finish: no warning."""
         try:
-            with atomic.StoreLock(self.root):
-                atomic.recover(self.root)
+            with reading.lock_if_free(self.root) as free:
+                if free:
+                    atomic.recover(self.root)
         except atomic.Refused as exc:
             atomic.log.warning("liqscope: warning: the store at %s: %s", self.root, exc)
         except OSError as exc:
             if os.path.lexists(self.root / atomic.JOURNAL):
                 atomic.log.warning("liqscope: warning: cannot finish an interrupted write to the store at %s: %s; "
-                                   "it is read as it is until an open or write can finish it",
+                                   "reads see what it committed until an open or write can finish it",
                                    self.root, _os_hint(exc))
 
     # -- version -----------------------------------------------------------------
@@ -394,7 +443,7 @@ class Store:
         if not len(batch):
             return []
         tx: atomic.Transaction | None = None
-        with os_errors(self.root, "write to", lambda: tx is not None and tx.committed), \
+        with _damage_errors(), os_errors(self.root, "write to", lambda: tx is not None and tx.committed), \
                 atomic.StoreLock(self.root):
             atomic.recover(self.root)
             self._check_version()
@@ -491,7 +540,7 @@ class Store:
             hi = max(p["ts"].max() for _, p in parts)
             flt = (ds.field("ts") >= pa.scalar(lo.as_unit("ns"), type=tables.TS)) & \
                   (ds.field("ts") <= pa.scalar(hi.as_unit("ns"), type=tables.TS))
-            table = ds.dataset([str(f) for f in files], schema=tables.LIQ_SCHEMA, format="parquet").to_table(filter=flt)
+            table = tables.read(files, tables.LIQ_SCHEMA, flt=flt)  # checked: a damaged file is not merged over
             existing = table.to_pandas() if table.num_rows else None
         merged, counts, changed, is_new = tables.merge_liquidations(existing, parts)
         if not changed:
@@ -554,31 +603,111 @@ class Store:
         return out
 
     # -- reading -------------------------------------------------------------------
-    def has_data(self) -> bool:
-        return bool(layout.scan(self.root, LIQ) or layout.scan(self.root, CANDLES))
+    # Reads see the last committed state and never wait on a writer (see .reading): files are
+    # listed through a commit still being applied (or left half applied by a crash, or by a
+    # store that cannot be written), under a reader snapshot that gives up waiting. Only files
+    # a read needs are opened (month, exchange, symbol, series), each checked as it is read:
+    # a damaged one is a one-line StoreDamagedError naming it, or, for the whole-store load,
+    # left out and named (DamagedFile) while everything else loads.
 
-    def liquidations(self, start=None, end=None) -> LiquidationModel:
-        """Stored liquidations with ``start <= ts < end`` (either bound may be None)."""
+    @property
+    def notes(self) -> list[str]:
+        """One-line remarks on what reads could not see (e.g. a commit journal that cannot be read)."""
+        return list(self.__dict__.get("_notes", {}))
+
+    def _note(self, text: str) -> None:
+        self.__dict__.setdefault("_notes", {})[text] = None
+
+    def _pending(self) -> reading.Pending | None:
+        try:
+            return reading.pending(self.root)
+        except atomic.Refused:
+            return None  # never applied: the files as they are are the store (the next write sets it aside)
+        except OSError as exc:
+            self._note(f"cannot read the commit journal of the store at {self.root} ({_os_hint(exc)}): "
+                       "the data may be behind its last write")
+            return None
+
+    def _listing(self, kind: str, folder: str | None = None) -> list[layout.PartFile]:
+        """The files of ``kind`` (only those in ``folder``, relative, if given) in the last committed state."""
+        if folder is None:
+            files = layout.scan(self.root, kind)
+        else:
+            where = self.root / folder
+            named = [(_part_keys(f"{folder}/{p.name}"), p) for p in sorted(where.glob("*.parquet"))] \
+                if where.is_dir() else []
+            files = [layout.PartFile(kind, *keys, p) for keys, p in named if keys is not None]
+        pend = self._pending()
+        if pend is None:
+            return files
+        out = {f.path.relative_to(self.root).as_posix(): f for f in files}
+        for target, staged in pend.staged.items():
+            keys = _part_keys(target)
+            inside = folder is None or target.startswith(folder + "/")
+            if keys is not None and target.split("/")[0] == kind and inside:
+                out[target] = layout.PartFile(kind, *keys, staged)
+        for target in pend.deletes:
+            out.pop(target, None)
+        return sorted(out.values(), key=lambda f: (f.exchange, f.symbol, f.interval or "", f.month, f.path.name))
+
+    def _gaps_path(self) -> Path | None:
+        pend = self._pending()
+        if pend is not None and GAPS_FILE in pend.deletes:
+            return None
+        if pend is not None and GAPS_FILE in pend.staged:
+            return pend.staged[GAPS_FILE]
+        path = self.root / GAPS_FILE
+        return path if path.exists() else None
+
+    def _consistent(self, read: Callable[[Callable | None], _T], on_damage: Callable | None = None) -> _T:
+        """``read(keep)`` -- list, then open, files -- seeing one committed state without waiting long on
+        a writer; ``keep`` (None: raise) is where it puts each DamagedFile it left out, handed to
+        ``on_damage`` once it succeeded. OS refusals and damage are one-line StoreErrors."""
+        for attempt in range(3):
+            left_out: list[DamagedFile] = []
+            with _read_errors(self.root), reading.read_snapshot(self.root) as locked:
+                try:
+                    result = read(left_out.append if on_damage is not None else None)
+                except FileNotFoundError:
+                    if locked or attempt == 2:
+                        raise
+                    continue  # no lock (a writer stuck renaming): a file moved under us, list again
+            for d in left_out:
+                on_damage(d)
+            return result
+        raise AssertionError("unreachable")
+
+    def has_data(self) -> bool:
+        return bool(self._listing(LIQ) or self._listing(CANDLES))
+
+    def liquidations(self, start=None, end=None, *, exchanges: Iterable[str] | None = None,
+                     symbols: Iterable[str] | None = None) -> LiquidationModel:
+        """Stored liquidations with ``start <= ts < end`` (either bound may be None), optionally only
+        of ``exchanges`` and ``symbols``. Files of other months, exchanges or symbols are never
+        opened, so a damaged one spoils only the reads that need it (:class:`StoreDamagedError`)."""
+        return _liq_model(self._liq_table(start, end, exchanges, symbols))
+
+    def _liq_table(self, start=None, end=None, exchanges=None, symbols=None, on_damage=None) -> pa.Table | None:
         s = _time(start) if start is not None else None
         e = _time(end) if end is not None else None
-        with atomic.snapshot(self.root):
-            files = layout.in_months(layout.scan(self.root, LIQ), s, e)
-            if not files:
-                return LiquidationModel()
-            table = _read(files, tables.LIQ_SCHEMA, _ts_filter("ts", s, e))
-        if not table.num_rows:
-            return LiquidationModel()
-        table = table.sort_by([("ts", "ascending")])
-        return LiquidationModel(tables.liq_frame_from_table(table), _trusted=True)
+        ex = None if exchanges is None else {str(x).lower() for x in exchanges}
+        sy = None if symbols is None else {str(x) for x in symbols}
+
+        def read(keep):
+            files = [f for f in layout.in_months(self._listing(LIQ), s, e)
+                     if (ex is None or f.exchange in ex) and (sy is None or f.symbol in sy)]
+            return _read(files, tables.LIQ_SCHEMA, _ts_filter("ts", s, e), keep=keep) if files else None
+        return self._consistent(read, on_damage)
 
     def covered_liquidations(self, scope: Scope) -> pd.DataFrame:
         """The stored liquidations ``scope`` covers -- what replacing it (by nothing: a delete)
         would remove -- sorted by time. Reads only the partitions the scope can touch."""
-        with atomic.snapshot(self.root):
-            files = [f for f in layout.scan(self.root, LIQ) if scope.may_touch(f.exchange, f.symbol, f.month)]
-            table = _read(files, tables.LIQ_SCHEMA, _ts_filter(
+        def read(keep):
+            files = [f for f in self._listing(LIQ) if scope.may_touch(f.exchange, f.symbol, f.month)]
+            return _read(files, tables.LIQ_SCHEMA, _ts_filter(
                 "ts", pd.Timestamp(int(scope.starts[0]), tz="UTC"), pd.Timestamp(int(scope.ends[-1]), tz="UTC"))) \
                 if files else None
+        table = self._consistent(read)
         if table is None or not table.num_rows:
             return empty_liquidations()
         frame = tables.liq_frame_from_table(table.sort_by([("ts", "ascending")]))
@@ -586,24 +715,25 @@ class Store:
 
     def _series_files(self, exchange: str, symbol: str, interval: str) -> list[layout.PartFile]:
         iv = _norm_interval(interval)
-        folder = self.root / layout.candle_target(exchange.lower(), symbol, iv, "x").rsplit("/", 1)[0]
-        if not folder.is_dir():
-            return []
-        return [layout.PartFile(CANDLES, exchange.lower(), symbol, iv, p.stem, p)
-                for p in sorted(folder.glob("*.parquet")) if not p.name.startswith(".")]
+        return self._listing(CANDLES, layout.candle_target(exchange.lower(), symbol, iv, "x").rsplit("/", 1)[0])
 
     def candles(self, exchange: str, symbol: str, interval: str, start=None, end=None) -> pd.DataFrame:
-        """One series' candles indexed by UTC open time, ``start <= ts < end``."""
+        """One series' candles indexed by UTC open time, ``start <= ts < end``; only that
+        series' files of those months are opened (:class:`StoreDamagedError` if one is damaged)."""
+        return self._candles(exchange, symbol, interval, start, end)
+
+    def _candles(self, exchange, symbol, interval, start=None, end=None, on_damage=None) -> pd.DataFrame:
         s = _time(start) if start is not None else None
         e = _time(end) if end is not None else None
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in tables.OHLCV},
                              index=pd.DatetimeIndex([], tz="UTC", name="ts").as_unit("ns"))
-        with atomic.snapshot(self.root):
+
+        def read(keep):
             files = layout.in_months(self._series_files(exchange, symbol, interval), s, e)
-            if not files:
-                return empty
-            table = _read(files, tables.CANDLE_SCHEMA, _ts_filter("ts", s, e), columns=["ts", *tables.OHLCV])
-        if not table.num_rows:
+            return _read(files, tables.CANDLE_SCHEMA, _ts_filter("ts", s, e), columns=["ts", *tables.OHLCV],
+                         keep=keep) if files else None
+        table = self._consistent(read, on_damage)
+        if table is None or not table.num_rows:
             return empty
         frame = table.sort_by([("ts", "ascending")]).to_pandas()
         return frame.set_index("ts")
@@ -611,14 +741,14 @@ class Store:
     def candle_coverage(self, exchange: str, symbol: str, interval: str) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """Contiguous ranges held, as ``(first open, last open + interval)`` (end exclusive)."""
         step = parse_duration(_norm_interval(interval)) * 1_000_000_000
-        with atomic.snapshot(self.root):
+
+        def read(keep):
             files = self._series_files(exchange, symbol, interval)
-            if not files:
-                return []
-            ts = np.sort(_read(files, tables.CANDLE_SCHEMA, None, columns=["ts"]).column("ts")
-                         .cast(pa.int64()).to_numpy())
-        if not len(ts):
+            return _read(files, tables.CANDLE_SCHEMA, None, columns=["ts"]) if files else None
+        table = self._consistent(read)
+        if table is None or not table.num_rows:
             return []
+        ts = np.sort(table.column("ts").cast(pa.int64()).to_numpy())
         breaks = np.flatnonzero(np.diff(ts) > step)
         starts = np.concatenate(([ts[0]], ts[breaks + 1]))
         ends = np.concatenate((ts[breaks], [ts[-1]])) + step
@@ -626,47 +756,93 @@ class Store:
 
     def gaps(self) -> pd.DataFrame:
         """Recorder disconnections, sorted by start."""
-        path = self.root / GAPS_FILE
-        if not path.exists():
-            return pd.DataFrame({"exchange": pd.Series(dtype=str),
-                                 "start": pd.Series(dtype="datetime64[ns, UTC]"),
-                                 "end": pd.Series(dtype="datetime64[ns, UTC]"),
-                                 "reason": pd.Series(dtype=str)})
-        with atomic.snapshot(self.root):
-            return tables.read_frame(path)
+        return self._gaps()
+
+    def _gaps(self, on_damage=None) -> pd.DataFrame:
+        def read(keep):
+            path = self._gaps_path()
+            if path is None:
+                return None
+            try:
+                return tables.read_frame(path, tables.GAP_SCHEMA)
+            except tables.Damaged as exc:
+                if keep is None:
+                    raise
+                keep(DamagedFile.of(exc, None, GAPS))
+                return None
+        frame = self._consistent(read, on_damage)
+        if frame is not None:
+            return frame
+        return pd.DataFrame({"exchange": pd.Series(dtype=str),
+                             "start": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "end": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "reason": pd.Series(dtype=str)})
 
     def candle_series(self) -> list[tuple[str, str, str, str]]:
         """(exchange, symbol, interval, asset) of every stored candle series."""
-        out = []
-        seen = set()
-        with atomic.snapshot(self.root):
-            for f in layout.scan(self.root, CANDLES):
-                key = (f.exchange, f.symbol, f.interval)
-                if key in seen:
-                    continue
-                seen.add(key)
-                asset = pq.read_table(f.path, columns=["asset"]).column("asset")
-                out.append((*key, str(asset[0]) if len(asset) else f.symbol))
-        return out
+        return self._candle_series()
+
+    def _candle_series(self, on_damage=None) -> list[tuple[str, str, str, str]]:
+        def read(keep):
+            series: dict[tuple, list[layout.PartFile]] = {}
+            for f in self._listing(CANDLES):
+                series.setdefault((f.exchange, f.symbol, f.interval), []).append(f)
+            out = []
+            for key, files in series.items():
+                asset = None
+                for f in files:  # the first file that can tell (with ``keep``: damaged ones are skipped)
+                    column = _read([f], tables.CANDLE_SCHEMA, None, columns=["asset"], keep=keep).column("asset")
+                    if len(column):
+                        asset = str(column[0])
+                        break
+                out.append((*key, asset or key[1]))
+            return out
+        return self._consistent(read, on_damage)
 
     def load_dataset(self) -> Dataset:
-        """Everything in the store as the Dataset the GUI and CLI show."""
+        """Everything in the store as the Dataset the GUI and CLI show.
+
+        A damaged file is left out and named, once, in the dataset's ``damaged`` (DamagedFile)
+        and ``notes``: everything else loads, windows that do not need it read right, and the
+        commands refuse a window that does (:meth:`Dataset.damaged_in`).
+        """
+        damaged: dict[Path, DamagedFile] = {}
+
+        def keep(d: DamagedFile) -> None:
+            damaged.setdefault(d.path, d)
         prices = PriceModel()
-        for exchange, symbol, interval, asset in self.candle_series():
-            frame = self.candles(exchange, symbol, interval)
+        for exchange, symbol, interval, asset in self._candle_series(keep):
+            frame = self._candles(exchange, symbol, interval, on_damage=keep)
             if len(frame):
                 prices.add(exchange, symbol, interval, frame, asset)
-        return Dataset(prices, self.liquidations(), label=f"Local store: {self.root}", is_demo=False)
+        liqs = _liq_model(self._liq_table(on_damage=keep))
+        return Dataset(prices, liqs, label=f"Local store: {self.root}", is_demo=False,
+                       notes=self.notes + [d.message for d in damaged.values()], damaged=list(damaged.values()))
 
     def info(self) -> pd.DataFrame:
-        """Per kind/exchange/symbol/interval: rows, first and last timestamp (from file footers)."""
-        rows = []
-        with atomic.snapshot(self.root):
-            for kind in (LIQ, CANDLES):
-                for f in layout.scan(self.root, kind):
-                    n, lo, hi = _footer_stats(f.path)
+        """Per kind/exchange/symbol/interval: rows, first and last timestamp (from file footers).
+
+        A damaged file is left out and named in :attr:`notes` (one line each; ``store check``
+        reads every page, this only footers).
+        """
+        def keep(d: DamagedFile) -> None:
+            self._note(d.message)
+
+        def read(keep):
+            rows = []
+            for kind, schema in ((LIQ, tables.LIQ_SCHEMA), (CANDLES, tables.CANDLE_SCHEMA)):
+                for f in self._listing(kind):
+                    try:
+                        n, lo, hi = _footer_stats(f.path, schema)
+                    except tables.Damaged as exc:
+                        if keep is None:
+                            raise
+                        keep(DamagedFile.of(exc, f))
+                        continue
                     rows.append((kind, f.exchange, f.symbol, f.interval, n, lo, hi))
-        g = self.gaps()
+            return rows
+        rows = self._consistent(read, keep)
+        g = self._gaps(keep)
         for ex, part in g.groupby("exchange", sort=True):
             rows.append((GAPS, str(ex), None, None, len(part), part["start"].min(), part["end"].max()))
         if not rows:
@@ -676,6 +852,45 @@ class Store:
             rows=("rows", "sum"), first=("first", "min"), last=("last", "max")).reset_index()
         out["rows"] = out["rows"].astype("int64")
         return out[INFO_COLUMNS]
+
+
+_T = TypeVar("_T")
+
+
+def _part_keys(target: str) -> tuple[str, str, str | None, str] | None:
+    """(exchange, symbol, interval, month) of a partition file's relative path; None if it is none."""
+    parts = target.split("/")
+    name = parts[-1]
+    if not name.endswith(".parquet") or name.startswith("."):
+        return None
+    month = name.split(".")[0]
+    if parts[0] == LIQ and len(parts) == 4:
+        return layout.decode(parts[1]), layout.decode(parts[2]), None, month
+    if parts[0] == CANDLES and len(parts) == 5:
+        return layout.decode(parts[1]), layout.decode(parts[2]), layout.decode(parts[3]), month
+    return None
+
+
+def _liq_model(table: pa.Table | None) -> LiquidationModel:
+    if table is None or not table.num_rows:
+        return LiquidationModel()
+    return LiquidationModel(tables.liq_frame_from_table(table.sort_by([("ts", "ascending")])), _trusted=True)
+
+
+@contextmanager
+def _damage_errors():
+    """A damaged store file (tables.Damaged) as a one-line StoreDamagedError naming it."""
+    try:
+        yield
+    except tables.Damaged as exc:
+        raise StoreDamagedError(exc.path, exc.reason) from None
+
+
+@contextmanager
+def _read_errors(root: Path):
+    """A damaged file or an OS refusal while reading, as a one-line StoreError."""
+    with _damage_errors(), os_errors(root, "read"):
+        yield
 
 
 _OS_HINTS = {
@@ -743,16 +958,20 @@ def _ts_filter(col: str, start: pd.Timestamp | None, end: pd.Timestamp | None):
     return flt
 
 
-def _read(files: list[layout.PartFile], schema: pa.Schema, flt, columns: list[str] | None = None) -> pa.Table:
-    dataset = ds.dataset([str(f.path) for f in files], schema=schema, format="parquet")
-    return dataset.to_table(columns=columns, filter=flt)
+def _read(files: list[layout.PartFile], schema: pa.Schema, flt, columns: list[str] | None = None,
+          keep: Callable[[DamagedFile], None] | None = None) -> pa.Table:
+    """Rows of ``files``, each checked (tables.read); a damaged one raises, or with ``keep`` goes there."""
+    by_path = {f.path: f for f in files}
+    on_damage = None if keep is None else (lambda exc: keep(DamagedFile.of(exc, by_path.get(exc.path))))
+    return tables.read([f.path for f in files], schema, columns, flt, on_damage)
 
 
-def _footer_stats(path: Path) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None]:
-    md = pq.read_metadata(path)
+def _footer_stats(path: Path, schema: pa.Schema) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None]:
+    md = tables.footer(path, schema)
+    ts = md.schema.to_arrow_schema().get_field_index("ts")
     lo = hi = None
     for i in range(md.num_row_groups):
-        st = md.row_group(i).column(0).statistics
+        st = md.row_group(i).column(ts).statistics
         if st is None or not st.has_min_max:
             continue
         a, b = int(st.min_raw), int(st.max_raw)
