@@ -1,15 +1,20 @@
 """A failed, cancelled or killed write leaves the store readable: unchanged, or rolled forward."""
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from liqscope.models.store import Batch, Cancelled, atomic, core, open_store
+from liqscope.models import paths
+from liqscope.models.cli import main as cli_main
+from liqscope.models.store import Batch, Cancelled, StoreError, atomic, core, open_store
 from store_testutil import CancelAfter, candles, liqs, tree_hash
 
 
@@ -225,3 +230,138 @@ def test_readers_see_whole_commits_while_a_writer_compacts(tmp_path, monkeypatch
         t.join()
     assert not errors, errors[0]
     assert seen == sorted(seen) and len(store.liquidations()) == 50 + 40 * 4
+
+
+# -- fault injection: the OS refuses one write step of a commit ------------------------------------------------
+# Before the commit point (the journal's rename) a failure must leave every byte and folder as it was; after
+# it, the change must complete at the next open. Either way the caller gets one line (a StoreError), never a
+# traceback, and a store that opens and reads -- even while the fault lasts.
+BEFORE_COMMIT = ["stage-write", "stage-fsync", "staging-fsync", "mkdir", "journal-write", "journal-fsync",
+                 "journal-rename"]
+AFTER_COMMIT = ["journal-dirsync", "rename-first", "rename-middle", "rename-last", "delete", "dirsync",
+                "journal-remove"]
+ERRNOS = {"ENOSPC": errno.ENOSPC, "EROFS": errno.EROFS, "EIO": errno.EIO}
+
+
+def _segmented(root):
+    """A store whose next batch rewrites months (removing their segments), adds a new symbol's folder
+    and merges candles: every write step of a commit happens."""
+    store = open_store(root)
+    store.append_liquidations(liqs(400, span="40D", seed=1))
+    store.append_liquidations(liqs(12, span="40D", seed=5))  # small: written as segments
+    store.append_candles(candles(30), exchange="binance", symbol="BTCUSDT", interval="1m", asset="BTC")
+    return store
+
+
+def _fault_batch():
+    batch = Batch()
+    batch.add_liquidations(liqs(300, span="70D", seed=2, symbols=("BTCUSDT", "SOLUSDT")))
+    batch.add_candles(candles(30, start="2025-05-09 00:20"), exchange="binance", symbol="BTCUSDT",
+                      interval="1m", asset="BTC")
+    return batch
+
+
+@pytest.fixture(scope="module")
+def fault_reference(tmp_path_factory):
+    """The store after the batch, committed without a fault; and how many renames that took."""
+    ref = _segmented(tmp_path_factory.mktemp("fault-ref"))
+    seen = []
+    real = atomic._replace
+    atomic._replace = lambda src, dst: (seen.append(dst), real(src, dst))
+    try:
+        ref.commit(_fault_batch())
+    finally:
+        atomic._replace = real
+    return ref, len(seen)
+
+
+def _state(root):
+    """Files (with hashes) and folders: 'nothing changed' includes no stray folder."""
+    return tree_hash(root), sorted(p.relative_to(root).as_posix() for p in Path(root).rglob("*") if p.is_dir())
+
+
+class _Fault:
+    """From the ``nth`` time ``step`` runs on, the OS refuses it with ``code`` (until undone): a disk that
+    filled up, a file system remounted read-only, a failing drive."""
+
+    def __init__(self, monkeypatch, step: str, code: int, renames: int):
+        self.step, self.code, self.calls, self.fired = step, code, 0, 0
+        self.nth = {"rename-first": 1, "rename-middle": renames // 2 + 1, "rename-last": renames}.get(step, 1)
+        real_write, real_replace, real_fault = core._write_partition, atomic._replace, atomic._fault
+
+        def hit(path) -> None:
+            self.calls += 1
+            if self.calls >= self.nth:
+                self.fired += 1
+                raise OSError(code, os.strerror(code), str(path))
+
+        def write(table, path):
+            if step == "stage-write":
+                hit(path)
+            if step != "stage-fsync":
+                return real_write(table, path)
+            real_fsync = os.fsync
+
+            def fsync(fd):
+                hit(path)
+                real_fsync(fd)
+            os.fsync = fsync
+            try:
+                return real_write(table, path)
+            finally:
+                os.fsync = real_fsync
+
+        def replace(src, dst):
+            if step.startswith("rename-"):
+                hit(dst)
+            real_replace(src, dst)
+
+        def fault(name, path):
+            if name == step:
+                hit(path)
+            real_fault(name, path)
+
+        monkeypatch.setattr(core, "_write_partition", write)
+        monkeypatch.setattr(atomic, "_replace", replace)
+        monkeypatch.setattr(atomic, "_fault", fault)
+
+
+@pytest.fixture
+def _cli_data_dir():
+    yield
+    paths.set_data_dir(None)  # --data-dir is process-wide
+
+
+@pytest.mark.parametrize("code", list(ERRNOS))
+@pytest.mark.parametrize("step", BEFORE_COMMIT + AFTER_COMMIT)
+def test_an_os_error_at_any_write_step_leaves_no_half_state(tmp_path, fault_reference, monkeypatch, capsys, step,
+                                                          code, _cli_data_dir):
+    ref, renames = fault_reference
+    store = _segmented(tmp_path / "store")
+    before, rows = _state(store.root), len(store.liquidations())
+    fault = _Fault(monkeypatch, step, ERRNOS[code], renames)
+    with pytest.raises(StoreError) as info:
+        store.commit(_fault_batch())
+    assert fault.fired, f"the {step} step never ran"
+    text = str(info.value)
+    assert "\n" not in text and str(store.root) in text
+    if step in BEFORE_COMMIT:  # nothing changed, and the message says so by not saying 'committed'
+        assert not info.value.committed and "committed" not in text
+        assert _state(store.root) == before
+    else:
+        assert info.value.committed and "completes when the store is next opened" in text
+    # while the fault lasts, the store still opens and reads, and commands answer without a traceback
+    assert len(open_store(store.root).liquidations()) in (rows, len(ref.liquidations()))
+    for command in (["store", "info"], ["summary", "--start", "2025-05-09", "--end", "2025-05-13"]):
+        code_, out, err = cli_main(["--data-dir", str(store.root), *command]), *capsys.readouterr()
+        assert code_ == 0 and "binance" in out and "Traceback" not in err, (command, err)
+    if step in BEFORE_COMMIT:
+        assert _state(store.root) == before
+    monkeypatch.undo()
+    reopened = open_store(store.root)
+    if step in BEFORE_COMMIT:
+        assert _state(store.root) == before and len(reopened.liquidations()) == rows
+        reopened.commit(_fault_batch())  # and the same commit, done again, lands whole
+    assert not (store.root / atomic.JOURNAL).exists() and not (store.root / atomic.STAGING).exists()
+    assert tree_hash(store.root) == tree_hash(ref.root)
+    assert len(open_store(store.root).liquidations()) == len(ref.liquidations())
