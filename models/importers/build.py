@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import LONG, SHORT, SIDES, side_categorical
+from ..store.layout import name_problem
 from .contracts import ContractSizes
 from .errors import InputError
 from .rows import Rows
@@ -108,7 +109,20 @@ def liq_frame(rows: Rows, ts: np.ndarray, *, exchange, symbol, asset, side,
         "qty": qty.astype("float64"),
         "notional_usd": notional.astype("float64"),
     })
+    _check_names(rows, frame)
     return _sorted(frame, ts, warnings)
+
+
+def _check_names(rows: Rows, frame: pd.DataFrame) -> None:
+    """Refuse, naming the file and line, an exchange or symbol the store could not keep (layout.name_problem):
+    caught here, the user learns which row to fix, instead of a store error without a place."""
+    for column, slash in (("exchange", False), ("symbol", True)):
+        values = frame[column].array
+        for code, name in enumerate(values.categories):
+            problem = name_problem(column, name, slash=slash)
+            if problem is not None:
+                i = int(np.flatnonzero(np.asarray(values.codes) == code)[0])
+                raise rows.error(i, column, problem)
 
 
 def _sorted(frame: pd.DataFrame, ts: np.ndarray, warnings: list[str]) -> pd.DataFrame:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
-import re
 import zipfile
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from liqscope.models.importers.contracts import parse_contract_sizes
 from liqscope.models.importers.build import Options
 from liqscope.models.importers.generic import parse_mapping
 from liqscope.models.schema import BOUNDS, MAX_PRICE_USD, SIDES
-from liqscope.models.store import StoreError, open_store
+from liqscope.models.store import open_store
 from store_testutil import FIXTURES, tree_hash
 
 TARDIS = "tardis-liquidations"
@@ -96,25 +95,11 @@ def attempt(tally, store, path: Path, **kw) -> bool:
         assert text.startswith(str(path)), text
         assert not changed, f"refused ({text}) but the store changed"
         return False
-    except StoreError as exc:
-        # KNOWN BUG (test_a_name_the_store_cannot_hold_is_refused_naming_the_file, xfail): an exchange or symbol
-        # that cannot name a store folder passes the importers and is refused by Store.commit, in one line but
-        # without the file, line or column. Tolerated here only for that, and counted apart in the summary.
-        changed = tree_hash(store.root) != before
-        tally.imported("store_refused", changed=changed)
-        text = str(exc)
-        assert "\n" not in text and NAME_PROBLEM.search(text), text
-        assert not changed, f"refused ({text}) but the store changed"
-        return False
     except Exception:
         tally.imported("crash")
         raise
     tally.imported("imported")
     return True
-
-
-NAME_PROBLEM = re.compile(r"^(exchange|symbol) .* (is too long to store|holds a control or non-printable character|"
-                          r"holds a backslash|holds a slash|is not a name|is empty)")
 
 
 # -- the contracts ----------------------------------------------------------------------------------
@@ -384,8 +369,6 @@ def test_a_forced_tardis_file_without_its_columns_says_which_are_missing(tmp_pat
     assert "line 1" in str(err.value) and "missing" in str(err.value) and "include_columns" not in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: importers pass exchange/symbol names the store cannot use as "
-                                       "a folder; Store.commit raises StoreError without file, line or column")
 @pytest.mark.parametrize("name, text", [
     ("g.csv", "ts,exchange,symbol,side,price,qty\n2025-05-09T10:00:00Z," + "x" * 300 + ",BTCUSDT,long,100,1\n"),
     ("g.csv", "ts,exchange,symbol,side,price,qty\n2025-05-09T10:00:00Z,okx,BTC\x07USDT,long,100,1\n"),
