@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..schema import SIDES
+from ..store.layout import name_problem
 
 # Frames: every liquidation frame of the three exchanges is a few hundred bytes to a few KB and at
 # most 5 levels deep (OKX: object > data array > item > details array > detail).
@@ -170,6 +171,8 @@ def text_problem(value, what: str) -> str | None:
     if not value.isprintable() or value != value.strip():
         bad = next((c for c in value if not c.isprintable()), " ")
         return f"{what} {value[:20]!r} holds a control or blank character ({bad!r})"
+    if what == "symbol":  # the store's own rule for what can name its folders (one rule, not a copy)
+        return name_problem(what, value, slash=True)
     return None
 
 

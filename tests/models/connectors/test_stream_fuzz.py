@@ -170,7 +170,7 @@ def events(draw, exchange: str, ts, n=st.integers(1, 3)) -> list[Event]:
 
 # -- hostile frames ---------------------------------------------------------------------------------
 # Not here yet: printable symbols the store cannot name a folder after (a backslash, or ~40 non-ASCII
-# characters); see test_a_symbol_the_store_cannot_name_does_not_block_the_recorder (xfail: a product bug).
+# characters); see test_a_symbol_the_store_cannot_name_does_not_block_the_recorder .
 CONTROL = ["\x00", "\x07", "\x1b[31m", "\n", "\r", "\t", "\u200b", "\u202e", "\ud7ff", "\x7f", "\x85"]
 HOSTILE_SYMBOLS = st.one_of(
     st.sampled_from(["", " ", " BTCUSDT", "BTCUSDT ", "X" * (MAX_SYMBOL + 1) + "USDT", "X" * 300 + "USDT",
@@ -498,10 +498,6 @@ def test_a_time_of_400_digits_is_quarantined_and_the_recorder_keeps_storing(tmp_
         assert len(store.liquidations().frame) == 3 and not rec._behind
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: validate.text_problem passes printable symbols the store cannot "
-                                       "name a folder after; Store.commit raises StoreError, which "
-                                       "validate.is_data_error does not count as the data's fault, so the recorder "
-                                       "keeps every held event back and retries forever: nothing more is stored")
 @pytest.mark.parametrize("symbol", ["BTC\\USDT", "\u00fc" * 40 + "USDT", "+" * 50 + "USDT"],
                          ids=["backslash", "non-ascii", "punctuation"])
 def test_a_symbol_the_store_cannot_name_does_not_block_the_recorder(tmp_path, symbol):
