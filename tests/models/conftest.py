@@ -21,13 +21,13 @@ class FuzzTally:
     """Counts by outcome: ``imports`` for import cases, ``stream`` for recorder frames."""
 
     def __init__(self):
-        # refused, imported, crash, store_refused (a known bug), changed (the store changed on refusal)
+        # refused, imported, crash, changed (the store changed on refusal)
         self.imports: Counter = Counter()
         self.stream: Counter = Counter()   # streams, frames, stored, quarantined (or unreadable), crash
         self.exchanges: set[str] = set()
 
     def imported(self, outcome: str, *, changed: bool = False) -> None:
-        """One import case: ``outcome`` is refused, imported, store_refused or crash;
+        """One import case: ``outcome`` is refused, imported or crash;
         ``changed``: the store changed although the import was refused."""
         self.imports["cases"] += 1
         self.imports[outcome] += 1
@@ -38,9 +38,7 @@ class FuzzTally:
         i = self.imports
         if i["cases"]:
             out.append(f"fuzz: {i['cases']} cases, {i['refused']} refused in one line, {i['imported']} imported, "
-                       f"{i['crash']} crashes, {i['changed']} store changes on refusal"
-                       + (f", {i['store_refused']} refused by the store without naming the file (known bug)"
-                          if i["store_refused"] else ""))
+                       f"{i['crash']} crashes, {i['changed']} store changes on refusal")
         s = self.stream
         if s["frames"]:
             out.append(f"stream fuzz: {s['frames']} frames in {s['streams']} streams ({len(self.exchanges)} "
