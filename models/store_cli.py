@@ -1,4 +1,4 @@
-"""``liqscope import FILE...``, ``liqscope store info`` and ``liqscope store delete``: the store from a terminal."""
+"""``liqscope import FILE...`` and ``liqscope store info|delete|check``: the store from a terminal."""
 from __future__ import annotations
 
 import json
@@ -57,7 +57,19 @@ def register(sub) -> None:
     d.add_argument("--yes", action="store_true", help="delete without asking (otherwise only a preview, or a "
                                                       "y/N question on a terminal)")
     d.set_defaults(func=cmd_store_delete)
-    s.set_defaults(func=lambda args: (_ for _ in ()).throw(UsageError("store needs an action: info, delete")))
+    c = ssub.add_parser(
+        "check", help="read every store file in full; find (and move aside) damaged ones",
+        description="Read every store file in full -- footer, schema, every row group, page checksums -- and "
+                    "print each damaged one (truncated, empty, not Parquet, wrong schema, bytes changed on disk) "
+                    "with what is wrong. Exit status 0 when all are good, 1 when something is damaged.")
+    c.add_argument("--quarantine", action="store_true",
+                   help="move damaged files into <store>/quarantine/<time>/ (inside the store; nothing is deleted), "
+                        "so the store reads again")
+    c.add_argument("--rebuild", action="store_true",
+                   help="with --quarantine (implied): replay the live recorder's journal for quarantined "
+                        "liquidation months it still holds")
+    c.set_defaults(func=cmd_store_check)
+    s.set_defaults(func=lambda args: (_ for _ in ()).throw(UsageError("store needs an action: info, delete, check")))
 
 
 def cmd_import(args) -> int:
@@ -96,6 +108,8 @@ def cmd_store_info(args) -> int:
         info = store.info()
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    for note in store.notes:  # e.g. a damaged file it left out, one line each
+        print(f"liqscope: warning: {note}", file=sys.stderr)
     if args.json:
         for rec in info.to_dict("records"):
             print(json.dumps({k: _jsonable(v) for k, v in rec.items()}, allow_nan=False))
@@ -136,6 +150,91 @@ def cmd_store_delete(args) -> int:
                                         end=args.end, symbols=args.symbols)
     print(f"deleted {result.removed:,} rows")
     return 0
+
+
+def cmd_store_check(args) -> int:
+    import shlex
+
+    from .store import check as checking
+    from .store import open_store
+
+    store = open_store()
+    moving = args.quarantine or args.rebuild
+    result = checking.quarantine(store) if moving else checking.check(store)
+    where = dict(result.moved)
+    data_dir = f" --data-dir {shlex.quote(str(store.root))}" if args.data_dir else ""
+    for d in result.damaged:
+        print(f"{d.path}: damaged ({d.reason})")
+        if d not in where:
+            continue
+        print(f"  moved to {where[d]}")
+        days = _journal_days(store, d)
+        if days is None:
+            print(f"  {_refill_hint(d, data_dir)}")
+        elif args.rebuild:
+            res = _rebuild(store, d, *days)
+            print(f"  rebuilt {d.exchange} {d.symbol} {days[0]} to {days[1]} from the recorder's journal: "
+                  f"{res.events:,} liquidations ({res.new:,} new)")
+        else:
+            print(f"  the recorder's journal holds {days[0]} to {days[1]} of it: rebuild with `liqscope{data_dir} "
+                  f"record --replay-journal --exchange {d.exchange} --since {days[0]} --until {days[1]} "
+                  f"--symbols {shlex.quote(d.symbol)}` (or `liqscope{data_dir} store check --rebuild`)")
+    n = f"{result.checked:,} file{'s' if result.checked != 1 else ''}"
+    if not result.damaged:
+        print(f"checked {n} in {store.root}: all good")
+        return 0
+    if moving:
+        print(f"checked {n}: {len(result.damaged)} damaged, moved into {result.folder} (nothing deleted); "
+              "the store reads again without them")
+    else:
+        print(f"checked {n}: {len(result.damaged)} damaged; `liqscope store check --quarantine` moves them into "
+              f"{store.root / checking.QUARANTINE}/ (nothing is deleted)")
+    return 1
+
+
+def _journal_days(store, d) -> tuple[str, str] | None:
+    """(first, last) UTC day of the quarantined liquidation month ``d`` that the live recorder's raw
+    journal holds for its exchange; None (no journal, another kind, an exchange it does not record)."""
+    import re
+
+    from .connectors.journal import journal_files, journal_root
+    from .connectors.parsers import EXCHANGES
+
+    if d.kind != "liquidations" or d.exchange not in EXCHANGES or not d.month:
+        return None
+    days = []
+    for p in journal_files(journal_root(store.root), d.exchange, f"{d.month}-01", f"{d.month}-31"):
+        m = re.match(r"^(\d{4}-\d{2}-\d{2})\.jsonl", p.name)
+        if m and m.group(1).startswith(d.month):
+            days.append(m.group(1))
+    return (min(days), max(days)) if days else None
+
+
+def _rebuild(store, d, since: str, until: str):
+    """Replay the recorder's journal for ``d``'s exchange and symbol over ``since``..``until`` (UTC days):
+    what it holds replaces what the store holds there, as ``liqscope record --replay-journal`` does."""
+    from .connectors.journal import journal_root, replay
+    from .connectors.parsers import SymbolFilter
+
+    return replay(store, journal_root(store.root), exchanges=[d.exchange], since=since, until=until,
+                  keep=SymbolFilter([d.symbol]))
+
+
+def _refill_hint(d, data_dir: str) -> str:
+    """How to get a quarantined file's data back when no journal holds it."""
+    import shlex
+
+    if d.kind == "candles" and d.exchange in ("binance", "okx", "bybit") and d.month:
+        import pandas as pd
+
+        start = pd.Timestamp(f"{d.month}-01")
+        end = (start + pd.offsets.MonthBegin(1)).strftime("%Y-%m-%d")
+        return (f"fetch it again: `liqscope{data_dir} fetch candles --exchange {d.exchange} "
+                f"--symbol {shlex.quote(d.symbol)} --interval {d.interval} --start {start:%Y-%m-%d} --end {end}`")
+    if d.kind == "gaps":
+        return ("it held the recorder's disconnections; `liqscope record --replay-journal` re-adds those "
+                "its journal holds")
+    return "no recorder journal holds it: import its files again (`liqscope import FILE...`)"
 
 
 def _confirm(question: str) -> bool:
