@@ -221,8 +221,8 @@ def test_record_reports_quarantine_and_oversize(mem, capsys):
     """`liqscope record` against a server sending a poisoned and an oversize frame."""
     good = [f["raw"] for f in fixture("binance")["frames"] if f["expect"]][:2]
     poison = good[0].replace('"T":', '"T":true,"x":')  # a boolean time
-    with WSReplay([[good[0], poison, good[1], ("sleep", 0.3), "j" * (2 << 20)], []]) as ws:
-        rc = cli.main(["record", "--exchange", "binance", "--endpoint", f"binance.ws={ws.url}", "--duration", "2"])
+    with WSReplay([[good[0], poison, good[1], ("sleep", 0.1), "j" * (2 << 20)], []]) as ws:
+        rc = cli.main(["record", "--exchange", "binance", "--endpoint", f"binance.ws={ws.url}", "--duration", "4"])
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "binance: 1 quarantined so far, kept in the journal (latest: binance: o.T is a boolean" in err

@@ -24,7 +24,7 @@ from liqscope.models.schema import SchemaError
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.5, reset_after=30)
 
 
-def wait_for(cond, timeout=10.0, what="condition"):
+def wait_for(cond, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
