@@ -51,6 +51,7 @@ from typing import Iterator
 
 import pandas as pd
 
+from ..store.atomic import write_bytes_atomic
 from .parsers import EXCHANGES, Normalizer, event_key, events_frame
 from .validate import feed, store_each
 
@@ -107,10 +108,8 @@ def read_pos(path: Path) -> int:
 
 
 def write_pos(path: Path, offset: int) -> None:
-    pos = _pos_path(path)
-    tmp = pos.with_name(pos.name + ".tmp")
-    tmp.write_text(str(int(offset)))
-    os.replace(tmp, pos)
+    """The checkpoint, via a new temp file and a rename: a link planted at its name is replaced, never written through."""
+    write_bytes_atomic(_pos_path(path), str(int(offset)).encode())
 
 
 class Journal:
@@ -227,13 +226,13 @@ def open_for_append(path: Path):
     path = Path(path)
     for _attempt in range(100):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | _NOFOLLOW)  # never append through a link
         except FileNotFoundError:
             if compressed_path(path).exists():
                 _restore(path)
                 continue
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW, 0o666)
             except FileExistsError:
                 continue
         fh = os.fdopen(fd, "ab")
@@ -252,6 +251,7 @@ def open_for_append(path: Path):
     raise OSError(errno.EAGAIN, "the journal file keeps being replaced; not appending to it", str(path))
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)  # a file system without flock
 
 

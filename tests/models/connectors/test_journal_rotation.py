@@ -275,3 +275,30 @@ def test_the_recorder_compresses_ended_days_and_recovers_from_them(tmp_path):
     old = got[got["ts"] < pd.Timestamp(T0 + 3 * DAY, unit="ms", tz="UTC")]
     key = ["ts", "exchange", "symbol", "side"]
     assert old.sort_values(key).reset_index(drop=True).equals(expected)
+
+
+def test_journal_day_files_and_checkpoints_are_never_written_through_links(tmp_path):
+    """A link planted in the journal folder (a shared or downloaded store) never makes the recorder
+    append to, or overwrite, a file outside it."""
+    import errno
+    import os
+
+    from liqscope.models.connectors.journal import Journal, write_pos
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    root = tmp_path / "journal"
+    (root / "binance").mkdir(parents=True)
+    day = "2025-05-09"
+    (root / "binance" / f"{day}.jsonl").symlink_to(outside)
+    j = Journal(root, fsync=False)
+    t_ms = int(pd.Timestamp(day, tz="UTC").value // 1_000_000) + 1000
+    with pytest.raises(OSError) as err:
+        j.append("binance", [{"t": t_ms, "m": "{}"}])
+    assert err.value.errno == errno.ELOOP
+    assert outside.read_text() == "keep me\n"
+    pos_link = root / "binance" / f"{day}.jsonl.pos"
+    pos_link.symlink_to(outside)
+    write_pos(root / "binance" / f"{day}.jsonl", 42)
+    assert outside.read_text() == "keep me\n" and not pos_link.is_symlink() and pos_link.read_text() == "42"
+    assert not os.path.islink(pos_link)
