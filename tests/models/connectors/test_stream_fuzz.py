@@ -169,12 +169,12 @@ def events(draw, exchange: str, ts, n=st.integers(1, 3)) -> list[Event]:
 
 
 # -- hostile frames ---------------------------------------------------------------------------------
-# Not here yet: printable symbols the store cannot name a folder after (a backslash, or ~40 non-ASCII
-# characters); see test_a_symbol_the_store_cannot_name_does_not_block_the_recorder .
 CONTROL = ["\x00", "\x07", "\x1b[31m", "\n", "\r", "\t", "\u200b", "\u202e", "\ud7ff", "\x7f", "\x85"]
 HOSTILE_SYMBOLS = st.one_of(
     st.sampled_from(["", " ", " BTCUSDT", "BTCUSDT ", "X" * (MAX_SYMBOL + 1) + "USDT", "X" * 300 + "USDT",
-                     "BTC\x07USDT", "BTC\x00USDT", "\u202eTDSUCTB", "BTC\nUSDT", "BTC\u200bUSDT"]),
+                     "BTC\x07USDT", "BTC\x00USDT", "\u202eTDSUCTB", "BTC\nUSDT", "BTC\u200bUSDT",
+                     # printable, but no store folder can be named after them
+                     "BTC\\USDT", "\u00fc" * 40 + "USDT", "+" * 50 + "USDT"]),
     st.builds(lambda a, c, b: a + c + b + "USDT", st.text(max_size=4), st.sampled_from(CONTROL), st.text(max_size=4)),
 )
 # Values that may land anywhere a field is read: the type or the value is wrong.
