@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..progress import Task
+from ..store.core import MAX_INTERVAL_S
 from ..timeutil import format_duration, parse_duration
 from .build import (POSITION, Options, Parsed, assets, candle_frame, infer_interval, is_number,
                     liq_frame, per_value, positions)
@@ -234,12 +235,16 @@ def _candles(rows: Rows, m: dict[str, str], opts: Options, names: list[str]) -> 
         ohlcv["volume"] = np.zeros(len(rows))
         warnings.append("no volume column; volume stored as 0")
     if opts.interval:
-        interval = format_duration(parse_duration(opts.interval))
+        secs = parse_duration(opts.interval)
     else:
         secs = infer_interval(ts)
         if secs is None:
             raise InputError(rows.display, "cannot tell the candle interval from one row: pass --interval")
-        interval = format_duration(secs)
+    if secs > MAX_INTERVAL_S:  # the store's limit, refused here where the file can be named
+        how = "--interval" if opts.interval else "the spacing of its open times"
+        raise InputError(rows.display, f"a candle interval of {format_duration(secs)} ({how}) is longer than a "
+                                       "year: pass --interval")
+    interval = format_duration(secs)
     frame = candle_frame(rows, ts, ohlcv, warnings)
     asset = str(rows.categorical(m["asset"]).categories[0]).upper() if "asset" in m and len(rows) \
         else asset_from_symbol(symbol, exchange)
