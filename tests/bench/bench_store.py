@@ -26,7 +26,8 @@ from liqscope.models.importers import import_files
 from liqscope.models.store import Batch, open_store
 
 SYMBOLS = {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0, "SOLUSDT": 150.0, "XRPUSDT": 0.6, "DOGEUSDT": 0.15}
-TARDIS_EXCHANGES = ["binance-futures", "bybit", "okex-swap"]
+# linear USDT perpetuals whose Tardis amount is in base units (okex-swap amounts are contracts of a size per symbol)
+TARDIS_EXCHANGES = ["binance-futures", "bybit"]
 
 
 def emit(**rec) -> None:
@@ -40,7 +41,7 @@ def tardis_csv(path: Path, n: int, seed: int = 7) -> None:
     sym = rng.integers(0, len(SYMBOLS), n)
     base = np.array(list(SYMBOLS.values()))[sym]
     table = pa.table({
-        "exchange": pa.array(np.array(TARDIS_EXCHANGES)[rng.integers(0, 3, n)]),
+        "exchange": pa.array(np.array(TARDIS_EXCHANGES)[rng.integers(0, len(TARDIS_EXCHANGES), n)]),
         "symbol": pa.array(np.array(list(SYMBOLS))[sym]),
         "timestamp": ts, "local_timestamp": ts + rng.integers(500, 5_000, n),
         "id": pa.nulls(n, pa.string()),
