@@ -241,9 +241,10 @@ def _candles(rows: Rows, m: dict[str, str], opts: Options, names: list[str]) -> 
         if secs is None:
             raise InputError(rows.display, "cannot tell the candle interval from one row: pass --interval")
     if secs > MAX_INTERVAL_S:  # the store's limit, refused here where the file can be named
-        how = "--interval" if opts.interval else "the spacing of its open times"
-        raise InputError(rows.display, f"a candle interval of {format_duration(secs)} ({how}) is longer than a "
-                                       "year: pass --interval")
+        shown = str(opts.interval) if opts.interval else format_duration(secs)
+        shown = shown if len(shown) <= 40 else shown[:40] + "…"
+        how = "" if opts.interval else " (the spacing of its open times: pass --interval)"
+        raise InputError(rows.display, f"interval {shown!r} is longer than a year (366d): not a candle interval{how}")
     interval = format_duration(secs)
     frame = candle_frame(rows, ts, ohlcv, warnings)
     asset = str(rows.categorical(m["asset"]).categories[0]).upper() if "asset" in m and len(rows) \

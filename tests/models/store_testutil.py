@@ -56,3 +56,12 @@ def candles(n: int = 10, *, start: str = "2025-05-09", freq: str = "1min", base:
     close = base + np.arange(n, dtype=float)
     return pd.DataFrame({"ts": ts, "open": close - 0.5, "high": close + 1, "low": close - 1, "close": close,
                          "volume": np.full(n, 2.0)})
+
+
+def run_cli(capsys, *argv):
+    """``liqscope`` (headless commands) with ``argv``: (exit status, stdout, stderr)."""
+    from liqscope.models.cli import main
+
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err

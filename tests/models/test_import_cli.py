@@ -6,23 +6,10 @@ import json
 import pytest
 
 from liqscope.models import paths
-from liqscope.models.cli import main
-from store_testutil import FIXTURES, tree_hash
+from store_testutil import run_cli as run, FIXTURES, tree_hash
 
 KLINES = FIXTURES / "BTCUSDT-1m-2025-01.csv"
 TARDIS = FIXTURES / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
-
-
-def run(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_import_prints_rows_and_new_per_file(tmp_path, capsys):

@@ -7,28 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liqscope.models import paths, schema
-from liqscope.models.cli import main
+from liqscope.models import schema
 from liqscope.models.errors import UserError
 from liqscope.models.importers import InputError, import_files
 from liqscope.models.schema import SchemaError, normalize_candles, normalize_liquidations
 from liqscope.models.store import Batch, open_store
-from store_testutil import candles, liqs, tree_hash
+from store_testutil import run_cli as run, candles, liqs, tree_hash
 
 HEADER = "ts,exchange,symbol,side,price,qty\n"
 GOOD = "2025-01-02T00:00:00Z,okx,ETH-USDT-SWAP,long,2000.5,5.625\n"
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
-
-
-def run(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_row(**over) -> pd.DataFrame:

@@ -6,24 +6,10 @@ import json
 
 import pytest
 
-from liqscope.models import paths
-from liqscope.models.cli import main
 from liqscope.models.store import StoreError, atomic, open_store, tables
-from store_testutil import FIXTURES, liqs, tree_hash
+from store_testutil import run_cli as run, FIXTURES, liqs, tree_hash
 
 TARDIS = FIXTURES / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
-
-
-def run(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 class _FullDisk:

@@ -13,22 +13,8 @@ import logging
 import pandas as pd
 import pytest
 
-from liqscope.models import paths
-from liqscope.models.cli import main
 from liqscope.models.store import Batch, StoreError, atomic, open_store
-from store_testutil import FIXTURES, candles, liqs, tree_hash
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
-
-
-def run(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
+from store_testutil import run_cli as run, FIXTURES, candles, liqs, tree_hash
 
 
 @pytest.fixture
