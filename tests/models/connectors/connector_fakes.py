@@ -399,3 +399,13 @@ class WSReplay:
         if self.loop and self._stop:
             self.loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(5)
+
+
+def wait_for(cond, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``cond`` until true; a bounded wait for an event (generous for a loaded machine), not a timing check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

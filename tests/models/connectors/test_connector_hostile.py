@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pytest
 
-from connector_fakes import NOW_MS, MemoryStore, WSReplay
+from connector_fakes import NOW_MS, MemoryStore, WSReplay, wait_for
 from liqscope.models import cli, connectors_cli
 from liqscope.models.connectors import journal as jr
 from liqscope.models.connectors.journal import iter_lines, journal_files, read_pos
@@ -23,14 +23,6 @@ from liqscope.models.schema import SchemaError
 
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.5, reset_after=30)
 
-
-def wait_for(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def binance(symbol="BTCUSDT", price="100", qty="1", t: object = None, side="SELL", **over) -> str:

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from connector_fakes import MemoryStore, WSReplay, fixture
+from connector_fakes import MemoryStore, WSReplay, fixture, wait_for
 from liqscope.models.connectors.journal import iter_lines, journal_files, read_pos
 from liqscope.models.connectors.recorder import CONNECTED, OFFLINE, RECONNECTING, STOPPED, Backoff, Recorder
 from liqscope.models.connectors.streams import Endpoint
@@ -29,14 +29,6 @@ def sent(ws, connection: int = 0) -> list[str]:
     """What the client sent on a connection so far ([] before it connected)."""
     return list(ws.received[connection]) if len(ws.received) > connection else []
 
-
-def wait_for(cond, timeout=8.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Events:

@@ -29,7 +29,6 @@ import itertools
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +39,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector_fakes import NOW_MS, FakeExchangeHTTP, WSReplay, fixture
+from connector_fakes import NOW_MS, FakeExchangeHTTP, WSReplay, fixture, wait_for as _wait
 from liqscope.models.connectors.journal import iter_lines, journal_files
 from liqscope.models.connectors.recorder import Backoff, Recorder
 from liqscope.models.connectors.validate import MAX_DEPTH, MAX_FRAME_BYTES, MAX_SYMBOL
@@ -530,14 +529,6 @@ def okx_rest():
 
 CAP = 64 * 1024  # the recorder's frame cap for these runs: an oversize frame costs 64 KiB, not 1 MiB
 
-
-def _wait(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
