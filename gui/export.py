@@ -263,7 +263,7 @@ class MainViewExport(QObject):
                 line.hide()
             w.export_title.show()
             QApplication.processEvents()  # lay the charts out in the space the helpers left
-            w.redraw(force=True)
+            w.redraw()  # taller panes: y ranges and labels re-fit (same width: bars and markers stand)
             return render_widget(w.centralWidget(), scale, THEMES[self.state.view.theme].background)
         finally:
             w.export_title.hide()
@@ -273,7 +273,7 @@ class MainViewExport(QObject):
                 line.show()
             w.crosshair.at = crosshair_at
             QApplication.processEvents()
-            w.redraw(force=True)
+            w.redraw()
 
     def export_selection(self) -> Selection:
         """The view and the drawn levels (candle interval, bar bucket)."""
