@@ -59,3 +59,11 @@ def fuzz_tally() -> FuzzTally:
 def pytest_terminal_summary(terminalreporter):
     for line in _TALLY.lines():
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A new, empty store in the test's own folder (a module may define its own ``store`` instead)."""
+    from liqscope.models.store import open_store
+
+    return open_store(tmp_path / "store")

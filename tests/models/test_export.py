@@ -1,7 +1,6 @@
 """CSV export of the data behind a view (Qt-free): layout, round trips, filters, names, CLI errors."""
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 

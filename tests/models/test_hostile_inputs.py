@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from liqscope.models import paths
 from liqscope.models.cli import main
 from liqscope.models.importers import InputError, import_files, read_file, source
 from liqscope.models.store import open_store
@@ -25,12 +24,6 @@ from store_testutil import FIXTURES
 
 HEADER = b"ts,exchange,symbol,side,price,qty\n"
 LINE = b"2025-01-01T00:00:00Z,binance,BTCUSDT,long,100,1\n"
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
 
 
 @pytest.fixture

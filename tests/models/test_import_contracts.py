@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from liqscope.models import paths
 from liqscope.models.cli import main
 from liqscope.models.importers import InputError, UnknownColumnsError, UnknownContractSizeError, import_files
 from liqscope.models.importers.contracts import INVERSE, LINEAR, parse_contract_sizes, tardis_unit
@@ -22,17 +21,6 @@ OKX_BTC = FIXTURES / "okex-swap_liquidations_2024-03-01_BTC.csv"
 OKX_ALL = FIXTURES / "okex-swap_liquidations_2024-03-01_PERPETUALS.csv"
 BYBIT = FIXTURES / "bybit_liquidations_2024-03-01_PERPETUALS.csv"
 HEAD = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
-
-
-@pytest.fixture
-def store(tmp_path):
-    return open_store(tmp_path / "store")
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
 
 
 def rows(store, symbol=None):

@@ -26,11 +26,6 @@ def usd(model, side=None):
     return round(float(f["notional_usd"].sum()), 6)
 
 
-@pytest.fixture
-def store(tmp_path):
-    return open_store(tmp_path / "store")
-
-
 @pytest.mark.parametrize("name, fmt", [
     ("BTCUSDT-1m-2025-01.csv", "binance-klines"),
     ("BTCUSDT-1h-2025-02.csv", "binance-klines"),

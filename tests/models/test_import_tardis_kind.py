@@ -16,26 +16,13 @@ import gzip
 
 import pytest
 
-from liqscope.models import paths
 from liqscope.models.cli import main
 from liqscope.models.importers import AmbiguousKindError, InputError, import_files
-from liqscope.models.store import open_store
 from store_testutil import tree_hash
 
 ROWS = ("exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
         "binance-futures,BTCUSDT,1709251205123000,1709251205130512,4567,sell,61250.5,0.012\n"
         "binance-futures,BTCUSDT,1709251210456000,1709251210460111,4568,buy,61260.0,0.5\n")
-
-
-@pytest.fixture
-def store(tmp_path):
-    return open_store(tmp_path / "store")
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
 
 
 def gz(path, text=ROWS):

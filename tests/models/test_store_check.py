@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from liqscope.models import paths
 from liqscope.models.cli import main
 from liqscope.models.store import StoreError, open_store
 from store_testutil import candles, liqs
@@ -20,12 +19,6 @@ DAMAGES = ["truncated", "empty", "garbage", "wrong_schema", "flipped"]
 VICTIM = "liquidations/binance/BTCUSDT/2025-05.parquet"
 MAY = ["--start", "2025-05-09", "--end", "2025-05-19"]
 JUNE = ["--start", "2025-06-03", "--end", "2025-06-06"]
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
 
 
 def damage(path: Path, how: str) -> None:

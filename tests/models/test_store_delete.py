@@ -6,18 +6,11 @@ import io
 import pandas as pd
 import pytest
 
-from liqscope.models import paths
 from liqscope.models.cli import main
 from liqscope.models.store import Scope, open_store
 from store_testutil import liqs, tree_hash
 
 RANGE = ["--start", "2025-05-09", "--end", "2025-05-10"]
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
 
 
 @pytest.fixture

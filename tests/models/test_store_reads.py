@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from liqscope.models import paths
 from liqscope.models.cli import main
 from liqscope.models.progress import Task
 from liqscope.models.store import Batch, StoreError, atomic, open_store
@@ -26,12 +25,6 @@ from store_testutil import liqs, tree_hash
 
 WAIT = 60  # seconds a read may take before the test calls it blocked (it takes well under one)
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="store locks are POSIX flock here")
-
-
-@pytest.fixture(autouse=True)
-def _reset_data_dir():
-    yield
-    paths.set_data_dir(None)
 
 
 def bounded(fn, timeout: float = WAIT):

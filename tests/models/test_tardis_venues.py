@@ -20,15 +20,9 @@ import pytest
 
 from liqscope.models.importers import UnknownContractSizeError, import_files, known_asset
 from liqscope.models.importers.symbols import asset_from_symbol
-from liqscope.models.store import open_store
 
 HEAD = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
 TS = 1709251205123000
-
-
-@pytest.fixture
-def store(tmp_path):
-    return open_store(tmp_path / "store")
 
 
 def tardis_file(tmp_path, exchange: str, *rows: tuple[str, float, float]):
