@@ -60,7 +60,7 @@ class DatasetLoader(QObject):
             handler(dataset)
         else:
             self.window.set_dataset(dataset)
-        notes = getattr(dataset, "notes", None)
+        notes = dataset.notes
         if notes:  # e.g. a damaged store file left out: say so until the next message
             more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
             self.window.statusBar().showMessage(notes[0] + more)

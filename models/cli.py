@@ -187,7 +187,7 @@ def check_damage(ds, start, end, *, exchanges=None, kinds=("liquidations", "cand
 
 def print_notes(ds) -> None:
     """What the load could not see (a damaged file left out, a journal it could not read), one line each."""
-    for note in getattr(ds, "notes", ()):
+    for note in ds.notes:
         print(f"liqscope: note: {note}", file=sys.stderr)
 
 
