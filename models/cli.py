@@ -165,10 +165,11 @@ def load(args):
         raise UsageError(str(exc)) from None
 
 
-def coverage_note(ds, view: View) -> str | None:
+def coverage_note(ds, view: View, count: int | None = None) -> str | None:
     """Say so when a window holds no data at all (the figures are zero, not another day's)."""
-    t = ds.index().totals(view.start, view.end)
-    if t.count:
+    if count is None:
+        count = ds.index().totals(view.start, view.end).count
+    if count:
         return None
     r = ds.time_range()
     covers = (f"the data covers {format_time(r[0], 'minute')} → {format_time(r[1], 'minute')} UTC" if r
@@ -196,8 +197,24 @@ def summary_view(ds, args) -> View:
     return check_view(ds, View(start=start, end=end, side=args.side, min_usd=args.min_usd), asset_given=False)
 
 
+def load_overview(args):
+    """For commands that need one window's figures: the store's :class:`~liqscope.models.store.figures.Overview`
+    (reads table logs and rollups, never the whole store), or the demo/empty dataset."""
+    from .store import StoreError, open_store
+    from .store.figures import Overview
+
+    if not getattr(args, "demo", False):
+        try:
+            store = open_store()
+            if store.has_data():
+                return Overview(store)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+    return load(args)
+
+
 def cmd_summary(args) -> int:
-    ds = load(args)
+    ds = load_overview(args)
     view = summary_view(ds, args)
     if view.start is None:
         raise UsageError("the dataset is empty: nothing to summarise (liqscope import FILE, or --demo)")
@@ -206,7 +223,7 @@ def cmd_summary(args) -> int:
     check_damage(ds, view.start, view.end, exchanges=exchanges, kinds=("liquidations",))  # summaries read no candles
     result = ds.summary(view.start, view.end, exchanges=exchanges, assets=assets, side=view.side,
                         min_notional=view.min_usd, largest=args.top)
-    note = coverage_note(ds, view)
+    note = coverage_note(ds, view, result["count"])
     clean, poisoned = finite_only(result)
     if args.json:
         print(json.dumps(clean, allow_nan=False))

@@ -69,7 +69,19 @@ def register(sub) -> None:
                    help="with --quarantine (implied): replay the live recorder's journal for quarantined "
                         "liquidation months it still holds")
     c.set_defaults(func=cmd_store_check)
-    s.set_defaults(func=lambda args: (_ for _ in ()).throw(UsageError("store needs an action: info, delete, check")))
+    m = ssub.add_parser("migrate", help="convert a schema-1 store to Delta tables (done on first open too)",
+                        description="Convert a store written by Liqscope 0.1 (schema 1) to Delta tables, verified "
+                                    "(same rows and totals per exchange and month) before it switches over; the old "
+                                    "files are kept in <store>/schema1.")
+    m.set_defaults(func=cmd_store_migrate)
+    pr = ssub.add_parser("prefer", help="which source is counted where several cover the same time",
+                         description="Set the source precedence: e.g. `liqscope store prefer binance-ws tardis` "
+                                     "counts the live recording before Tardis files. Patterns like 'file:*' work; "
+                                     "sources not named keep the default order after these.")
+    pr.add_argument("sources", nargs="+", metavar="SOURCE")
+    pr.set_defaults(func=cmd_store_prefer)
+    s.set_defaults(func=lambda args: (_ for _ in ()).throw(
+        UsageError("store needs an action: info, delete, check, migrate, prefer")))
 
 
 def cmd_import(args) -> int:
@@ -122,6 +134,45 @@ def cmd_store_info(args) -> int:
     for r in info.itertuples(index=False):
         print(f"{r.kind:<13}{r.exchange:<14}{_s(r.symbol):<18}{_s(r.interval):<9}{r.rows:>12,}  "
               f"{_t(r.first):<26}{_t(r.last)}")
+    sources = store.source_info()
+    if len(sources):
+        print()
+        print("Sources (one count per event: where sources overlap, the first in the precedence is counted; "
+              "`liqscope store prefer` changes it)")
+        print(f"{'exchange':<14}{'source':<30}{'rank':>5}{'rows':>12}{'counted':>12}  {'first (UTC)':<26}{'last (UTC)'}")
+        for r in sources.itertuples(index=False):
+            print(f"{r.exchange:<14}{r.source:<30}{r.rank:>5}{r.rows:>12,}{int(r.counted):>12,}  "
+                  f"{_t(r.first):<26}{_t(r.last)}")
+    return 0
+
+
+def cmd_store_migrate(args) -> int:
+    from .progress import terminal_task
+    from .store import StoreError, open_store
+    from .store.migrate import migrate
+
+    try:
+        store = open_store()
+        if not store.needs_migration:
+            print(f"the store at {store.root} is already schema {store.schema_version or '-'}: nothing to migrate")
+            return 0
+        migrate(store, terminal_task("migrating"))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"migrated {store.root} to Delta tables (schema {store.schema_version}); the old files are kept in "
+          f"{store.root}/schema1 (delete it once you are happy)")
+    return 0
+
+
+def cmd_store_prefer(args) -> int:
+    from .store import StoreError, open_store
+
+    try:
+        store = open_store()
+        store.set_precedence(args.sources)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    print("source precedence: " + " > ".join(store.precedence))
     return 0
 
 

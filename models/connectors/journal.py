@@ -51,7 +51,8 @@ from typing import Iterator
 
 import pandas as pd
 
-from ..store.atomic import write_bytes_atomic
+from ..fsutil import write_bytes_atomic
+from ..store.provenance import LIVE as LIVE_SOURCE, live_source
 from .parsers import EXCHANGES, Normalizer, event_key, events_frame
 from .validate import feed, store_each
 
@@ -799,7 +800,7 @@ def store_events(store, events: list[dict]) -> tuple[list, list[tuple[dict, str]
 
     def write(part):
         df = events_frame(part)
-        res = store.append_liquidations(df)
+        res = store.append_liquidations(df, source=LIVE_SOURCE)
         frames.append(df)
         new[0] += int(getattr(res, "new", len(df)))
 
@@ -1094,8 +1095,10 @@ def _replace_from_journal(store, root: Path, exchange: str, since: str | None, u
             result.last_error = f"an event cannot be stored: {refused[-1][1]}"
         spans = [(pd.Timestamp(a, unit="ms", tz="UTC"), pd.Timestamp(b, unit="ms", tz="UTC"))
                  for st in group for a, b in st.spans()]
+        live = live_source(exchange)  # a replay replaces what the recorder stored, never rows from files
         batch.replace_liquidations(df, exchanges=[exchange], spans=spans,
-                                   symbols=_symbol_scope(exchange, group[0].keep), trusted=True)
+                                   symbols=_symbol_scope(exchange, group[0].keep), trusted=True,
+                                   source=live, sources=[live])
         frames.append(df)
     if gaps and gap_lines:
         batch.add_gaps(gaps_frame(exchange, gap_lines))

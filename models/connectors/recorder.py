@@ -52,6 +52,7 @@ from .journal import (ROTATE_GRACE_MS, Dedup, Journal, gaps_frame, iter_lines, j
                       journal_size, next_rotation_ms, normalize_lines, read_pos, replay, rotate, safe_frame,
                       write_pos)
 from .netcause import network_cause
+from ..store.provenance import LIVE as LIVE_SOURCE
 from .parsers import EXCHANGES, Normalizer, events_frame
 from .streams import DEFAULT_ENDPOINTS, SPECS, Endpoint, StreamSpec
 from .validate import is_data_error, store_each
@@ -609,7 +610,7 @@ class Recorder:
         merged = dict(self._state_alive)
         merged.update(alive)
         try:  # a new temp file, never through a symbolic link (a store folder may come from anywhere)
-            from ..store.atomic import write_bytes_atomic
+            from ..fsutil import write_bytes_atomic
 
             write_bytes_atomic(self._state_path, json.dumps({"alive_ms": merged}).encode())
         except OSError as exc:
@@ -771,7 +772,7 @@ class Recorder:
 
     def _store_events(self, items, gaps, pos) -> bool:
         def write(part):
-            self._store.append_liquidations(events_frame([ev for _ex, ev in part]))
+            self._store.append_liquidations(events_frame([ev for _ex, ev in part]), source=LIVE_SOURCE)
 
         written, refused, rest, error = store_each(write, items)
         for ex in self.exchanges:

@@ -10,6 +10,8 @@ between partitions of the store commit.
 """
 from __future__ import annotations
 
+import re
+
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -138,9 +140,10 @@ def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt
         if task is not None:
             task.progress(done, total, reading)
     batch = Batch()
-    for p in parsed:
+    for path, p in zip(paths, parsed):
         if p.kind == "liquidations":
-            batch.add_liquidations(p.frame, trusted=True)
+            source, span = provenance_of(path, p.format, p.frame)
+            batch.add_liquidations(p.frame, trusted=True, source=source, coverage_span=span)
         else:
             batch.add_candles(p.frame, exchange=p.exchange, symbol=p.symbol, interval=p.interval, asset=p.asset)
     if task is not None and len(batch):
@@ -153,6 +156,30 @@ def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt
                                     ts.iloc[0] if len(ts) else None, ts.iloc[-1] if len(ts) else None,
                                     repeated=p.repeated))
     return reports
+
+
+_TARDIS_DAY = re.compile(r"_(\d{4}-\d{2}-\d{2})_")
+
+
+def provenance_of(path: str, fmt: str, frame) -> tuple[str, tuple | None]:
+    """The source a file's rows are stored under, and the time span it covers when the file says so.
+
+    Tardis names its files per UTC day (``binance-futures_liquidations_2024-03-01_PERPETUALS.csv``):
+    such a file covers that whole day, so a live recording of the same day is not counted on top of it
+    (see models/store/provenance.py). Other files cover their first to last row.
+    """
+    name = Path(path).name
+    if fmt.startswith("tardis"):
+        m = _TARDIS_DAY.search(name)
+        if m and len(frame):
+            day = pd.Timestamp(m.group(1), tz="UTC")
+            ts = frame["ts"]
+            if ts.min() >= day and ts.max() < day + pd.Timedelta(days=1):
+                return "tardis", (day, day + pd.Timedelta(days=1))
+        return "tardis", None
+    if fmt.startswith("binance-liquidation"):
+        return "binance-snapshot", None
+    return f"file:{name}", None
 
 
 def _relay(task: Task | None, step: Callable[[Step], tuple[int, int, str]]) -> Task | None:

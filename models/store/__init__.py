@@ -1,9 +1,9 @@
-"""Local on-disk store of the user's liquidations, candles and recorder gaps.
+"""The user's store of liquidations, candles and recorder gaps: Delta Lake tables in a folder or on S3.
 
-``open_store()`` is the entry point; see :mod:`.core` for the API and
-:mod:`.atomic` for how a commit stays crash-safe. ``Cancelled`` is
-:class:`liqscope.models.progress.Cancelled`, raised by a commit whose task was
-cancelled (the store is unchanged).
+``open_store()`` is the entry point; see :mod:`.core` for the API, :mod:`.tables` for the layout,
+:mod:`.provenance` for sources and precedence, :mod:`.rollups`/:mod:`.figures` for windowed figures
+and :mod:`.migrate` for converting a schema-1 store. ``Cancelled`` is
+:class:`liqscope.models.progress.Cancelled`.
 """
 from .core import (SCHEMA_VERSION, AppendResult, Batch, Cancelled, DamagedFile, ReplaceResult, Scope, Store,
                    StoreDamagedError, StoreError, StoreIOError, StoreVersionError, open_store)

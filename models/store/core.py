@@ -1,115 +1,44 @@
-"""The local store: the user's imported and recorded data, on disk, crash-safe.
+"""The store: the user's liquidations, candles, recorder gaps, coverage and rollups as Delta Lake tables.
 
-Parquet month files per kind/exchange/symbol(/interval), read with pyarrow
-datasets (see README "Local store and importing files" for why not DuckDB).
-Every append goes through :meth:`Store.commit`, which deduplicates against what
-is stored, writes new partition files or small append segments, and publishes
-them atomically (see :mod:`.atomic`), so a failed or cancelled import leaves
-every byte of the store as it was. :meth:`Store.replace_liquidations` goes
-through the same commit: appends alone can never take a wrong row back out
-(after a parser fix, say), a replacement can.
+``<store>/liquidations``, ``candles``, ``gaps``, ``coverage`` and ``rollups`` are plain Delta tables
+(delta-rs), so Spark, Trino, DuckDB or Polars read them without Liqscope; ``store.json`` records the
+schema version. The store is a local folder or an ``s3://bucket/prefix``. Every write is a Delta
+commit: atomic, isolated from concurrent writers (optimistic concurrency), and a reader always sees a
+committed snapshot. Reads take a time window and read only the files it needs (partition and
+file-statistics pruning); overview figures come from rollups (:mod:`.rollups`, :mod:`.figures`).
 """
 from __future__ import annotations
 
-import errno
-import json
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Collection, Iterable, Sequence, TypeVar
+from typing import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from .. import paths
-from ..errors import UserError
 from ..dataset import Dataset
 from ..liquidations import LiquidationModel
 from ..prices import PriceModel
 from ..progress import Cancelled, Task
-from ..schema import (SchemaError, check_liquidation_values, empty_liquidations, normalize_candles,
-                      normalize_liquidations, to_utc)
-from ..version import app_version
+from ..schema import SchemaError, check_liquidation_values, normalize_candles, normalize_liquidations, to_utc
 from ..timeutil import TimeParseError, format_duration, parse_duration, parse_time
-from . import atomic, layout, reading, tables
-from .layout import CANDLES, GAPS, GAPS_FILE, LIQ, STORE_FILE
+from ..version import app_version
+from . import delta_io, layout, provenance, rollups, tables
+from .errors import (DamagedFile, StoreDamagedError, StoreError, StoreIOError, StoreVersionError, first_line,
+                     store_errors)
+from .location import Location
+from .tables import CANDLES, COVERAGE, GAPS, LIQ, ROLLUPS, TABLES
 
-SCHEMA_VERSION = 1
-MAX_SEGMENTS = 8      # append segments per liquidation month before they are merged
-COMPACT_RATIO = 0.25  # segments fold into the month's base file at this fraction of it
+SCHEMA_VERSION = 2
 FORMAT = "liqscope-store"
 INFO_COLUMNS = ["kind", "exchange", "symbol", "interval", "rows", "first", "last"]
+MAX_INTERVAL_S = 366 * 86400  # a candle interval longer than a year is a typo, not a market's
+UNKNOWN_SOURCE = "unknown"
 
-
-class StoreError(UserError):
-    """The store cannot be opened or written; the message is one line for the user.
-
-    ``committed`` is True only when a write failed after its commit point: the
-    change is on disk and the next open of the store completes it.
-    """
-
-    committed = False
-
-
-class StoreIOError(StoreError, OSError):
-    """The operating system refused a store file (disk full, read-only, permission denied...).
-
-    Still an ``OSError`` (with its ``errno``) for callers that retry on those; one line for the user.
-    """
-
-
-class StoreVersionError(StoreError):
-    """The store was written by a newer Liqscope with a schema this one cannot read."""
-
-
-def damage_message(path: Path, reason: str) -> str:
-    return f"{path} is damaged ({reason}): run `liqscope store check --quarantine` to move it aside"
-
-
-class StoreDamagedError(StoreError):
-    """A store file a read needs is damaged (truncated, empty, not Parquet, wrong schema, bytes changed
-    on disk): one line naming it and what to do. Reads that do not need it are unaffected."""
-
-    def __init__(self, path: Path, reason: str):
-        super().__init__(damage_message(path, reason))
-        self.path, self.reason = Path(path), reason
-
-
-@dataclass(frozen=True)
-class DamagedFile:
-    """A damaged store file a read left out: where, what is wrong, and the partition it held
-    (``month`` etc. None where the file is not a month partition, e.g. ``gaps/gaps.parquet``)."""
-
-    path: Path
-    reason: str
-    kind: str
-    exchange: str | None = None
-    symbol: str | None = None
-    interval: str | None = None
-    month: str | None = None
-
-    @classmethod
-    def of(cls, exc: tables.Damaged, part: layout.PartFile | None = None, kind: str = GAPS) -> "DamagedFile":
-        if part is None:
-            return cls(exc.path, exc.reason, kind)
-        return cls(exc.path, exc.reason, part.kind, part.exchange, part.symbol, part.interval, part.month)
-
-    @property
-    def message(self) -> str:
-        return damage_message(self.path, self.reason)
-
-    def overlaps(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> bool:
-        """Whether the file can hold rows with ``start <= ts < end`` (None: unbounded)."""
-        try:
-            lo = pd.Timestamp(f"{self.month}-01", tz="UTC")
-        except (TypeError, ValueError):
-            return True  # no month partition: it may hold any time
-        hi = lo + pd.offsets.MonthBegin(1)
-        return (end is None or lo < end) and (start is None or start < hi)
+__all__ = ["SCHEMA_VERSION", "AppendResult", "Batch", "Cancelled", "DamagedFile", "ReplaceResult", "Scope",
+           "Store", "StoreDamagedError", "StoreError", "StoreIOError", "StoreVersionError", "open_store"]
 
 
 @dataclass(frozen=True)
@@ -122,23 +51,43 @@ class AppendResult:
 class ReplaceResult:
     """What a replacement changed; rows identical before and after count in neither."""
 
-    removed: int  # stored rows in the replaced range that are gone
-    added: int    # rows of the new frame the store did not hold
+    removed: int
+    added: int
 
 
 SymbolScope = Collection[str] | Callable[[str, str], bool] | None
 TimeSpan = tuple["str | pd.Timestamp", "str | pd.Timestamp"]
 
 
-class Scope:
-    """The stored liquidations a replacement covers: exchanges x time spans x symbols.
+def _time(value) -> pd.Timestamp:
+    """A UTC time the store can hold, else a one-line SchemaError."""
+    try:
+        return parse_time(value).as_unit("ns")
+    except TimeParseError as exc:
+        raise SchemaError(str(exc)) from None
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise SchemaError(f"time {str(value)[:40]!r} is outside the range Liqscope can hold "
+                          f"({pd.Timestamp.min.isoformat()[:10]} to {pd.Timestamp.max.isoformat()[:10]})") from None
 
-    ``spans`` are ``[start, end)`` ranges (merged here). ``symbols`` is None (all),
-    a collection of symbols, or ``keep(symbol, asset) -> bool`` -- the live
-    recorder filters by asset too, so a replay needs the predicate form.
+
+def _us(t: pd.Timestamp | None) -> int | None:
+    return None if t is None else int(t.as_unit("ns").value) // 1000  # .value is always nanoseconds
+
+
+def _ts_sql(us_value: int) -> str:
+    return "'" + pd.Timestamp(us_value, unit="us", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
+
+
+class Scope:
+    """The stored liquidations a replacement covers: exchanges x time spans x symbols (x sources).
+
+    ``spans`` are ``[start, end)`` ranges (merged here). ``symbols`` is None (all), a collection, or
+    ``keep(symbol, asset) -> bool`` (the live recorder filters by asset too). ``sources`` (None: all)
+    limits it to rows of those sources: a journal replay replaces only what the recorder stored.
     """
 
-    def __init__(self, exchanges: str | Iterable[str], spans: Sequence[TimeSpan], symbols: SymbolScope = None):
+    def __init__(self, exchanges: str | Iterable[str], spans: Sequence[TimeSpan], symbols: SymbolScope = None,
+                 sources: Iterable[str] | None = None):
         names = [exchanges] if isinstance(exchanges, str) else list(exchanges or [])
         self.exchanges = frozenset(str(e).lower() for e in names)
         if not self.exchanges:
@@ -148,7 +97,7 @@ class Scope:
             a, b = _time(start), _time(end)
             if b <= a:
                 raise SchemaError(f"a replaced range must end after it starts ({a.isoformat()} to {b.isoformat()})")
-            pairs.append((a.as_unit("ns").value, b.as_unit("ns").value))
+            pairs.append((_us(a), _us(b)))
         if not pairs:
             raise SchemaError("a replacement needs a time range")
         pairs.sort()
@@ -164,23 +113,19 @@ class Scope:
             self.symbols = symbols
         else:
             self.symbols = frozenset([symbols] if isinstance(symbols, str) else (str(x) for x in symbols))
+        self.sources = None if sources is None else frozenset(sources)
 
-    def may_touch(self, exchange: str, symbol: str, month: str) -> bool:
-        """Whether the partition of ``exchange``/``symbol``/``month`` can hold covered rows."""
-        if exchange not in self.exchanges:
-            return False
-        if isinstance(self.symbols, frozenset) and symbol not in self.symbols:
-            return False
-        lo = pd.Timestamp(month + "-01", tz="UTC")
-        m_start, m_end = lo.value, (lo + pd.offsets.MonthBegin(1)).value
-        i = int(np.searchsorted(self.ends, m_start, side="right"))
-        return i < len(self.starts) and int(self.starts[i]) < m_end
+    @property
+    def months(self) -> list[str]:
+        first = pd.Timestamp(int(self.starts[0]), unit="us", tz="UTC")
+        last = pd.Timestamp(int(self.ends[-1]) - 1, unit="us", tz="UTC")
+        return [str(p) for p in pd.period_range(first.tz_localize(None), last.tz_localize(None), freq="M")]
 
     def mask(self, frame: pd.DataFrame) -> np.ndarray:
-        """Rows of ``frame`` (ts, exchange, symbol, asset) inside this scope."""
+        """Rows of ``frame`` (ts, exchange, symbol, asset[, source]) inside this scope."""
         if not len(frame):
             return np.zeros(0, dtype=bool)
-        ts = pd.DatetimeIndex(frame["ts"]).as_unit("ns").asi8
+        ts = tables.us(frame["ts"])
         i = np.searchsorted(self.starts, ts, side="right") - 1
         out = (i >= 0) & (ts < self.ends[np.maximum(i, 0)])
         out &= _per_value(frame["exchange"], lambda e: str(e).lower() in self.exchanges)
@@ -188,22 +133,51 @@ class Scope:
             out &= _per_value(frame["symbol"], lambda s: str(s) in self.symbols)
         elif self.symbols is not None:
             keep = self.symbols
-            pairs = pd.DataFrame({"s": frame["symbol"].to_numpy(), "a": frame["asset"].to_numpy()})
+            pairs = pd.DataFrame({"s": np.asarray(frame["symbol"], dtype=object),
+                                  "a": np.asarray(frame["asset"], dtype=object)})
             ok = np.zeros(len(frame), dtype=bool)
-            for (sym, asset), idx in pairs.groupby(["s", "a"], sort=False, observed=True).indices.items():
+            for (sym, asset), idx in pairs.groupby(["s", "a"], sort=False).indices.items():
                 ok[idx] = bool(keep(str(sym), str(asset)))
             out &= ok
+        if self.sources is not None and "source" in frame.columns:
+            out &= _per_value(frame["source"], lambda s: str(s) in self.sources)
         return out
 
+    def row_filter(self):
+        """A pyarrow filter for the scope's exchanges, spans, listed symbols and sources."""
+        ts = pc.field("ts")
+        span = None
+        for a, b in zip(self.starts.tolist(), self.ends.tolist()):
+            cond = (ts >= pa.scalar(a, tables.TS)) & (ts < pa.scalar(b, tables.TS))
+            span = cond if span is None else span | cond
+        flt = span
+        if isinstance(self.symbols, frozenset):
+            flt &= pc.field("symbol").isin(sorted(self.symbols))
+        if self.sources is not None:
+            flt &= pc.field("source").isin(sorted(self.sources))
+        return flt
 
-def _checked(frame: pd.DataFrame) -> pd.DataFrame:
-    check_liquidation_values(frame)
-    return frame
+    def partition_sql(self, alias: str = "t") -> str:
+        lit = delta_io.sql_literal
+        return (f"{alias}.exchange IN ({', '.join(lit(e) for e in sorted(self.exchanges))}) AND "
+                f"{alias}.month IN ({', '.join(lit(m) for m in self.months)})")
+
+    def sql(self, symbols: Collection[str] | None, alias: str = "t") -> str:
+        """The scope as a delta-rs SQL predicate (``symbols``: the callable form resolved to names)."""
+        lit = delta_io.sql_literal
+        terms = [self.partition_sql(alias)]
+        spans = " OR ".join(f"({alias}.ts >= {_ts_sql(a)} AND {alias}.ts < {_ts_sql(b)})"
+                            for a, b in zip(self.starts.tolist(), self.ends.tolist()))
+        terms.append(f"({spans})")
+        if symbols is not None:
+            terms.append(f"{alias}.symbol IN ({', '.join(lit(s) for s in sorted(symbols)) or lit('')})")
+        if self.sources is not None:
+            terms.append(f"{alias}.source IN ({', '.join(lit(s) for s in sorted(self.sources))})")
+        return " AND ".join(terms)
 
 
-def _per_value(values: pd.Series, fn: Callable[[object], bool]) -> np.ndarray:
-    """``fn`` of each row's value, evaluated once per distinct value."""
-    cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
+def _per_value(values, fn: Callable[[object], bool]) -> np.ndarray:
+    cat = values.array if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype) else pd.Categorical(values)
     lookup = np.array([bool(fn(c)) for c in cat.categories] + [False], dtype=bool)
     return lookup[np.asarray(cat.codes)]
 
@@ -218,17 +192,6 @@ def _spans(start, end, spans: Sequence[TimeSpan] | None) -> list[TimeSpan]:
     return [(start, end)]
 
 
-def _time(value) -> pd.Timestamp:
-    """A UTC time the store can hold (nanoseconds: 1677-09-21 to 2262-04-11), else a one-line SchemaError."""
-    try:
-        return parse_time(value).as_unit("ns")
-    except TimeParseError as exc:
-        raise SchemaError(str(exc)) from None
-    except (OverflowError, pd.errors.OutOfBoundsDatetime):
-        raise SchemaError(f"time {str(value)[:40]!r} is outside the range Liqscope can hold "
-                          f"({pd.Timestamp.min.isoformat()[:10]} to {pd.Timestamp.max.isoformat()[:10]})") from None
-
-
 def _norm_interval(interval: str) -> str:
     try:
         return format_duration(parse_duration(str(interval)))
@@ -236,12 +199,7 @@ def _norm_interval(interval: str) -> str:
         raise SchemaError(str(exc)) from None
 
 
-MAX_INTERVAL_S = 366 * 86400  # a candle interval longer than a year is a typo, not a market's
-
-
 def _check_name(what: str, value: object, *, slash: bool = False) -> None:
-    """A one-line :class:`StoreError` naming ``value`` unless it can name a store folder (layout.name_problem):
-    checked before the commit point, so a name the file system would refuse never reaches the journal."""
     problem = layout.name_problem(what, value, slash=slash)
     if problem:
         raise StoreError(problem)
@@ -253,43 +211,82 @@ def _check_frame_names(frame: pd.DataFrame) -> None:
             _check_name(col, value, slash=col == "symbol")
 
 
+def _sources(frame: pd.DataFrame, source: str | None) -> np.ndarray:
+    """Per-row source: ``source`` (``{exchange}`` filled in per row), else the frame's column."""
+    if source is None:
+        if "source" in frame.columns:
+            return np.asarray(frame["source"].astype(str), dtype=object)
+        source = UNKNOWN_SOURCE
+    if "{exchange}" in source:
+        ex = np.asarray(frame["exchange"].astype(str), dtype=object)
+        return np.array([source.format(exchange=e) for e in ex], dtype=object)
+    return np.full(len(frame), source, dtype=object)
+
+
+@dataclass
+class _Item:
+    kind: str
+    table: pa.Table
+    scope: Scope | None = None
+    offered: int = 0
+    coverage: pa.Table | None = None
+
+
 class Batch:
-    """Appends committed together by :meth:`Store.commit`: all land or none do."""
+    """Writes committed by :meth:`Store.commit`. Each item is one atomic Delta commit, applied in order;
+    readers never see half an item. (Items of different tables are separate commits.)"""
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, pd.DataFrame]] = []
-        self.scopes: dict[int, Scope] = {}  # item index -> what that replacement removes
+        self.items: list[_Item] = []
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def add_liquidations(self, df: pd.DataFrame, *, trusted: bool = False) -> int:
-        """Queue liquidations; ``trusted`` skips re-validation of a canonical frame, but never the
-        value bounds (``schema.BOUNDS``): the store must not hold a row that poisons every total."""
-        frame = _checked(df) if trusted else normalize_liquidations(df)
+    @property
+    def scopes(self) -> dict[int, Scope]:
+        return {i: it.scope for i, it in enumerate(self.items) if it.scope is not None}
+
+    def _liq(self, df: pd.DataFrame, trusted: bool, source: str | None) -> tuple[pd.DataFrame, pa.Table]:
+        if trusted:
+            check_liquidation_values(df)
+            frame = df
+        else:
+            src_col = df["source"] if source is None and "source" in df.columns else None
+            frame = normalize_liquidations(df)
+            if src_col is not None:
+                frame["source"] = np.asarray(src_col, dtype=object)[np.argsort(
+                    tables.us(df["ts"]), kind="stable")] if len(df) else src_col.to_numpy()
         _check_frame_names(frame)
-        self.items.append((LIQ, frame))
+        src = _sources(frame, source)
+        for name in set(src.tolist()):
+            _check_name("source", name, slash=True)
+        return frame, tables.liq_table(frame, src)
+
+    def add_liquidations(self, df: pd.DataFrame, *, trusted: bool = False, source: str | None = None,
+                         coverage_span: tuple | None = None) -> int:
+        """Queue liquidations of ``source`` (``"{exchange}-ws"`` style templates allowed; None: the frame's
+        ``source`` column, else ``unknown``). Rows the store holds from the same source are skipped.
+        ``coverage_span`` ``(start, end)``: the time the source covers, when it says more than its first and
+        last row (a Tardis file covers its whole day)."""
+        frame, table = self._liq(df, trusted, source)
+        self.items.append(_Item(LIQ, table, offered=len(frame), coverage=_coverage(table, coverage_span)))
         return len(self.items) - 1
 
     def replace_liquidations(self, df: pd.DataFrame, *, exchanges: str | Iterable[str], start=None, end=None,
                              symbols: SymbolScope = None, spans: Sequence[TimeSpan] | None = None,
-                             trusted: bool = False) -> int:
-        """Queue a replacement: the stored liquidations of ``exchanges`` (and ``symbols``)
-        with ``start <= ts < end`` (or inside any of ``spans``) are removed and ``df``
-        takes their place, in the same commit as the rest of the batch. Every row of
-        ``df`` must lie inside that scope, so replaying the same frame is a no-op.
-        Stored rows are removed before any of the batch's rows are added.
-        """
-        scope = Scope(exchanges, _spans(start, end, spans), symbols)
-        frame = _checked(df) if trusted else normalize_liquidations(df)
-        _check_frame_names(frame)
-        outside = ~scope.mask(frame)
+                             trusted: bool = False, source: str | None = None,
+                             sources: Iterable[str] | None = None) -> int:
+        """Queue a replacement: stored liquidations of ``exchanges`` (and ``symbols``, and ``sources``) with
+        ``start <= ts < end`` (or inside ``spans``) are removed and ``df`` takes their place, in one
+        commit. Every row of ``df`` must lie inside that scope, so replaying the same frame is a no-op."""
+        scope = Scope(exchanges, _spans(start, end, spans), symbols, sources)
+        frame, table = self._liq(df, trusted, source)
+        outside = ~scope.mask(frame.assign(source=_sources(frame, source)) if scope.sources is not None else frame)
         if outside.any():
             row = frame[outside].iloc[0]
             raise SchemaError(f"{int(outside.sum())} replacement rows lie outside the replaced exchanges, range or "
                               f"symbols (first: {row['ts'].isoformat()} {row['exchange']} {row['symbol']})")
-        self.items.append((LIQ, frame))
-        self.scopes[len(self.items) - 1] = scope
+        self.items.append(_Item(LIQ, table, scope=scope, offered=len(frame), coverage=_coverage(table)))
         return len(self.items) - 1
 
     def add_candles(self, df: pd.DataFrame, *, exchange: str, symbol: str, interval: str, asset: str) -> int:
@@ -304,11 +301,9 @@ class Batch:
             frame = normalize_candles(df).reset_index()
         except SchemaError as exc:
             raise SchemaError(f"{exchange} {symbol} {interval}: {exc}") from None
-        frame["exchange"] = str(exchange).lower()
-        frame["symbol"] = str(symbol)
-        frame["interval"] = _norm_interval(interval)
-        frame["asset"] = str(asset).upper()
-        self.items.append((CANDLES, frame))
+        table = tables.candle_table(frame, exchange=str(exchange).lower(), symbol=str(symbol), interval=iv,
+                                    asset=str(asset).upper())
+        self.items.append(_Item(CANDLES, table, offered=len(frame)))
         return len(self.items) - 1
 
     def add_gaps(self, df: pd.DataFrame) -> int:
@@ -321,99 +316,115 @@ class Batch:
             "end": pd.Series(to_utc(df["end"])).to_numpy(),
             "reason": (df["reason"].astype(str) if "reason" in df.columns else pd.Series([""] * len(df))).to_numpy(),
         })
-        frame["start"] = pd.to_datetime(frame["start"], utc=True)
-        frame["end"] = pd.to_datetime(frame["end"], utc=True)
         if frame[["start", "end"]].isna().any().any():
             raise SchemaError("gaps have missing start or end times")
-        if (frame["end"] < frame["start"]).any():
+        if (pd.to_datetime(frame["end"], utc=True) < pd.to_datetime(frame["start"], utc=True)).any():
             raise SchemaError("a gap ends before it starts")
-        self.items.append((GAPS, frame))
+        self.items.append(_Item(GAPS, tables.gap_table(frame), offered=len(frame)))
         return len(self.items) - 1
 
 
-class Store:
-    """A folder of Parquet partitions plus ``store.json``. Use :func:`open_store`."""
+def _coverage(table: pa.Table, span: tuple | None = None) -> pa.Table:
+    """What a commit of ``table`` covers: per (source, exchange, symbol), first row to last (+1 µs), or
+    ``span`` when the source states it."""
+    if not table.num_rows:
+        return tables.COVERAGE_SCHEMA.empty_table()
+    g = table.group_by(["source", "exchange", "symbol"]).aggregate([("ts", "min"), ("ts", "max")])
+    lo = g.column("ts_min").cast(pa.int64()).to_numpy()
+    hi = g.column("ts_max").cast(pa.int64()).to_numpy() + 1
+    if span is not None:
+        a, b = _us(_time(span[0])), _us(_time(span[1]))
+        lo, hi = np.minimum(lo, a), np.maximum(hi, b)
+    return pa.table({"source": g.column("source"), "exchange": g.column("exchange"), "symbol": g.column("symbol"),
+                     "start": pa.array(lo).cast(tables.TS), "end": pa.array(hi).cast(tables.TS)},
+                    schema=tables.COVERAGE_SCHEMA)
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser()
-        self.schema_version = self._check_version()
-        if self.root.is_dir() and atomic.needs_recovery(self.root):
-            self._recover_on_open()
+
+class Store:
+    """A store at a :class:`Location` (local folder or ``s3://``). Use :func:`open_store`."""
+
+    def __init__(self, where: str | object):
+        self.location = Location.of(where)
+        self._notes: dict[str, None] = {}
+        self.schema_version, self.meta = self._check_version()
+
+    @property
+    def root(self):
+        """The local folder (a Path), or the ``s3://`` URI (a str)."""
+        return self.location.path if self.location.is_local else self.location.uri
 
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
+        return f"Store({self.location.uri!r})"
 
-    def _recover_on_open(self) -> None:
-        """Finish (or discard) an interrupted write -- only if no writer holds the lock: an open never
-        waits (a writer at work owns staging/ and the journal and finishes them itself). Never fails
-        the open: what cannot be finished now (disk full, read-only, a refused journal that cannot be
-        set aside) is one warning line, reads see what was committed (see ``_listing``), and the next
-        open or write tries again. Leftover staging alone is nothing to finish: no warning."""
+    # -- version ------------------------------------------------------------------
+    def _check_version(self) -> tuple[int | None, dict]:
+        where = self.location.table(layout.STORE_FILE)
         try:
-            with reading.lock_if_free(self.root) as free:
-                if free:
-                    atomic.recover(self.root)
-        except atomic.Refused as exc:
-            atomic.log.warning("liqscope: warning: the store at %s: %s", self.root, exc)
-        except OSError as exc:
-            if os.path.lexists(self.root / atomic.JOURNAL):
-                atomic.log.warning("liqscope: warning: cannot finish an interrupted write to the store at %s: %s; "
-                                   "reads see what it committed until an open or write can finish it",
-                                   self.root, _os_hint(exc))
-
-    # -- version -----------------------------------------------------------------
-    def _check_version(self) -> int | None:
-        meta_path = self.root / STORE_FILE
-        if not meta_path.exists():
-            return None
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            fmt, ver = meta.get("format"), meta["schema_version"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-            raise StoreError(f"{meta_path} is unreadable ({_first_line(exc)}); not a Liqscope store?") from None
+            meta = self.location.read_meta()
+        except (OSError, ValueError, RecursionError) as exc:
+            raise StoreError(f"{where} is unreadable ({first_line(exc)}); not a Liqscope store?") from None
+        if meta is None:
+            return None, {}
+        if not isinstance(meta, dict):
+            raise StoreError(f"{where} is unreadable (not a JSON object); not a Liqscope store?")
+        fmt, ver = meta.get("format"), meta.get("schema_version")
         if fmt != FORMAT:
-            raise StoreError(f"{meta_path} is not a Liqscope store (format {fmt!r})")
-        if type(ver) is not int or ver < 1:  # JSON 1e999 is float('inf'), 1.5 a float: neither is a version
-            raise StoreError(f"{meta_path}: schema_version {str(ver)[:40]!r} is not a whole number >= 1; "
+            raise StoreError(f"{where} is not a Liqscope store (format {fmt!r})")
+        if type(ver) is not int or ver < 1:
+            raise StoreError(f"{where}: schema_version {str(ver)[:40]!r} is not a whole number >= 1; "
                              "a damaged or hand-edited store.json?")
         if ver > SCHEMA_VERSION:
             by = meta.get("written_by", "a newer Liqscope")
             raise StoreVersionError(
-                f"the store at {self.root} was written by {by} (store schema {ver}); this Liqscope "
+                f"the store at {self.location} was written by {by} (store schema {ver}); this Liqscope "
                 f"({app_version()}) reads schema {SCHEMA_VERSION} or older: update Liqscope or use another --data-dir")
-        return ver
+        return ver, meta
 
-    def _init_files(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        for name in (atomic.READ_LOCK, atomic.STAGING, *atomic.DATA_DIRS):  # refused now, not after the commit point
-            atomic.check_no_links(self.root, [name])
-        atomic.touch_nofollow(self.root / atomic.READ_LOCK)
-        if not (self.root / STORE_FILE).exists():
-            meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "written_by": f"liqscope {app_version()}"}
-            atomic.write_bytes_atomic(self.root / STORE_FILE, (json.dumps(meta, indent=2) + "\n").encode())
-            self.schema_version = SCHEMA_VERSION
+    @property
+    def needs_migration(self) -> bool:
+        return self.schema_version is not None and self.schema_version < SCHEMA_VERSION
 
-    # -- writing -------------------------------------------------------------------
-    def append_liquidations(self, df: pd.DataFrame) -> AppendResult:
-        """Add liquidations in the canonical schema; rows already held are skipped."""
+    def _require_current(self) -> None:
+        if self.needs_migration:
+            from .migrate import migrate
+            migrate(self)  # converts in place, atomically (see .migrate); refuses in words if it cannot
+
+    def _init_meta(self) -> None:
+        if self.schema_version is None:
+            meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "table_version": tables.TABLE_VERSION,
+                    "written_by": f"liqscope {app_version()}", "tables": sorted(TABLES)}
+            self.location.write_meta(meta)
+            self.schema_version, self.meta = SCHEMA_VERSION, meta
+
+    # -- precedence -----------------------------------------------------------------
+    @property
+    def precedence(self) -> tuple[str, ...]:
+        """Source precedence: the user's order (``liqscope store prefer``) before the default."""
+        mine = tuple(self.meta.get("precedence") or ())
+        return mine + tuple(p for p in provenance.DEFAULT_PRECEDENCE if p not in mine)
+
+    def set_precedence(self, order: Sequence[str]) -> None:
+        self._require_current()
+        self._init_meta()
+        meta = dict(self.meta, precedence=list(order))
+        with store_errors(str(self.location), "write to"):
+            self.location.write_meta(meta)
+        self.meta = meta
+
+    # -- writing ------------------------------------------------------------------
+    def append_liquidations(self, df: pd.DataFrame, *, source: str | None = None) -> AppendResult:
+        """Add liquidations in the canonical schema; rows already held from the same source are skipped."""
         batch = Batch()
-        batch.add_liquidations(df)
+        batch.add_liquidations(df, source=source)
         return self.commit(batch)[0]
 
     def replace_liquidations(self, df: pd.DataFrame, *, exchanges: str | Iterable[str], start=None, end=None,
-                             symbols: SymbolScope = None,
-                             spans: Sequence[TimeSpan] | None = None) -> ReplaceResult:
-        """Atomically swap the stored liquidations of ``exchanges`` in ``[start, end)``
-        (optionally only ``symbols``) for ``df``; other rows are untouched.
-
-        Appends only ever add and dedupe identical rows, so a row stored wrong (a
-        flipped side, a wrong contract size) would stay next to its correction.
-        Same commit as appends: a failure leaves the store byte-for-byte unchanged.
-        ``spans`` replaces several ranges at once; ``symbols`` may be a predicate
-        ``keep(symbol, asset)``. See :meth:`Batch.replace_liquidations`.
-        """
+                             symbols: SymbolScope = None, spans: Sequence[TimeSpan] | None = None,
+                             source: str | None = None, sources: Iterable[str] | None = None) -> ReplaceResult:
+        """Atomically swap the stored liquidations in a scope for ``df`` (see :meth:`Batch.replace_liquidations`)."""
         batch = Batch()
-        batch.replace_liquidations(df, exchanges=exchanges, start=start, end=end, symbols=symbols, spans=spans)
+        batch.replace_liquidations(df, exchanges=exchanges, start=start, end=end, symbols=symbols, spans=spans,
+                                   source=source, sources=sources)
         return self.commit(batch)[0]
 
     def append_candles(self, df: pd.DataFrame, *, exchange: str, symbol: str, interval: str,
@@ -424,331 +435,258 @@ class Store:
         return self.commit(batch)[0]
 
     def append_gaps(self, df: pd.DataFrame) -> AppendResult:
-        """Record periods a live recorder was disconnected (exchange, start, end, reason)."""
         batch = Batch()
         batch.add_gaps(df)
         return self.commit(batch)[0]
 
     def commit(self, batch: Batch, *, task: Task | None = None) -> list[AppendResult | ReplaceResult]:
-        """Merge every queued frame into its partitions and replace them atomically.
-
-        One result per queued item, in order: :class:`ReplaceResult` for
-        replacements, :class:`AppendResult` for everything else.
-
-        ``task`` (:mod:`liqscope.models.progress`; None: nobody watching) is
-        checked between partitions until the commit point; if the caller
-        cancelled, :class:`~liqscope.models.progress.Cancelled` is raised and
-        the store is untouched.
-        """
+        """Apply every queued item, each as one Delta commit, in order; then bring the rollups of the
+        touched partitions up to date. ``task`` is checked before each item: a cancel before the first
+        leaves the store as it was."""
         if not len(batch):
             return []
-        tx: atomic.Transaction | None = None
-        with _damage_errors(), os_errors(self.root, "write to", lambda: tx is not None and tx.committed), \
-                atomic.StoreLock(self.root):
-            atomic.recover(self.root)
-            self._check_version()
-            self._init_files()
-            tx = atomic.Transaction(self.root)
+        self._require_current()
+        out: list[AppendResult | ReplaceResult] = []
+        touched: set[tuple[str, str]] = set()
+        before = self._versions(batch)
+        try:
+            self._commit(batch, out, touched, task)
+        except StoreError as exc:
+            if self._versions(batch) != before:  # some items are in: never say "unchanged"
+                exc.committed = True
+                exc.args = (f"{exc} (partly committed: what was written before the failure is stored; "
+                            "the same command again adds the rest)",)
+            raise
+        return [r for _i, r in sorted(out, key=lambda x: x[0])]
+
+    def _versions(self, batch: Batch) -> dict[str, int]:
+        """The version of each table ``batch`` writes (-1: none yet, -2: unreadable)."""
+        out = {}
+        for kind in {it.kind for it in batch.items} | ({COVERAGE} if any(it.kind == LIQ for it in batch.items)
+                                                        else set()):
             try:
-                new = {i: 0 for i in range(len(batch))}
-                removed = {i: 0 for i in batch.scopes}
-                for target, kind, parts, scopes in self._plan(batch):
-                    if task is not None:
-                        task.check()
-                    if kind == LIQ and scopes:
-                        added, gone = self._replace_liq_partition(tx, target, parts, scopes)
-                        for tag, n in added.items():
-                            new[tag] += n
-                        for tag, n in gone.items():
-                            removed[tag] += n
-                        continue
-                    if kind == LIQ:
-                        for tag, n in self._append_liq_partition(tx, target, parts).items():
-                            new[tag] += n
-                        continue
-                    path = self.root / target
-                    existing = tables.read_frame(path) if path.exists() else None
-                    merge = {LIQ: tables.merge_liquidations, CANDLES: tables.merge_candles,
-                             GAPS: tables.merge_gaps}[kind]
-                    merged, counts, changed = merge(existing, parts)[:3]
-                    for tag, n in counts.items():
-                        new[tag] += n
-                    if changed:
-                        schema = {LIQ: tables.LIQ_SCHEMA, CANDLES: tables.CANDLE_SCHEMA, GAPS: tables.GAP_SCHEMA}[kind]
-                        _write_partition(tables.to_table(merged, schema), tx.stage(target))
-                if task is not None:
-                    task.check()
-                tx.commit()
-            except BaseException:
-                tx.abort()
-                raise
-        return [ReplaceResult(removed[i], new[i]) if i in batch.scopes else AppendResult(len(frame), new[i])
-                for i, (_, frame) in enumerate(batch.items)]
-
-    def _replace_liq_partition(self, tx: atomic.Transaction, target: str, parts,
-                               scopes: list[tuple[int, Scope]]) -> tuple[dict[int, int], dict[int, int]]:
-        """Rewrite one liquidation month with the rows ``scopes`` cover replaced.
-
-        Reads the whole partition (base and segments) and writes it back as one
-        base file, or deletes it if nothing is left. Rows covered by several
-        scopes count as removed by the first. Appends in the same batch are
-        merged after the removal. Nothing is written if nothing changed.
-        """
-        base, segs = layout.partition_files(self.root, target)
-        files = ([base] if base.exists() else []) + [p for _, p in segs]
-        existing = tables.concat([tables.read_frame(f) for f in files]) if files else None
-        owner = np.full(0 if existing is None else len(existing), -1)
-        for tag, scope in scopes if existing is not None else ():
-            owner[(owner < 0) & scope.mask(existing)] = tag
-        covered = owner >= 0
-        mine = [(t, p) for t, p in parts if t in dict(scopes)]
-        appended = [(t, p) for t, p in parts if t not in dict(scopes)]
-        old = existing[covered].reset_index(drop=True) if covered.any() else None
-        rows, added, gone = tables.diff_replacement(old, mine)
-        removed = pd.Series(owner[covered][gone]).value_counts()
-        counts = {t: int(added.get(t, 0)) for t, _ in mine}
-        if appended:
-            counts.update(tables.merge_liquidations(existing, appended)[1])
-        gone_by_tag = {t: int(removed.get(t, 0)) for t, _ in scopes}
-        if not gone.any() and not any(counts.values()):
-            return counts, gone_by_tag
-        frames = [f for f in [existing[~covered] if existing is not None else None, rows, *(p for _, p in appended)]
-                  if f is not None and len(f)]
-        rel = lambda p: p.relative_to(self.root).as_posix()  # noqa: E731
-        for _, p in segs:
-            tx.delete(rel(p))
-        if frames:
-            merged = tables.merge_liquidations(tables.concat(frames), [])[0]
-            _write_partition(tables.to_table(merged, tables.LIQ_SCHEMA), tx.stage(target))
-        elif base.exists():
-            tx.delete(rel(base))
-        return counts, gone_by_tag
-
-    def _append_liq_partition(self, tx: atomic.Transaction, target: str, parts) -> dict[int, int]:
-        """Add new rows to one liquidation month without rewriting it on every append.
-
-        New rows are found by reading only the stored rows in the incoming time
-        range, then written as a small segment file. Segments are merged into
-        one when there are too many, and into the base file once they reach a
-        quarter of it, so each row is rewritten O(log n) times, not once per append.
-        """
-        base, segs = layout.partition_files(self.root, target)
-        files = ([base] if base.exists() else []) + [p for _, p in segs]
-        existing = None
-        if files:
-            lo = min(p["ts"].min() for _, p in parts)
-            hi = max(p["ts"].max() for _, p in parts)
-            flt = (ds.field("ts") >= pa.scalar(lo.as_unit("ns"), type=tables.TS)) & \
-                  (ds.field("ts") <= pa.scalar(hi.as_unit("ns"), type=tables.TS))
-            table = tables.read(files, tables.LIQ_SCHEMA, flt=flt)  # checked: a damaged file is not merged over
-            existing = table.to_pandas() if table.num_rows else None
-        merged, counts, changed, is_new = tables.merge_liquidations(existing, parts)
-        if not changed:
-            return counts
-        fresh = merged[is_new]
-        rel = lambda p: p.relative_to(self.root).as_posix()  # noqa: E731
-        base_rows = pq.read_metadata(base).num_rows if base.exists() else 0
-        seg_rows = sum(pq.read_metadata(p).num_rows for _, p in segs)
-        if not files:
-            rows, out = fresh, target
-        elif seg_rows + len(fresh) >= COMPACT_RATIO * base_rows:
-            rows, out = tables.sort_liquidations(tables.concat([tables.read_frame(f) for f in files] + [fresh])), target
-            for _, p in segs:
-                tx.delete(rel(p))
-        elif len(segs) >= MAX_SEGMENTS:
-            rows = tables.sort_liquidations(tables.concat([tables.read_frame(p) for _, p in segs] + [fresh]))
-            out = layout.segment_target(target, segs[-1][0] + 1)
-            for _, p in segs:
-                tx.delete(rel(p))
-        else:
-            rows, out = fresh, layout.segment_target(target, segs[-1][0] + 1 if segs else 1)
-        _write_partition(tables.to_table(rows, tables.LIQ_SCHEMA), tx.stage(out))
-        return counts
-
-    def _plan(self, batch: Batch):
-        """(target file, kind, [(item index, rows)], [(item index, scope)]) for every
-        partition touched: by queued rows, or holding rows a replacement covers."""
-        plan: dict[str, tuple[str, list]] = {}
-        where: dict[str, tuple[str, str, str]] = {}  # liquidation target -> (exchange, symbol, month)
-        if batch.scopes:
-            for f in layout.scan(self.root, LIQ):
-                if any(s.may_touch(f.exchange, f.symbol, f.month) for s in batch.scopes.values()):
-                    target = layout.liq_target(f.exchange, f.symbol, f.month)
-                    plan.setdefault(target, (LIQ, []))
-                    where[target] = (f.exchange, f.symbol, f.month)
-        for tag, (kind, frame) in enumerate(batch.items):
-            if not len(frame):
-                continue
-            if kind == GAPS:
-                plan.setdefault(GAPS_FILE, (GAPS, []))[1].append((tag, frame))
-                continue
-            months = layout.month_keys(frame["ts"])
-            if kind == LIQ:
-                keys = pd.DataFrame({"e": frame["exchange"].array, "s": frame["symbol"].array, "m": months})
-                groups = keys.groupby(["e", "s", "m"], sort=True, observed=True).indices
-            else:
-                groups = pd.DataFrame({"m": months}).groupby("m", sort=True, observed=True).indices
-            first = frame.iloc[0]
-            for key, idx in groups.items():
-                if kind == LIQ:
-                    target = layout.liq_target(str(key[0]), str(key[1]), str(key[2]))
-                    where[target] = (str(key[0]), str(key[1]), str(key[2]))
-                else:
-                    target = layout.candle_target(first["exchange"], first["symbol"], first["interval"], str(key))
-                plan.setdefault(target, (kind, []))[1].append((tag, frame.iloc[idx]))
-        out = []
-        for t, (k, parts) in sorted(plan.items()):
-            scopes = [(tag, s) for tag, s in batch.scopes.items() if t in where and s.may_touch(*where[t])]
-            out.append((t, k, parts, scopes))
+                dt = delta_io.open_table(self.location, TABLES[kind])
+                out[kind] = -1 if dt is None else dt.version()
+            except Exception:  # noqa: BLE001 - an unreadable log cannot have taken a write either
+                out[kind] = -2
         return out
 
-    # -- reading -------------------------------------------------------------------
-    # Reads see the last committed state and never wait on a writer (see .reading): files are
-    # listed through a commit still being applied (or left half applied by a crash, or by a
-    # store that cannot be written), under a reader snapshot that gives up waiting. Only files
-    # a read needs are opened (month, exchange, symbol, series), each checked as it is read:
-    # a damaged one is a one-line StoreDamagedError naming it, or, for the whole-store load,
-    # left out and named (DamagedFile) while everything else loads.
+    def _commit(self, batch: Batch, out: list, touched: set, task: Task | None) -> None:
+        loc = self.location
+        with store_errors(str(loc), "write to"):
+            self._init_meta()
+            self._append_together(batch, out, touched, task)
+            # what the batch put in so far: a later replacement of the same batch keeps it
+            written = [it.table for it in batch.items if it.kind == LIQ and it.scope is None]
+            for i, item in enumerate(batch.items):
+                if item.kind == LIQ and item.scope is None:
+                    continue  # committed together above
+                if task is not None:
+                    task.check()
+                if item.kind == LIQ:
+                    out.append((i, self._commit_liq(item, written)))
+                    touched |= set(zip(item.table.column("exchange").to_pylist(),
+                                       item.table.column("month").to_pylist()))
+                    if item.scope is not None:
+                        touched |= {(e, m) for e in item.scope.exchanges for m in item.scope.months}
+                elif item.kind == CANDLES:
+                    inserted, _updated = delta_io.upsert(loc, TABLES[CANDLES], item.table)
+                    out.append((i, AppendResult(item.offered, inserted)))
+                else:
+                    out.append((i, AppendResult(item.offered, delta_io.insert_new(loc, TABLES[GAPS], item.table))))
+            rollups.refresh(loc, touched)
 
+    def _append_together(self, batch: Batch, out: list, touched: set, task: Task | None) -> None:
+        """All plain liquidation appends of a batch (the files of one import) as one commit: they land
+        together or not at all. Results are counted per item."""
+        idx = [i for i, it in enumerate(batch.items) if it.kind == LIQ and it.scope is None]
+        if not idx:
+            return
+        if task is not None:
+            task.check()
+        loc, spec = self.location, TABLES[LIQ]
+        parts = [_dedupe(batch.items[i].table) for i in idx]
+        both = _dedupe(pa.concat_tables(parts).append_column(
+            "_tag", pa.array(np.concatenate([np.full(p.num_rows, i) for i, p in zip(idx, parts)]))), keys_only=True)
+        fresh = delta_io.absent(loc, spec, both)
+        counts = dict(zip(idx, [0] * len(idx)))
+        tags, n = np.unique(both.column("_tag").to_numpy()[fresh], return_counts=True)
+        counts.update({int(t): int(c) for t, c in zip(tags, n)})
+        if fresh.any():
+            delta_io.append(loc, spec, both.drop_columns(["_tag"]).filter(pa.array(fresh)))
+        for i in idx:
+            it = batch.items[i]
+            touched |= set(zip(it.table.column("exchange").to_pylist(), it.table.column("month").to_pylist()))
+            if it.coverage is not None and it.coverage.num_rows:
+                delta_io.insert_new(loc, TABLES[COVERAGE], it.coverage)
+            out.append((i, AppendResult(it.offered, counts[i])))
+
+    def _commit_liq(self, item: _Item, written: list[pa.Table] | None = None) -> AppendResult | ReplaceResult:
+        loc, spec = self.location, TABLES[LIQ]
+        table = _dedupe(item.table)
+        if item.scope is None:
+            new = delta_io.insert_new(loc, spec, table)
+            result: AppendResult | ReplaceResult = AppendResult(item.offered, new)
+        else:
+            result = self._replace(item.scope, table, written or [])
+        if written is not None:
+            written.append(table)
+        if item.coverage is not None and item.coverage.num_rows:
+            delta_io.insert_new(loc, TABLES[COVERAGE], item.coverage)
+        return result
+
+    def _replace(self, scope: Scope, table: pa.Table, earlier: Sequence[pa.Table] = ()) -> ReplaceResult:
+        """One merge: identical rows stay, new rows are inserted, stored rows in scope not offered go.
+        Rows ``earlier`` items of the same batch put in the scope stay too (removal applies to what was
+        stored before the batch)."""
+        loc, spec = self.location, TABLES[LIQ]
+        symbols = self._scope_symbols(scope)
+        prior = [t.filter(pa.array(scope.mask(t.to_pandas()))) for t in earlier if t.num_rows]
+        prior = [t for t in prior if t.num_rows]
+        if prior:
+            table = _dedupe(pa.concat_tables([table, *prior]))
+        if symbols is not None and not symbols and not table.num_rows:
+            return ReplaceResult(0, 0)
+        if delta_io.open_table(loc, spec) is None:
+            return ReplaceResult(0, delta_io.insert_new(loc, spec, table))
+        # every column: a row whose notional or asset was corrected is one removed plus one added row
+        on = " AND ".join(f"t.{k} = s.{k}" for k in spec.schema.names)
+        gone = scope.sql(symbols, "t")
+        source = table if table.num_rows else spec.schema.empty_table()
+
+        def run():
+            target = delta_io.open_table(loc, spec)
+            res = (target.merge(source, predicate=f"{scope.partition_sql('t')} AND {on}",
+                                source_alias="s", target_alias="t", writer_properties=delta_io.WRITER,
+                                commit_properties=delta_io._props({"liqscope.op": "replace"}))
+                   .when_not_matched_insert_all()
+                   .when_not_matched_by_source_delete(predicate=gone)
+                   .execute())
+            return ReplaceResult(int(res.get("num_target_rows_deleted", 0)),
+                                 int(res.get("num_target_rows_inserted", 0)))
+        return delta_io.retrying(run)
+
+    def _scope_symbols(self, scope: Scope) -> Collection[str] | None:
+        """The symbols a scope names: its list, or its predicate applied to the stored (symbol, asset)s."""
+        if scope.symbols is None or isinstance(scope.symbols, frozenset):
+            return scope.symbols
+        held = self._liq_read(None, None, exchanges=scope.exchanges, columns=["symbol", "asset"],
+                              months=scope.months)
+        pairs = set(zip(held.column("symbol").to_pylist(), held.column("asset").to_pylist()))
+        return sorted({s for s, a in pairs if scope.symbols(s, a)})
+
+    # -- reading ------------------------------------------------------------------
     @property
     def notes(self) -> list[str]:
-        """One-line remarks on what reads could not see (e.g. a commit journal that cannot be read)."""
-        return list(self.__dict__.get("_notes", {}))
+        return list(self._notes)
 
     def _note(self, text: str) -> None:
-        self.__dict__.setdefault("_notes", {})[text] = None
+        self._notes[text] = None
 
-    def _pending(self) -> reading.Pending | None:
-        try:
-            return reading.pending(self.root)
-        except atomic.Refused:
-            return None  # never applied: the files as they are are the store (the next write sets it aside)
-        except OSError as exc:
-            self._note(f"cannot read the commit journal of the store at {self.root} ({_os_hint(exc)}): "
-                       "the data may be behind its last write")
-            return None
-
-    def _listing(self, kind: str, folder: str | None = None) -> list[layout.PartFile]:
-        """The files of ``kind`` (only those in ``folder``, relative, if given) in the last committed state."""
-        if folder is None:
-            files = layout.scan(self.root, kind)
-        else:
-            where = self.root / folder
-            named = [(_part_keys(f"{folder}/{p.name}"), p) for p in sorted(where.glob("*.parquet"))] \
-                if where.is_dir() else []
-            files = [layout.PartFile(kind, *keys, p) for keys, p in named if keys is not None]
-        pend = self._pending()
-        if pend is None:
-            return files
-        out = {f.path.relative_to(self.root).as_posix(): f for f in files}
-        for target, staged in pend.staged.items():
-            keys = _part_keys(target)
-            inside = folder is None or target.startswith(folder + "/")
-            if keys is not None and target.split("/")[0] == kind and inside:
-                out[target] = layout.PartFile(kind, *keys, staged)
-        for target in pend.deletes:
-            out.pop(target, None)
-        return sorted(out.values(), key=lambda f: (f.exchange, f.symbol, f.interval or "", f.month, f.path.name))
-
-    def _gaps_path(self) -> Path | None:
-        pend = self._pending()
-        if pend is not None and GAPS_FILE in pend.deletes:
-            return None
-        if pend is not None and GAPS_FILE in pend.staged:
-            return pend.staged[GAPS_FILE]
-        path = self.root / GAPS_FILE
-        return path if path.exists() else None
-
-    def _consistent(self, read: Callable[[Callable | None], _T], on_damage: Callable | None = None) -> _T:
-        """``read(keep)`` -- list, then open, files -- seeing one committed state without waiting long on
-        a writer; ``keep`` (None: raise) is where it puts each DamagedFile it left out, handed to
-        ``on_damage`` once it succeeded. OS refusals and damage are one-line StoreErrors."""
-        for attempt in range(3):
-            left_out: list[DamagedFile] = []
-            with _read_errors(self.root), reading.read_snapshot(self.root) as locked:
-                try:
-                    result = read(left_out.append if on_damage is not None else None)
-                except FileNotFoundError:
-                    if locked or attempt == 2:
-                        raise
-                    continue  # no lock (a writer stuck renaming): a file moved under us, list again
-            for d in left_out:
-                on_damage(d)
-            return result
-        raise AssertionError("unreachable")
+    def _files(self, kind: str) -> list[delta_io.DataFile]:
+        spec = TABLES[kind]
+        with store_errors(str(self.location), "read"):
+            return delta_io.files(self.location, spec, delta_io.open_table(self.location, spec),
+                                  ts_col="bucket" if kind == ROLLUPS else ("start" if kind in (GAPS, COVERAGE)
+                                                                           else "ts"))
 
     def has_data(self) -> bool:
-        return bool(self._listing(LIQ) or self._listing(CANDLES))
+        if self.schema_version is None:
+            return False
+        if self.needs_migration:
+            return True
+        return bool(self._files(LIQ) or self._files(CANDLES))
+
+    def _liq_read(self, start, end, *, exchanges=None, symbols=None, columns=None, months=None,
+                  on_damage=None, extra_filter=None) -> pa.Table:
+        self._require_current()
+        s = _us(_time(start)) if start is not None else None
+        e = _us(_time(end)) if end is not None else None
+        where: dict[str, Iterable[str]] = {}
+        if exchanges is not None:
+            where["exchange"] = {str(x).lower() for x in exchanges}
+        if months is not None:
+            where["month"] = set(months)
+        data = delta_io.prune(self._files(LIQ), start_us=s, end_us=e, where=where)
+        flt = None
+        if s is not None:
+            flt = pc.field("ts") >= pa.scalar(s, tables.TS)
+        if e is not None:
+            cond = pc.field("ts") < pa.scalar(e, tables.TS)
+            flt = cond if flt is None else flt & cond
+        if symbols is not None:
+            cond = pc.field("symbol").isin(sorted({str(x) for x in symbols}))
+            flt = cond if flt is None else flt & cond
+        if extra_filter is not None:
+            flt = extra_filter if flt is None else flt & extra_filter
+        with store_errors(str(self.location), "read"):
+            return delta_io.read(self.location, TABLES[LIQ], data, columns=columns, row_filter=flt,
+                                 on_damage=on_damage)
+
+    def coverage(self) -> provenance.Coverage:
+        with store_errors(str(self.location), "read"):
+            data = self._files(COVERAGE)
+            return provenance.Coverage.from_table(delta_io.read(self.location, TABLES[COVERAGE], data)
+                                                  if data else None)
 
     def liquidations(self, start=None, end=None, *, exchanges: Iterable[str] | None = None,
-                     symbols: Iterable[str] | None = None) -> LiquidationModel:
-        """Stored liquidations with ``start <= ts < end`` (either bound may be None), optionally only
-        of ``exchanges`` and ``symbols``. Files of other months, exchanges or symbols are never
-        opened, so a damaged one spoils only the reads that need it (:class:`StoreDamagedError`)."""
-        return _liq_model(self._liq_table(start, end, exchanges, symbols))
+                     symbols: Iterable[str] | None = None, counted: bool = True) -> LiquidationModel:
+        """Stored liquidations with ``start <= ts < end`` (None: unbounded), optionally only of ``exchanges``
+        and ``symbols``; only files that can hold them are read. ``counted``: one row per event, by source
+        precedence (:mod:`.provenance`); False: every stored row of every source."""
+        table = self._liq_read(start, end, exchanges=exchanges, symbols=symbols)
+        return _liq_model(self._counted(table) if counted else table)
 
-    def _liq_table(self, start=None, end=None, exchanges=None, symbols=None, on_damage=None) -> pa.Table | None:
-        s = _time(start) if start is not None else None
-        e = _time(end) if end is not None else None
-        ex = None if exchanges is None else {str(x).lower() for x in exchanges}
-        sy = None if symbols is None else {str(x) for x in symbols}
-
-        def read(keep):
-            files = [f for f in layout.in_months(self._listing(LIQ), s, e)
-                     if (ex is None or f.exchange in ex) and (sy is None or f.symbol in sy)]
-            return _read(files, tables.LIQ_SCHEMA, _ts_filter("ts", s, e), keep=keep) if files else None
-        return self._consistent(read, on_damage)
+    def _counted(self, table: pa.Table) -> pa.Table:
+        if not table.num_rows:
+            return table
+        cov = self.coverage()
+        if len({s for s in table.column("source").unique().to_pylist()}) < 2 and not cov.spans:
+            return table
+        keep = provenance.counted({"exchange": np.asarray(table.column("exchange").to_pylist(), dtype=object),
+                                   "symbol": np.asarray(table.column("symbol").to_pylist(), dtype=object),
+                                   "source": np.asarray(table.column("source").to_pylist(), dtype=object),
+                                   "ts": table.column("ts").cast(pa.int64()).to_numpy()},
+                                  cov, self.precedence)
+        return table if keep.all() else table.filter(pa.array(keep))
 
     def covered_liquidations(self, scope: Scope) -> pd.DataFrame:
-        """The stored liquidations ``scope`` covers -- what replacing it (by nothing: a delete)
-        would remove -- sorted by time. Reads only the partitions the scope can touch."""
-        def read(keep):
-            files = [f for f in self._listing(LIQ) if scope.may_touch(f.exchange, f.symbol, f.month)]
-            return _read(files, tables.LIQ_SCHEMA, _ts_filter(
-                "ts", pd.Timestamp(int(scope.starts[0]), tz="UTC"), pd.Timestamp(int(scope.ends[-1]), tz="UTC"))) \
-                if files else None
-        table = self._consistent(read)
-        if table is None or not table.num_rows:
-            return empty_liquidations()
-        frame = tables.liq_frame_from_table(table.sort_by([("ts", "ascending")]))
+        """The stored rows ``scope`` covers -- what deleting it would remove -- sorted by time."""
+        table = self._liq_read(None, None, exchanges=scope.exchanges, months=scope.months,
+                               extra_filter=scope.row_filter())
+        frame = tables.liq_frame(table)
         return frame[scope.mask(frame)].reset_index(drop=True)
 
-    def _series_files(self, exchange: str, symbol: str, interval: str) -> list[layout.PartFile]:
-        iv = _norm_interval(interval)
-        return self._listing(CANDLES, layout.candle_target(exchange.lower(), symbol, iv, "x").rsplit("/", 1)[0])
-
     def candles(self, exchange: str, symbol: str, interval: str, start=None, end=None) -> pd.DataFrame:
-        """One series' candles indexed by UTC open time, ``start <= ts < end``; only that
-        series' files of those months are opened (:class:`StoreDamagedError` if one is damaged)."""
+        """One series' candles indexed by UTC open time, ``start <= ts < end``."""
         return self._candles(exchange, symbol, interval, start, end)
 
     def _candles(self, exchange, symbol, interval, start=None, end=None, on_damage=None) -> pd.DataFrame:
-        s = _time(start) if start is not None else None
-        e = _time(end) if end is not None else None
-        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in tables.OHLCV},
-                             index=pd.DatetimeIndex([], tz="UTC", name="ts").as_unit("ns"))
-
-        def read(keep):
-            files = layout.in_months(self._series_files(exchange, symbol, interval), s, e)
-            return _read(files, tables.CANDLE_SCHEMA, _ts_filter("ts", s, e), columns=["ts", *tables.OHLCV],
-                         keep=keep) if files else None
-        table = self._consistent(read, on_damage)
-        if table is None or not table.num_rows:
-            return empty
+        self._require_current()
+        s = _us(_time(start)) if start is not None else None
+        e = _us(_time(end)) if end is not None else None
+        iv = _norm_interval(interval)
+        data = delta_io.prune(self._files(CANDLES), start_us=s, end_us=e,
+                              where={"exchange": [str(exchange).lower()], "interval": [iv]})
+        flt = pc.field("symbol") == str(symbol)
+        if s is not None:
+            flt &= pc.field("ts") >= pa.scalar(s, tables.TS)
+        if e is not None:
+            flt &= pc.field("ts") < pa.scalar(e, tables.TS)
+        with store_errors(str(self.location), "read"):
+            table = delta_io.read(self.location, TABLES[CANDLES], data, columns=["ts", *tables.OHLCV],
+                                  row_filter=flt, on_damage=on_damage)
         frame = table.sort_by([("ts", "ascending")]).to_pandas()
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.as_unit("ns")
         return frame.set_index("ts")
 
     def candle_coverage(self, exchange: str, symbol: str, interval: str) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """Contiguous ranges held, as ``(first open, last open + interval)`` (end exclusive)."""
         step = parse_duration(_norm_interval(interval)) * 1_000_000_000
-
-        def read(keep):
-            files = self._series_files(exchange, symbol, interval)
-            return _read(files, tables.CANDLE_SCHEMA, None, columns=["ts"]) if files else None
-        table = self._consistent(read)
-        if table is None or not table.num_rows:
+        frame = self._candles(exchange, symbol, interval)
+        if not len(frame):
             return []
-        ts = np.sort(table.column("ts").cast(pa.int64()).to_numpy())
+        ts = np.sort(frame.index.as_unit("ns").asi8)
         breaks = np.flatnonzero(np.diff(ts) > step)
         starts = np.concatenate(([ts[0]], ts[breaks + 1]))
         ends = np.concatenate((ts[breaks], [ts[-1]])) + step
@@ -756,231 +694,127 @@ class Store:
 
     def gaps(self) -> pd.DataFrame:
         """Recorder disconnections, sorted by start."""
-        return self._gaps()
+        self._require_current()
+        data = self._files(GAPS)
+        with store_errors(str(self.location), "read"):
+            t = delta_io.read(self.location, TABLES[GAPS], data)
+        frame = t.to_pandas()
+        for c in ("start", "end"):
+            frame[c] = pd.to_datetime(frame[c], utc=True).dt.as_unit("ns")
+        return frame.sort_values(["start", "exchange"], kind="stable").reset_index(drop=True)
 
-    def _gaps(self, on_damage=None) -> pd.DataFrame:
-        def read(keep):
-            path = self._gaps_path()
-            if path is None:
-                return None
-            try:
-                return tables.read_frame(path, tables.GAP_SCHEMA)
-            except tables.Damaged as exc:
-                if keep is None:
-                    raise
-                keep(DamagedFile.of(exc, None, GAPS))
-                return None
-        frame = self._consistent(read, on_damage)
-        if frame is not None:
-            return frame
-        return pd.DataFrame({"exchange": pd.Series(dtype=str),
-                             "start": pd.Series(dtype="datetime64[ns, UTC]"),
-                             "end": pd.Series(dtype="datetime64[ns, UTC]"),
-                             "reason": pd.Series(dtype=str)})
+    def candle_series(self, start=None, end=None) -> list[tuple[str, str, str, str]]:
+        """(exchange, symbol, interval, asset) of every stored candle series (with candles in the window)."""
+        self._require_current()
+        s = _us(_time(start)) if start is not None else None
+        e = _us(_time(end)) if end is not None else None
+        data = delta_io.prune(self._files(CANDLES), start_us=s, end_us=e)
+        if not data:
+            return []
+        with store_errors(str(self.location), "read"):
+            t = delta_io.read(self.location, TABLES[CANDLES], data, columns=["exchange", "symbol", "interval", "asset"])
+        g = t.group_by(["exchange", "symbol", "interval"]).aggregate([("asset", "min")])
+        return sorted(zip(g.column("exchange").to_pylist(), g.column("symbol").to_pylist(),
+                          g.column("interval").to_pylist(), g.column("asset_min").to_pylist()))
 
-    def candle_series(self) -> list[tuple[str, str, str, str]]:
-        """(exchange, symbol, interval, asset) of every stored candle series."""
-        return self._candle_series()
-
-    def _candle_series(self, on_damage=None) -> list[tuple[str, str, str, str]]:
-        def read(keep):
-            series: dict[tuple, list[layout.PartFile]] = {}
-            for f in self._listing(CANDLES):
-                series.setdefault((f.exchange, f.symbol, f.interval), []).append(f)
-            out = []
-            for key, files in series.items():
-                asset = None
-                for f in files:  # the first file that can tell (with ``keep``: damaged ones are skipped)
-                    column = _read([f], tables.CANDLE_SCHEMA, None, columns=["asset"], keep=keep).column("asset")
-                    if len(column):
-                        asset = str(column[0])
-                        break
-                out.append((*key, asset or key[1]))
-            return out
-        return self._consistent(read, on_damage)
-
-    def load_dataset(self) -> Dataset:
-        """Everything in the store as the Dataset the GUI and CLI show.
-
-        A damaged file is left out and named, once, in the dataset's ``damaged`` (DamagedFile)
-        and ``notes``: everything else loads, windows that do not need it read right, and the
-        commands refuse a window that does (:meth:`Dataset.damaged_in`).
-        """
-        damaged: dict[Path, DamagedFile] = {}
+    def load_window(self, start=None, end=None, *, exchanges: Iterable[str] | None = None) -> Dataset:
+        """The dataset of one window (None: everything): the liquidations (one per event) and candles with
+        ``start <= ts < end``. Only the files the window needs are read; a damaged one is left out and
+        named in the dataset's ``notes``/``damaged``."""
+        damaged: dict[str, DamagedFile] = {}
 
         def keep(d: DamagedFile) -> None:
             damaged.setdefault(d.path, d)
         prices = PriceModel()
-        for exchange, symbol, interval, asset in self._candle_series(keep):
-            frame = self._candles(exchange, symbol, interval, on_damage=keep)
+        for exchange, symbol, interval, asset in self.candle_series(start, end):
+            if exchanges is not None and exchange not in {str(x).lower() for x in exchanges}:
+                continue
+            frame = self._candles(exchange, symbol, interval, start, end, on_damage=keep)
             if len(frame):
                 prices.add(exchange, symbol, interval, frame, asset)
-        liqs = _liq_model(self._liq_table(on_damage=keep))
-        return Dataset(prices, liqs, label=f"Local store: {self.root}", is_demo=False,
+        table = self._liq_read(start, end, exchanges=exchanges, on_damage=keep)
+        liqs = _liq_model(self._counted(table))
+        return Dataset(prices, liqs, label=f"Local store: {self.location}", is_demo=False,
                        notes=self.notes + [d.message for d in damaged.values()], damaged=list(damaged.values()))
 
+    def load_dataset(self) -> Dataset:
+        """Everything in the store (see :meth:`load_window`)."""
+        return self.load_window()
+
     def info(self) -> pd.DataFrame:
-        """Per kind/exchange/symbol/interval: rows, first and last timestamp (from file footers).
-
-        A damaged file is left out and named in :attr:`notes` (one line each; ``store check``
-        reads every page, this only footers).
-        """
-        def keep(d: DamagedFile) -> None:
-            self._note(d.message)
-
-        def read(keep):
-            rows = []
-            for kind, schema in ((LIQ, tables.LIQ_SCHEMA), (CANDLES, tables.CANDLE_SCHEMA)):
-                for f in self._listing(kind):
-                    try:
-                        n, lo, hi = _footer_stats(f.path, schema)
-                    except tables.Damaged as exc:
-                        if keep is None:
-                            raise
-                        keep(DamagedFile.of(exc, f))
-                        continue
-                    rows.append((kind, f.exchange, f.symbol, f.interval, n, lo, hi))
-            return rows
-        rows = self._consistent(read, keep)
-        g = self._gaps(keep)
+        """Per kind/exchange/symbol/interval: rows, first and last time (from the table log's file stats,
+        and one column read per table)."""
+        self._require_current()
+        rows = []
+        for kind in (LIQ, CANDLES):
+            data = self._files(kind)
+            if not data:
+                continue
+            cols = ["exchange", "symbol", "ts"] + (["interval"] if kind == CANDLES else [])
+            with store_errors(str(self.location), "read"):
+                t = delta_io.read(self.location, TABLES[kind], data, columns=cols,
+                                  on_damage=lambda d: self._note(d.message))
+            keys = ["exchange", "symbol"] + (["interval"] if kind == CANDLES else [])
+            g = t.group_by(keys).aggregate([("ts", "count"), ("ts", "min"), ("ts", "max")])
+            for r in g.to_pylist():
+                rows.append((kind, r["exchange"], r["symbol"], r.get("interval"), r["ts_count"],
+                             pd.Timestamp(r["ts_min"]).tz_convert("UTC"), pd.Timestamp(r["ts_max"]).tz_convert("UTC")))
+        g = self.gaps()
         for ex, part in g.groupby("exchange", sort=True):
             rows.append((GAPS, str(ex), None, None, len(part), part["start"].min(), part["end"].max()))
         if not rows:
             return pd.DataFrame({c: [] for c in INFO_COLUMNS})
-        df = pd.DataFrame(rows, columns=INFO_COLUMNS)
-        out = df.groupby(["kind", "exchange", "symbol", "interval"], dropna=False, sort=False).agg(
-            rows=("rows", "sum"), first=("first", "min"), last=("last", "max")).reset_index()
-        out["rows"] = out["rows"].astype("int64")
-        return out[INFO_COLUMNS]
+        df = pd.DataFrame(rows, columns=INFO_COLUMNS).sort_values(["kind", "exchange", "symbol"], kind="stable")
+        df["rows"] = df["rows"].astype("int64")
+        return df.reset_index(drop=True)[INFO_COLUMNS]
+
+    def source_info(self) -> pd.DataFrame:
+        """Per source and exchange: rows stored, rows counted, covered span, and precedence rank."""
+        self._require_current()
+        table = self._liq_read(None, None, columns=["ts", "exchange", "symbol", "source", "notional_usd"])
+        if not table.num_rows:
+            return pd.DataFrame(columns=["source", "exchange", "rank", "rows", "counted", "first", "last"])
+        keep = self._counted(table.append_column("_i", pa.array(np.arange(table.num_rows)))).column("_i")
+        counted = np.zeros(table.num_rows, dtype=bool)
+        counted[keep.to_numpy()] = True
+        df = pd.DataFrame({"source": table.column("source").to_pylist(),
+                           "exchange": table.column("exchange").to_pylist(),
+                           "ts": table.column("ts").to_pandas(), "counted": counted})
+        out = df.groupby(["source", "exchange"], sort=True).agg(
+            rows=("ts", "size"), counted=("counted", "sum"), first=("ts", "min"), last=("ts", "max")).reset_index()
+        out["rank"] = [provenance.rank(s, self.precedence) for s in out["source"]]
+        return out.sort_values(["exchange", "rank", "source"]).reset_index(drop=True)[
+            ["source", "exchange", "rank", "rows", "counted", "first", "last"]]
+
+    # -- maintenance ---------------------------------------------------------------
+    def rebuild_rollups(self) -> int:
+        """Recompute every stale rollup partition (e.g. after a crash between two commits)."""
+        self._require_current()
+        parts = {(f.partition["exchange"], f.partition["month"]) for f in self._files(LIQ)}
+        with store_errors(str(self.location), "write to"):
+            return rollups.refresh(self.location, parts)
 
 
-_T = TypeVar("_T")
-
-
-def _part_keys(target: str) -> tuple[str, str, str | None, str] | None:
-    """(exchange, symbol, interval, month) of a partition file's relative path; None if it is none."""
-    parts = target.split("/")
-    name = parts[-1]
-    if not name.endswith(".parquet") or name.startswith("."):
-        return None
-    month = name.split(".")[0]
-    if parts[0] == LIQ and len(parts) == 4:
-        return layout.decode(parts[1]), layout.decode(parts[2]), None, month
-    if parts[0] == CANDLES and len(parts) == 5:
-        return layout.decode(parts[1]), layout.decode(parts[2]), layout.decode(parts[3]), month
-    return None
+def _dedupe(table: pa.Table, keys_only: bool = False) -> pa.Table:
+    """Drop rows repeated within one offered batch (a Binance snapshot lists each order twice); the first
+    of each is kept (``keys_only``: compare the event key only, ignoring helper columns)."""
+    if table.num_rows < 2:
+        return table
+    keys = list(tables.LIQ_KEY)
+    g = table.append_column("_i", pa.array(np.arange(table.num_rows))).group_by(keys, use_threads=False) \
+        .aggregate([("_i", "min")])
+    if g.num_rows == table.num_rows:
+        return table
+    idx = np.sort(g.column("_i_min").to_numpy())
+    return table.take(pa.array(idx))
 
 
 def _liq_model(table: pa.Table | None) -> LiquidationModel:
     if table is None or not table.num_rows:
         return LiquidationModel()
-    return LiquidationModel(tables.liq_frame_from_table(table.sort_by([("ts", "ascending")])), _trusted=True)
+    return LiquidationModel(tables.liq_frame(table), _trusted=True)
 
 
-@contextmanager
-def _damage_errors():
-    """A damaged store file (tables.Damaged) as a one-line StoreDamagedError naming it."""
-    try:
-        yield
-    except tables.Damaged as exc:
-        raise StoreDamagedError(exc.path, exc.reason) from None
-
-
-@contextmanager
-def _read_errors(root: Path):
-    """A damaged file or an OS refusal while reading, as a one-line StoreError."""
-    with _damage_errors(), os_errors(root, "read"):
-        yield
-
-
-_OS_HINTS = {
-    errno.ENOSPC: "the disk is full: free some space or use another --data-dir",
-    errno.EDQUOT: "the disk quota is used up: free some space or use another --data-dir",
-    errno.EROFS: "the store is on a read-only file system: use another --data-dir",
-    errno.EACCES: "permission denied: make the store folder writable or use another --data-dir",
-    errno.EPERM: "permission denied: make the store folder writable or use another --data-dir",
-    errno.EISDIR: "a folder stands where the store keeps a file: remove it",
-    errno.ENOTDIR: "a file stands where the store needs a folder: is --data-dir a file?",
-    errno.EEXIST: "a file stands where the store needs a folder: is --data-dir a file?",
-    errno.ENAMETOOLONG: "a file name is too long for this file system",
-    errno.ELOOP: "a symbolic link stands where the store keeps a file; Liqscope never follows links inside "
-                 "a store: remove it",
-    errno.EMFILE: "too many open files: close some programs or raise the limit (ulimit -n)",
-    errno.ENFILE: "too many open files on this system: close some programs",
-    errno.EIO: "input/output error: a failing disk or a disconnected drive?",
-}
-
-
-def _os_hint(exc: OSError) -> str:
-    hint = _OS_HINTS.get(exc.errno or 0, exc.strerror or _first_line(exc))
-    return hint + (f" ({exc.filename})" if getattr(exc, "filename", None) else "")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-@contextmanager
-def os_errors(root: Path, doing: str, committed: Callable[[], bool] = lambda: False):
-    """Turn an OSError (disk full, read-only, permission denied, a folder where a file belongs)
-    into a one-line :class:`StoreError` naming the store, the file and what to do."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except atomic.Refused as exc:  # a path outside the store or a link inside it: nothing was applied
-        raise StoreError(f"cannot {doing} the store at {root}: {exc}") from None
-    except atomic.Abandoned as exc:  # committed, and set aside what can never be placed
-        err = StoreError(f"the store at {root}: {exc}")
-        err.committed = True
-        raise err from None
-    except OSError as exc:
-        err = StoreIOError(f"cannot {doing} the store at {root}: {_os_hint(exc)}")
-        err.errno, err.committed = exc.errno, bool(committed())
-        if err.committed:
-            err.args = (f"{err.args[0]}; the change was committed and completes when the store is next opened",)
-        raise err from None
-
-
-def _write_partition(table: pa.Table, path: Path) -> None:
-    """Module-level so tests can inject a failure while a batch is being staged."""
-    tables.write_parquet(table, path)
-
-
-def _ts_filter(col: str, start: pd.Timestamp | None, end: pd.Timestamp | None):
-    flt = None
-    if start is not None:
-        flt = ds.field(col) >= pa.scalar(start.as_unit("ns"), type=tables.TS)
-    if end is not None:
-        cond = ds.field(col) < pa.scalar(end.as_unit("ns"), type=tables.TS)
-        flt = cond if flt is None else flt & cond
-    return flt
-
-
-def _read(files: list[layout.PartFile], schema: pa.Schema, flt, columns: list[str] | None = None,
-          keep: Callable[[DamagedFile], None] | None = None) -> pa.Table:
-    """Rows of ``files``, each checked (tables.read); a damaged one raises, or with ``keep`` goes there."""
-    by_path = {f.path: f for f in files}
-    on_damage = None if keep is None else (lambda exc: keep(DamagedFile.of(exc, by_path.get(exc.path))))
-    return tables.read([f.path for f in files], schema, columns, flt, on_damage)
-
-
-def _footer_stats(path: Path, schema: pa.Schema) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None]:
-    md = tables.footer(path, schema)
-    ts = md.schema.to_arrow_schema().get_field_index("ts")
-    lo = hi = None
-    for i in range(md.num_row_groups):
-        st = md.row_group(i).column(ts).statistics
-        if st is None or not st.has_min_max:
-            continue
-        a, b = int(st.min_raw), int(st.max_raw)
-        lo = a if lo is None else min(lo, a)
-        hi = b if hi is None else max(hi, b)
-    conv = (lambda v: None if v is None else pd.Timestamp(v, unit="ns", tz="UTC"))
-    return md.num_rows, conv(lo), conv(hi)
-
-
-def open_store(path: str | Path | None = None) -> Store:
-    """The store at ``path`` (default: ``paths.data_dir()``; created on first write)."""
-    return Store(paths.data_dir() if path is None else path)
+def open_store(path=None) -> Store:
+    """The store at ``path`` (a folder or ``s3://bucket/prefix``; default: ``paths.data_location()``)."""
+    return Store(paths.data_location() if path is None else path)

@@ -91,7 +91,7 @@ def test_store_info_lists_series(tmp_path, capsys):
     run(capsys, "--data-dir", tmp_path, "import", KLINES, TARDIS)
     code, out, _ = run(capsys, "--data-dir", tmp_path, "store", "info")
     lines = out.splitlines()
-    assert lines[0] == f"Store: {tmp_path} (schema 1)"
+    assert lines[0] == f"Store: {tmp_path} (schema 2)"
     assert any(l.split()[:5] == ["candles", "binance", "BTCUSDT", "1m", "5"] for l in lines)
     assert any(l.split()[:5] == ["liquidations", "binance", "BTCUSDT", "-", "3"] for l in lines)
     code, out, _ = run(capsys, "--data-dir", tmp_path, "store", "info", "--json")

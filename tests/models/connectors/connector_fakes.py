@@ -79,7 +79,7 @@ class MemoryStore:
         self._gaps = pd.DataFrame(columns=["exchange", "start", "end", "reason"])
         self.liq_calls = 0
 
-    def append_liquidations(self, df: pd.DataFrame) -> AppendResult:
+    def append_liquidations(self, df: pd.DataFrame, source: str | None = None) -> AppendResult:
         with self.lock:
             self.liq_calls += 1
             df = df.astype({c: str for c in ("exchange", "symbol", "asset", "side")})
@@ -97,7 +97,7 @@ class MemoryStore:
         """A store ``Batch`` as the real store applies it: replacements first remove
         every stored row their scope covers, then every item's rows are added."""
         from liqscope.models.store import ReplaceResult
-        from liqscope.models.store.layout import GAPS
+        from liqscope.models.store.tables import GAPS, liq_frame
 
         cols = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd"]
 
@@ -113,9 +113,11 @@ class MemoryStore:
                     covered |= scope.mask(old)
             before = rows(old[covered]) if len(old) else set()
             self.liq = old[~covered].reset_index(drop=True) if len(old) else old
-        replacing = set().union(*(rows(batch.items[t][1]) for t in batch.scopes))
+        frames = [it.table.to_pandas() if it.kind == GAPS else liq_frame(it.table).drop(columns=["source"])
+                  for it in batch.items]
+        replacing = set().union(*(rows(frames[t]) for t in batch.scopes))
         results, first = [], True
-        for tag, (kind, frame) in enumerate(batch.items):
+        for tag, (kind, frame) in enumerate((it.kind, f) for it, f in zip(batch.items, frames)):
             if kind == GAPS:
                 self.append_gaps(frame)
                 results.append(AppendResult(len(frame), len(frame)))

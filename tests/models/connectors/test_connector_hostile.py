@@ -3,6 +3,9 @@ a store that refuses or is locked, a journal left torn by kill -9, oversize fram
 that drop every connection. Nothing here asserts a duration; waits are bounded waits for events."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import json
 import os
 import signal
@@ -112,10 +115,10 @@ def test_one_bad_event_in_a_multi_event_frame_costs_only_itself(store, tmp_path)
 class PickyStore(MemoryStore):
     """Refuses (as a SchemaError, like the real store's own checks) any frame holding REFUSEDUSDT."""
 
-    def append_liquidations(self, df):
+    def append_liquidations(self, df, source=None):
         if (df["symbol"].astype(str) == "REFUSEDUSDT").any():
             raise SchemaError("symbol REFUSEDUSDT is not allowed here")
-        return super().append_liquidations(df)
+        return super().append_liquidations(df, source)
 
 
 def test_an_event_the_store_refuses_does_not_block_the_others(tmp_path):
@@ -256,15 +259,13 @@ def test_journal_is_written_while_the_store_is_locked(tmp_path):
     keep reaching the journal file on receipt; they are stored once the lock is released.
     Before: the writer thread waited on the lock and later frames waited in memory."""
     from liqscope.models.store import open_store
-    from liqscope.models.store.atomic import StoreLock
-
     store = open_store(tmp_path / "store")
     script = [valid(0), ("sleep", 0.3)] + [valid(i) for i in range(1, 6)]
     with WSReplay([[("sleep", 0.3)] + script]) as ws:
         rec = make("binance", ws.url, store, tmp_path)
         rec.start()
         try:
-            with StoreLock(store.root):  # what `liqscope import` holds while it commits
+            with store_busy(store):  # e.g. a slow commit to object storage
                 wait_for(lambda: len(journaled(tmp_path, "binance")) == 6, what="all frames journaled under the lock")
                 assert len(store.liquidations()) == 0
                 wait_for(lambda: rec.status()["binance"].unstored == 6, what="six events waiting for the store")
@@ -274,19 +275,33 @@ def test_journal_is_written_while_the_store_is_locked(tmp_path):
     assert rec.status()["binance"].unstored == 0
 
 
+@contextmanager
+def store_busy(store):
+    """The store takes no writes until the block ends: every append waits (a slow or stalled commit)."""
+    gate = threading.Event()
+    real = store.append_liquidations
+
+    def waiting(*a, **kw):
+        gate.wait(30)
+        return real(*a, **kw)
+    store.append_liquidations = waiting
+    try:
+        yield
+    finally:
+        gate.set()
+
+
 def test_waiting_events_are_bounded_and_caught_up_from_the_journal(tmp_path):
     """While the store is locked, at most ``hold_limit`` events wait in memory; the rest are
     left to the journal and stored from it once the store is free again, each once."""
     from liqscope.models.store import open_store
-    from liqscope.models.store.atomic import StoreLock
-
     store = open_store(tmp_path / "store")
     frames = [valid(i) for i in range(12)]
     with WSReplay([[("sleep", 0.3)] + [x for f in frames for x in (f, ("sleep", 0.02))]]) as ws:
         rec = make("binance", ws.url, store, tmp_path, hold_limit=3)
         rec.start()
         try:
-            with StoreLock(store.root):
+            with store_busy(store):
                 wait_for(lambda: len(journaled(tmp_path, "binance")) == 12, what="journaled")
                 wait_for(lambda: rec.status()["binance"].unstored == 12, what="counted as waiting")
                 with rec._held_lock:

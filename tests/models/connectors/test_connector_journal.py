@@ -155,7 +155,7 @@ def _imported(ts_ms: int, exchange: str = "bybit", side: str = "long", qty: floa
 
     return pd.DataFrame({"ts": [pd.Timestamp(ts_ms, unit="ms", tz="UTC")], "exchange": [exchange],
                          "symbol": ["BTCUSDT"], "asset": ["BTC"], "side": [side], "price": [90000.0],
-                         "qty": [qty], "notional_usd": [90000.0 * qty]})
+                         "qty": [qty], "notional_usd": [90000.0 * qty], "source": ["file:import.csv"]})
 
 
 def _rows(store) -> list[tuple]:
@@ -209,8 +209,8 @@ def test_replay_after_a_parser_fix_replaces_the_wrong_rows(tmp_path, monkeypatch
 
 def test_replay_replaces_only_the_span_the_journal_covers(tmp_path, monkeypatch):
     """Imported rows before, after, in a journaled gap and between sessions stay; so do
-    other exchanges'. Inside a stretch the journal is the source of truth: an imported
-    row of the same exchange there is replaced too (the store cannot tell its source)."""
+    other exchanges'. Inside a stretch the journal is the source of truth for what the recorder
+    stored (source bybit-ws) -- and rows imported from files stay: a replay replaces only its own."""
     from liqscope.models.store import open_store
 
     _bybit_journal(tmp_path / "journal")
@@ -219,17 +219,17 @@ def test_replay_replaces_only_the_span_the_journal_covers(tmp_path, monkeypatch)
     for t in keep:
         store.append_liquidations(_imported(t))
     store.append_liquidations(_imported(T0 + 30_000, exchange="binance"))  # another exchange, inside
-    store.append_liquidations(_imported(T0 + H + 60_000))  # same exchange, inside a stretch
+    store.append_liquidations(_imported(T0 + H + 60_000))  # same exchange, inside a stretch, from a file
     _flipped_bybit(monkeypatch)
     jr.replay(store, tmp_path / "journal", pending_only=True)
     monkeypatch.undo()
     res = jr.replay(store, tmp_path / "journal")
-    assert res.removed == 4 and res.new == 3
+    assert res.removed == 3 and res.new == 3  # the recorder's three flipped rows, and only those
     got = _rows(store)
     assert [r for r in got if r[1] == "bybit" and r[0] in keep] == [(t, "bybit", "long", 180_000.0) for t in keep]
     assert (T0 + 30_000, "binance", "long", 180_000.0) in got
-    assert not [r for r in got if r[0] == T0 + H + 60_000]
-    assert len(got) == len(keep) + 1 + 3
+    assert [r for r in got if r[0] == T0 + H + 60_000]  # the imported row stays
+    assert len(got) == len(keep) + 1 + 1 + 3
 
 
 def test_replay_with_symbols_replaces_only_those_symbols(tmp_path):
@@ -280,10 +280,11 @@ def test_okx_event_converted_after_a_refresh_survives_the_replay(tmp_path):
     store = open_store(tmp_path / "store")
     store.append_liquidations(_imported(T0 + 2000).assign(exchange="okx", symbol="NEW-USDT-SWAP", asset="NEW",
                                                           price=1.5, qty=1000.0, notional_usd=1500.0))
-    before = _hashes(store.root)
     res = jr.replay(store, tmp_path / "journal")
-    assert (res.events, res.new, res.removed, res.unconverted) == (1, 0, 0, 0)
-    assert _hashes(store.root) == before
+    assert (res.events, res.new, res.removed, res.unconverted) == (1, 1, 0, 0)  # stored as okx-ws too
+    got = store.liquidations().frame
+    assert (got["symbol"] == "NEW-USDT-SWAP").sum() == 1  # counted once: the file's row wins
+    assert len(store.liquidations(counted=False)) == 2
 
 
 def test_a_crash_mid_replay_leaves_the_store_unchanged(tmp_path, monkeypatch):
@@ -297,10 +298,10 @@ def test_a_crash_mid_replay_leaves_the_store_unchanged(tmp_path, monkeypatch):
     before = _hashes(store.root)
     pos_before = {p.name: p.read_text() for p in (tmp_path / "journal").rglob("*.pos")}
 
-    def failing_write(table, path):
+    def failing_write(*_a, **_kw):
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(core, "_write_partition", failing_write)
+    monkeypatch.setattr(core.Store, "_replace", failing_write)
     try:
         jr.replay(store, tmp_path / "journal")
     except Exception as exc:  # the OSError itself, or the store's one-line StoreError naming it

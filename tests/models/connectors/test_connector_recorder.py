@@ -198,7 +198,7 @@ def test_kill_and_restart_recovers_from_journal(tmp_path):
     """A run dies after journaling but before storing (simulated by a store that
     fails); the next start normalises exactly the unstored part of the journal."""
     class DeadStore(MemoryStore):
-        def append_liquidations(self, df):
+        def append_liquidations(self, df, source=None):
             raise OSError("disk on fire")
 
     dead = DeadStore()

@@ -1,0 +1,152 @@
+"""Where each stored liquidation came from, and which source is counted when several cover the same time.
+
+Every row carries its ``source``: ``binance-ws``/``bybit-ws``/``okx-ws`` (the live recorder),
+``tardis`` (Tardis.dev CSV), ``binance-snapshot`` (Binance's liquidationSnapshot dumps),
+``file:<name>`` (a generic CSV/Parquet) or ``migrated`` (rows of a schema-1 store, whose origin was
+never recorded). Each commit records the time span and symbols its rows cover per source and exchange
+(the ``coverage`` table). The same liquidation seen by two sources is stored twice (nothing is ever
+thrown away), and counted once: **a row is counted unless a source of higher precedence covers its
+exchange, symbol and time**. The default precedence puts complete vendor files above the exchange's
+own dumps, generic files, and finally the live stream (Binance's ``forceOrder`` stream sends at most one
+liquidation per symbol per second, so a complete file is better wherever there is one). Users may
+reorder it (``liqscope store prefer``).
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+DEFAULT_PRECEDENCE = ("tardis", "binance-snapshot", "file:*", "*-ws", "migrated", "*")
+LIVE = "{exchange}-ws"
+MIGRATED = "migrated"
+
+
+def live_source(exchange: str) -> str:
+    return LIVE.format(exchange=exchange)
+
+
+def file_source(name: str) -> str:
+    return f"file:{name}"
+
+
+def rank(source: str, order: tuple[str, ...] = DEFAULT_PRECEDENCE) -> int:
+    """Position of ``source`` in ``order`` (patterns allowed); lower wins."""
+    for i, pattern in enumerate(order):
+        if fnmatch.fnmatchcase(source, pattern):
+            return i
+    return len(order)
+
+
+@dataclass
+class Coverage:
+    """Merged covered spans per (source, exchange, symbol), as µs int64 arrays."""
+
+    spans: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def from_table(cls, table: pa.Table | None) -> "Coverage":
+        if table is None or not table.num_rows:
+            return cls({})
+        df = pd.DataFrame({"source": table.column("source").to_pylist(),
+                           "exchange": table.column("exchange").to_pylist(),
+                           "symbol": table.column("symbol").to_pylist(),
+                           "start": table.column("start").cast(pa.int64()).to_numpy(),
+                           "end": table.column("end").cast(pa.int64()).to_numpy()})
+        out = {}
+        for key, g in df.groupby(["source", "exchange", "symbol"], sort=True):
+            a, b = _merge(g["start"].to_numpy(), g["end"].to_numpy())
+            out[key] = (a, b)
+        return cls(out)
+
+    def sources(self, exchange: str) -> set[str]:
+        return {s for (s, e, _), _v in self.spans.items() if e == exchange}
+
+    def covered(self, source: str, exchange: str, symbol: str, ts_us: np.ndarray) -> np.ndarray:
+        """Whether ``source`` covers each time (for ``symbol``, or for all symbols via ``*``)."""
+        out = np.zeros(len(ts_us), dtype=bool)
+        for sym in (symbol, "*"):
+            v = self.spans.get((source, exchange, sym))
+            if v is not None:
+                out |= _inside(v[0], v[1], ts_us)
+        return out
+
+    def overlap(self, source: str, exchange: str, symbol: str, lo: np.ndarray, hi: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Per bucket ``[lo, hi)``: (wholly covered, partly covered) by ``source``."""
+        whole = np.zeros(len(lo), dtype=bool)
+        part = np.zeros(len(lo), dtype=bool)
+        for sym in (symbol, "*"):
+            v = self.spans.get((source, exchange, sym))
+            if v is None:
+                continue
+            a, b = v
+            i = np.searchsorted(a, lo, side="right") - 1  # the span starting at or before lo
+            ok = i >= 0
+            ii = np.maximum(i, 0)
+            whole |= ok & (b[ii] >= hi)
+            j = np.searchsorted(a, hi, side="left")       # spans starting before hi
+            k = np.searchsorted(b, lo, side="right")      # spans ending after lo (spans are disjoint, sorted)
+            part |= j > k
+        return whole, part & ~whole
+
+
+def _merge(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    out_s, out_e = [], []
+    for a, b in zip(s.tolist(), e.tolist()):
+        if out_e and a <= out_e[-1]:
+            out_e[-1] = max(out_e[-1], b)
+        else:
+            out_s.append(a)
+            out_e.append(b)
+    return np.array(out_s, dtype=np.int64), np.array(out_e, dtype=np.int64)
+
+
+def _inside(a: np.ndarray, b: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    i = np.searchsorted(a, ts, side="right") - 1
+    return (i >= 0) & (ts < b[np.maximum(i, 0)])
+
+
+def counted(frame_like: dict[str, np.ndarray], coverage: Coverage, order: tuple[str, ...]) -> np.ndarray:
+    """Which rows count: those no source of higher precedence covers. ``frame_like`` holds arrays
+    ``exchange``, ``symbol``, ``source`` (objects) and ``ts`` (µs int64)."""
+    n = len(frame_like["ts"])
+    keep = np.ones(n, dtype=bool)
+    if not coverage.spans or not n:
+        return keep
+    keys = pd.DataFrame({"e": frame_like["exchange"], "y": frame_like["symbol"], "s": frame_like["source"]})
+    for (ex, sym, src), idx in keys.groupby(["e", "y", "s"], sort=False).indices.items():
+        mine = rank(src, order)
+        for other in coverage.sources(ex):
+            if rank(other, order) < mine:
+                keep[idx] &= ~coverage.covered(other, ex, sym, frame_like["ts"][idx])
+    return keep
+
+
+def bucket_status(rows: dict[str, np.ndarray], width_us: int, coverage: Coverage, order: tuple[str, ...]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """For rollup rows (``exchange``, ``symbol``, ``source``, ``bucket`` µs): (counted wholly, mixed).
+
+    A bucket partly covered by a higher-precedence source is *mixed*: its figures must come from raw rows."""
+    n = len(rows["bucket"])
+    whole_out = np.zeros(n, dtype=bool)
+    mixed = np.zeros(n, dtype=bool)
+    if not coverage.spans or not n:
+        return ~whole_out, mixed
+    keys = pd.DataFrame({"e": rows["exchange"], "y": rows["symbol"], "s": rows["source"]})
+    for (ex, sym, src), idx in keys.groupby(["e", "y", "s"], sort=False).indices.items():
+        mine = rank(src, order)
+        lo = rows["bucket"][idx]
+        hi = lo + width_us
+        for other in coverage.sources(ex):
+            if rank(other, order) < mine:
+                w, p = coverage.overlap(other, ex, sym, lo, hi)
+                whole_out[idx] |= w
+                mixed[idx] |= p
+    mixed &= ~whole_out
+    return ~whole_out & ~mixed, mixed
