@@ -73,7 +73,7 @@ def files(loc: Location, spec: TableSpec, dt: DeltaTable | None, ts_col: str = "
     lo, hi = stat("min"), stat("max")
     rows = actions.column("num_records").to_pylist()
     sizes = actions.column("size_bytes").to_pylist()
-    root = dt.table_uri.rstrip("/")
+    root = unquote(dt.table_uri.rstrip("/"))  # a URL: a space or an ü in the store path is percent-encoded
     out = []
     for i, p in enumerate(paths):
         uri = p if "://" in p or p.startswith("/") else f"{root}/{unquote(p)}"
@@ -129,6 +129,10 @@ def read(loc: Location, spec: TableSpec, data: list[DataFile], *, columns: list[
 def _read_group(loc: Location, group: list[DataFile], schema: pa.Schema, columns: list[str], row_filter):
     dataset = ds.dataset([loc.fs_path(f.uri) for f in group], schema=schema, format="parquet",
                          filesystem=loc.filesystem)
+    for fragment in dataset.get_fragments():  # footers the scan reads anyway (cached in the fragment)
+        missing = [c for c in schema.names if c not in fragment.physical_schema.names]
+        if missing:  # pyarrow would read a foreign file's rows as nulls, silently: it is damaged
+            raise pa.ArrowInvalid(f"wrong schema: no column {missing[0]!r}")
     try:
         return dataset.to_table(columns=columns, filter=row_filter, use_threads=True)
     except pa.ArrowNotImplementedError:
