@@ -703,8 +703,9 @@ class Store:
             frame[c] = pd.to_datetime(frame[c], utc=True).dt.as_unit("ns")
         return frame.sort_values(["start", "exchange"], kind="stable").reset_index(drop=True)
 
-    def candle_series(self, start=None, end=None) -> list[tuple[str, str, str, str]]:
-        """(exchange, symbol, interval, asset) of every stored candle series (with candles in the window)."""
+    def candle_series(self, start=None, end=None, *, on_damage=None) -> list[tuple[str, str, str, str]]:
+        """(exchange, symbol, interval, asset) of every stored candle series (with candles in the window);
+        a damaged file is left out, handed to ``on_damage`` (default: noted in :attr:`notes`)."""
         self._require_current()
         s = _us(_time(start)) if start is not None else None
         e = _us(_time(end)) if end is not None else None
@@ -712,7 +713,8 @@ class Store:
         if not data:
             return []
         with store_errors(str(self.location), "read"):
-            t = delta_io.read(self.location, TABLES[CANDLES], data, columns=["exchange", "symbol", "interval", "asset"])
+            t = delta_io.read(self.location, TABLES[CANDLES], data, columns=["exchange", "symbol", "interval", "asset"],
+                              on_damage=on_damage or (lambda d: self._note(d.message)))
         g = t.group_by(["exchange", "symbol", "interval"]).aggregate([("asset", "min")])
         return sorted(zip(g.column("exchange").to_pylist(), g.column("symbol").to_pylist(),
                           g.column("interval").to_pylist(), g.column("asset_min").to_pylist()))
@@ -726,7 +728,7 @@ class Store:
         def keep(d: DamagedFile) -> None:
             damaged.setdefault(d.path, d)
         prices = PriceModel()
-        for exchange, symbol, interval, asset in self.candle_series(start, end):
+        for exchange, symbol, interval, asset in self.candle_series(start, end, on_damage=keep):
             if exchanges is not None and exchange not in {str(x).lower() for x in exchanges}:
                 continue
             frame = self._candles(exchange, symbol, interval, start, end, on_damage=keep)
@@ -771,7 +773,8 @@ class Store:
     def source_info(self) -> pd.DataFrame:
         """Per source and exchange: rows stored, rows counted, covered span, and precedence rank."""
         self._require_current()
-        table = self._liq_read(None, None, columns=["ts", "exchange", "symbol", "source", "notional_usd"])
+        table = self._liq_read(None, None, columns=["ts", "exchange", "symbol", "source", "notional_usd"],
+                               on_damage=lambda d: self._note(d.message))  # as info(): the rest, and a note
         if not table.num_rows:
             return pd.DataFrame(columns=["source", "exchange", "rank", "rows", "counted", "first", "last"])
         keep = self._counted(table.append_column("_i", pa.array(np.arange(table.num_rows)))).column("_i")

@@ -63,7 +63,11 @@ def migrate(store, task: Task | None = None) -> dict:
     with store_errors(str(loc), "migrate"):
         if not (work / READY).exists():
             shutil.rmtree(work, ignore_errors=True)
-            summary = _build(root, work, task)
+            try:
+                summary = _build(root, work, task)
+            except BaseException:  # refused, failed or cancelled: no half-built copy of the data left behind
+                shutil.rmtree(work, ignore_errors=True)
+                raise
             (work / READY).write_text(repr(summary), encoding="utf-8")
         _swap(root, work)
         meta = dict(store.meta, schema_version=2, table_version=TABLE_VERSION, migrated_from=1,

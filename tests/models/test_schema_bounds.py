@@ -108,12 +108,16 @@ def test_summary_json_stays_valid_and_exact_next_to_a_huge_stored_row(tmp_path, 
         price=2000.5, qty=5.625, notional_usd=11252.8125), one_row(
         ts=pd.Timestamp("2025-01-02T01:00", tz="UTC"), exchange="okx", symbol="ETH-USDT-SWAP", asset="ETH",
         price=2000.0, qty=0.00078125, notional_usd=1.5625)]))
-    # the bad row as an older Liqscope could have stored it (written around the checks)
+    # the bad row as an older Liqscope, or another Delta writer, could have stored it (around the checks)
+    import deltalake
+    import pyarrow as pa
+
     from liqscope.models.store import tables
-    part = next((store.root / "liquidations" / "binance").rglob("*.parquet"))
-    table = tables.pq.read_table(part).to_pandas()
-    table["notional_usd"] = 1e22
-    tables.write_parquet(tables.to_table(table, tables.LIQ_SCHEMA), part)
+    bad = tables.liq_table(one_row(notional_usd=200.0), "unknown")
+    bad = bad.set_column(bad.schema.get_field_index("notional_usd"), "notional_usd", pa.array([1e22]))
+    deltalake.write_deltalake(str(store.root / "liquidations"), bad, mode="overwrite",
+                              predicate="exchange = 'binance'", partition_by=["exchange", "month"])
+    assert store.liquidations(exchanges=["binance"]).frame["notional_usd"].tolist() == [1e22]
 
     code, out, err = run(capsys, "--data-dir", store.root, "summary", "--json",
                          "--start", "2025-01-02", "--end", "2025-01-03")

@@ -1,8 +1,9 @@
-"""The local store: appends, dedupe, queries, info, coverage, gaps, schema version."""
+"""The local store: appends, dedupe, queries, info, coverage, gaps, schema version (Delta tables)."""
 from __future__ import annotations
 
 import json
 
+import deltalake
 import pandas as pd
 import pytest
 
@@ -11,6 +12,17 @@ from liqscope.models.schema import SchemaError, normalize_liquidations
 from liqscope.models.sources import load_dataset
 from liqscope.models.store import SCHEMA_VERSION, StoreError, StoreVersionError, open_store
 from store_testutil import candles, liqs, tree_hash
+
+
+def us(ts):
+    """Times as the store keeps them: Delta timestamps are microseconds."""
+    return ts.dt.floor("us") if isinstance(ts, pd.Series) else ts.floor("us")
+
+
+def rows_in_log(table_path) -> int:
+    """Rows the Delta log lists for a table: what any Delta reader (Spark, DuckDB, Polars) sees."""
+    actions = deltalake.DeltaTable(str(table_path)).get_add_actions(flatten=True)
+    return int(sum(actions.column("num_records").to_pylist()))
 
 
 def test_new_store_is_empty_and_not_created_until_written(tmp_path):
@@ -34,22 +46,27 @@ def test_append_and_read_back_liquidations(tmp_path):
     assert model.totals().total_usd == pytest.approx(expected["notional_usd"].sum())
     assert list(model.frame["side"].cat.categories) == ["long", "short"]
     assert model.frame["ts"].is_monotonic_increasing
-    assert len(list((tmp_path / "liquidations" / "binance" / "BTCUSDT").glob("*.parquet"))) == 2
+    assert (model.frame["ts"].to_numpy() == us(expected["ts"]).to_numpy()).all()  # kept to the microsecond
+    # a Delta table partitioned by exchange and month (symbol is a column): May and June
+    months = sorted(p.name for p in (tmp_path / "liquidations" / "exchange=binance").iterdir())
+    assert months == ["month=2025-05", "month=2025-06"]
+    assert (tmp_path / "liquidations" / "_delta_log").is_dir() and rows_in_log(tmp_path / "liquidations") == 500
     meta = json.loads((tmp_path / "store.json").read_text())
-    assert meta["schema_version"] == SCHEMA_VERSION and meta["format"] == "liqscope-store"
+    assert meta["schema_version"] == SCHEMA_VERSION == 2 and meta["format"] == "liqscope-store"
 
 
 def test_reappending_adds_nothing_and_rewrites_nothing(tmp_path):
     store = open_store(tmp_path)
     df = liqs(300)
     store.append_liquidations(df)
-    before = tree_hash(tmp_path)
+    before, version = tree_hash(tmp_path), deltalake.DeltaTable(str(tmp_path / "liquidations")).version()
     res = store.append_liquidations(df.sample(frac=1, random_state=3))  # same rows, shuffled
     assert (res.rows, res.new) == (300, 0)
-    assert tree_hash(tmp_path) == before
+    assert tree_hash(tmp_path) == before  # no commit, no file, no rollup refresh
+    assert deltalake.DeltaTable(str(tmp_path / "liquidations")).version() == version
 
 
-def test_dedupe_key_is_ts_exchange_symbol_side_price_qty(tmp_path):
+def test_dedupe_key_is_ts_exchange_symbol_side_price_qty_and_source(tmp_path):
     store = open_store(tmp_path)
     df = liqs(3)
     store.append_liquidations(df)
@@ -61,13 +78,24 @@ def test_dedupe_key_is_ts_exchange_symbol_side_price_qty(tmp_path):
     other["exchange"] = "okx"
     assert store.append_liquidations(other).new == 3
     assert len(store.liquidations()) == 9
+    # the same events from two sources are both kept, and counted once (the higher-precedence source)
+    assert store.append_liquidations(df, source="file:a.csv").new == 3
+    assert store.append_liquidations(df, source="binance-ws").new == 3
+    assert store.append_liquidations(df, source="binance-ws").new == 0
+    assert len(store.liquidations(counted=False)) == 15
+    counted = store.liquidations(exchanges=["okx"]).frame
+    assert len(counted) == 3
+    # a file covers its first to last row per symbol: there, rows of lower-precedence sources (the stream,
+    # and rows of no stated source) are not counted
+    binance = store.liquidations(exchanges=["binance"]).frame
+    assert len(binance) == 3 and set(binance["source"].astype(str)) == {"file:a.csv"}
 
 
 def test_window_query_is_start_inclusive_end_exclusive(tmp_path):
     store = open_store(tmp_path)
     df = liqs(200, span="60D")
     store.append_liquidations(df)
-    t = normalize_liquidations(df)["ts"]
+    t = us(normalize_liquidations(df)["ts"])
     start, end = t.iloc[50], t.iloc[150]
     got = store.liquidations(start, end)
     assert len(got) == ((t >= start) & (t < end)).sum()
@@ -125,7 +153,7 @@ def test_info_summarises_each_series(tmp_path):
     store.append_candles(candles(7), exchange="okx", symbol="BTC-USDT-SWAP", interval="1m", asset="BTC")
     info = store.info().set_index(["kind", "exchange", "symbol"])
     liq = info.loc[("liquidations", "binance", "BTCUSDT")]
-    ts = normalize_liquidations(df)["ts"]
+    ts = us(normalize_liquidations(df)["ts"])
     assert (liq["rows"], liq["first"], liq["last"]) == (100, ts.min(), ts.max())
     c = info.loc[("candles", "okx", "BTC-USDT-SWAP")]
     assert c["rows"] == 7 and c["interval"] == "1m"
@@ -153,8 +181,11 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path):
     meta = json.loads((tmp_path / "store.json").read_text())
     meta.update(schema_version=SCHEMA_VERSION + 1, written_by="liqscope 9.0")
     (tmp_path / "store.json").write_text(json.dumps(meta))
-    with pytest.raises(StoreVersionError, match=r"written by liqscope 9\.0 .*update Liqscope"):
+    before = tree_hash(tmp_path)
+    with pytest.raises(StoreVersionError, match=r"written by liqscope 9\.0 .*update Liqscope") as info:
         open_store(tmp_path)
+    assert "\n" not in str(info.value) and f"schema {SCHEMA_VERSION + 1}" in str(info.value)
+    assert tree_hash(tmp_path) == before  # never migrated "down" nor touched
 
 
 def test_foreign_store_json_is_refused(tmp_path):
@@ -196,52 +227,49 @@ def test_store_and_importers_never_import_qt():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_small_appends_go_to_segments_then_compact(tmp_path):
-    """A live recorder appends every few seconds: a month is not rewritten each time."""
-    from liqscope.models.store import core
-
+def test_small_appends_are_new_files_and_never_rewrite_held_ones(tmp_path):
+    """A live recorder appends every few seconds: each append is one commit adding a file; the files
+    already held are immutable (no month is rewritten), and rows held are never added again."""
     store = open_store(tmp_path)
     store.append_liquidations(liqs(400, symbols=("BTCUSDT",), span="5D", start="2025-05-01"))
-    month = tmp_path / "liquidations" / "binance" / "BTCUSDT"
-    base = month / "2025-05.parquet"
-    base_bytes = base.read_bytes()
-    total = 400
-    for i in range(30):
-        small = liqs(5, symbols=("BTCUSDT",), span="1h", start=f"2025-05-10 {i % 24:02d}:00", seed=100 + i)
+    part = tmp_path / "liquidations" / "exchange=binance" / "month=2025-05"
+    first = {p.name: p.read_bytes() for p in part.glob("*.parquet")}
+    table = deltalake.DeltaTable(str(tmp_path / "liquidations"))
+    v0, total = table.version(), 400
+    for i in range(12):
+        small = liqs(5, symbols=("BTCUSDT",), span="1h", start=f"2025-05-10 {i:02d}:00", seed=100 + i)
         assert store.append_liquidations(small).new == 5
         total += 5
-        segs = sorted(month.glob("2025-05.s*.parquet"))
-        assert len(segs) <= core.MAX_SEGMENTS
-        if i < core.MAX_SEGMENTS:
-            assert base.read_bytes() == base_bytes and len(segs) == i + 1  # base untouched
+        assert all(part.joinpath(name).read_bytes() == data for name, data in first.items())
         assert len(store.liquidations()) == total
-    assert base.read_bytes() != base_bytes  # folded in once segments reached a quarter of it
-    # rows already held, wherever they live (base or segment), are not added again
+    table.update_incremental()
+    assert table.version() == v0 + 12  # one liquidation commit per append
     again = store.liquidations().frame.sample(50, random_state=1)
     assert store.append_liquidations(again).new == 0
     f = store.liquidations().frame
     assert not f.duplicated(["ts", "exchange", "symbol", "side", "price", "qty"]).any()
-    assert store.info().set_index("symbol").loc["BTCUSDT", "rows"] == total
+    assert store.info().set_index("symbol").loc["BTCUSDT", "rows"] == total == rows_in_log(tmp_path / "liquidations")
 
 
-def test_interrupted_compaction_rolls_forward_without_duplicates(tmp_path, monkeypatch):
-    from liqscope.models.store import atomic, core
+def test_compaction_by_any_delta_tool_keeps_rows_and_figures(tmp_path):
+    """Small files are folded by Delta's own OPTIMIZE (delta-rs, Spark...): the rows stay, the rollups
+    of the rewritten files go stale and are ignored (figures stay exact) until rebuilt."""
+    from liqscope.models.store import figures
 
     store = open_store(tmp_path)
-    store.append_liquidations(liqs(40, symbols=("BTCUSDT",), span="1D", start="2025-05-01"))
-    for i in range(3):
-        store.append_liquidations(liqs(3, symbols=("BTCUSDT",), span="1h", start="2025-05-02", seed=50 + i))
-    assert len(list((tmp_path / "liquidations" / "binance" / "BTCUSDT").glob("*.s*.parquet"))) == 3
-    monkeypatch.setattr(core, "COMPACT_RATIO", 0.0)  # the next append folds everything into the base
-
-    def power_cut(src, dst):
-        raise OSError("power cut (injected)")
-
-    monkeypatch.setattr(atomic, "_replace", power_cut)
-    with pytest.raises(OSError):
-        store.append_liquidations(liqs(3, symbols=("BTCUSDT",), span="1h", start="2025-05-03", seed=99))
-    monkeypatch.undo()
+    store.append_liquidations(liqs(300, symbols=("BTCUSDT",), span="6D", start="2025-05-01"))
+    for i in range(6):
+        store.append_liquidations(liqs(7, symbols=("BTCUSDT",), span="1D", start=f"2025-05-0{i + 1}", seed=40 + i))
+    start, end = pd.Timestamp("2025-05-01T06:00Z"), pd.Timestamp("2025-05-06T18:00Z")
+    before_rows = store.liquidations().frame
+    before = figures.summary(store, start, end)
+    metrics = deltalake.DeltaTable(str(tmp_path / "liquidations")).optimize.compact()
+    assert metrics["numFilesRemoved"] > 1
     reopened = open_store(tmp_path)
-    f = reopened.liquidations().frame
-    assert len(f) == 40 + 3 * 3 + 3 and not f.duplicated(["ts", "side", "price", "qty"]).any()
-    assert not list((tmp_path / "liquidations" / "binance" / "BTCUSDT").glob("*.s*.parquet"))
+    pd.testing.assert_frame_equal(reopened.liquidations().frame, before_rows)
+    after = figures.summary(reopened, start, end)
+    assert after["count"] == before["count"] and after["by_exchange"] == pytest.approx(before["by_exchange"], rel=1e-12)
+    assert after["total_usd"] == pytest.approx(before["total_usd"], rel=1e-12)
+    assert reopened.rebuild_rollups() >= 1  # stale after the compaction: recomputed
+    assert reopened.rebuild_rollups() == 0
+    assert figures.summary(reopened, start, end)["total_usd"] == pytest.approx(before["total_usd"], rel=1e-12)

@@ -1,19 +1,19 @@
-"""The store can never be made unreadable: names are checked before the commit point, and a failure
-after it is finished (or set aside) by the next open, which always reads.
+"""The store can never be made unreadable: names are checked before anything is written, and a failure
+between the commits of a batch leaves every completed one readable.
 
 One row used to brick a store: a name the file system refuses (a 300-character symbol, 30 '€' --
 UTF-8 bytes count, most file systems cap a name at 255 bytes, and the store percent-encodes) failed
-*after* the commit point, and every later command failed until files were deleted by hand.
+*after* the commit point, and every later command failed until files were deleted by hand. Exchange
+and interval are Delta partition values (folder names), symbol a column; all three are checked alike.
 """
 from __future__ import annotations
 
 import errno
-import logging
 
 import pandas as pd
 import pytest
 
-from liqscope.models.store import Batch, StoreError, atomic, open_store
+from liqscope.models.store import Batch, StoreError, delta_io, layout, open_store
 from store_testutil import run_cli as run, FIXTURES, candles, liqs, tree_hash
 
 
@@ -136,7 +136,22 @@ def test_a_control_character_inside_a_file_never_reaches_the_store(filled, capsy
     assert tree_hash(filled.root) == before
 
 
-# -- failures after the commit point: finished or set aside, never a bricked store ----------------------
+@pytest.mark.parametrize("exchange", ["x" * layout.MAX_NAME_BYTES, "é" * (layout.MAX_NAME_BYTES // 6), "a b'c%d"])
+def test_the_longest_and_oddest_exchange_names_allowed_are_partition_folders(tmp_path, exchange):
+    """An exchange is a partition value, a folder name: whatever the name check lets through is stored
+    and read back (delta-rs escapes it its own way), inside the store folder."""
+    assert layout.name_problem("exchange", exchange) is None
+    store = open_store(tmp_path)
+    store.append_liquidations(with_symbol(liqs(5), "BTCUSDT", exchange))
+    store.append_candles(candles(3), exchange=exchange, symbol="BTCUSDT", interval="1m", asset="BTC")
+    reopened = open_store(tmp_path)
+    assert len(reopened.liquidations(exchanges=[exchange])) == 5
+    assert len(reopened.candles(exchange, "BTCUSDT", "1m")) == 3
+    assert set(reopened.info()["exchange"]) == {exchange}
+    assert all(p.resolve().is_relative_to(tmp_path.resolve()) for p in tmp_path.rglob("*"))
+
+
+# -- a failure between the commits of a batch: each completed commit stays, the store reads ---------------
 def _batch():
     batch = Batch()
     batch.add_liquidations(liqs(300, span="40D", seed=2, symbols=("BTCUSDT", "SOLUSDT")))
@@ -155,107 +170,42 @@ def reference(tmp_path_factory):
     return ref
 
 
-REAL_REPLACE = atomic._replace
+def _same(store, ref) -> None:
+    pd.testing.assert_frame_equal(store.liquidations().frame, ref.liquidations().frame)
+    pd.testing.assert_frame_equal(store.candles("binance", "BTCUSDT", "1m"), ref.candles("binance", "BTCUSDT", "1m"))
 
 
-def failing(code: int, when=lambda dst: True):
-    def replace(src, dst):
-        if when(str(dst)):
-            raise OSError(code, f"{errno.errorcode[code]} (injected)", str(dst))
-        REAL_REPLACE(src, dst)
-    return replace
-
-
-def warnings_of(caplog):
-    return [r.getMessage() for r in caplog.records if r.name == "liqscope.store"]
-
-
-def test_a_name_the_file_system_refuses_after_the_commit_point_is_set_aside(filled, monkeypatch, caplog):
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EMFILE, errno.ENAMETOOLONG, errno.EIO])
+def test_a_failure_after_the_first_commit_of_a_batch_says_so_and_the_store_reads(filled, reference, monkeypatch,
+                                                                                  capsys, code):
     rows = len(filled.liquidations())
-    monkeypatch.setattr(atomic, "_replace", failing(errno.ENAMETOOLONG, lambda dst: "SOLUSDT" in dst))
+
+    def fail(*a, **k):
+        raise OSError(code, f"{errno.errorcode[code]} (injected)", "candles")
+    monkeypatch.setattr(delta_io, "upsert", fail)  # the candles: the batch's second commit
     with pytest.raises(StoreError) as info:
         filled.commit(_batch())
     text = str(info.value)
-    assert info.value.committed and "\n" not in text
-    assert "could not be placed (ENAMETOOLONG (injected)" in text and "SOLUSDT" in text
-    assert "kept as journal.failed-" in text and "unchanged" not in text
+    assert info.value.committed and "\n" not in text and "partly committed" in text and "unchanged" not in text
     monkeypatch.undo()
-    # nothing left to finish: the next open reads, no warning, and the store takes writes again
-    with caplog.at_level(logging.WARNING, logger="liqscope.store"):
-        reopened = open_store(filled.root)
-        frame = reopened.liquidations().frame
-    assert not warnings_of(caplog)
-    assert not (filled.root / atomic.JOURNAL).exists() and not (filled.root / atomic.STAGING).exists()
-    assert len(list(filled.root.glob("journal.failed-*.json"))) == 1
-    new = liqs(300, span="40D", seed=2, symbols=("BTCUSDT", "SOLUSDT"))
-    assert len(frame) == rows + (new["symbol"] == "BTCUSDT").sum()  # all but the refused partitions
-    assert len(reopened.candles("binance", "BTCUSDT", "1m")) == 50
+    reopened = open_store(filled.root)
+    assert len(reopened.liquidations()) == rows + 300  # the completed commit is whole
+    assert len(reopened.candles("binance", "BTCUSDT", "1m")) == 30  # the failed one is not there at all
+    for command in (["store", "info"], ["summary", "--start", "2025-05-09", "--end", "2025-05-12"]):
+        code_, out, err = run(capsys, "--data-dir", filled.root, *command)
+        assert code_ == 0 and "binance" in out and err == "", err
+    assert [r.new for r in reopened.commit(_batch())] == [0, 20]  # the same batch again: the rest, once
+    _same(reopened, reference)
     reopened.append_liquidations(liqs(5, seed=11, start="2025-07-01"))
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EMFILE, errno.ENAMETOOLONG])
-def test_a_journal_whose_moves_fail_at_open_never_blocks_reads(filled, reference, monkeypatch, caplog, code, capsys):
-    rows_before = len(filled.liquidations())
-    monkeypatch.setattr(atomic, "_replace", failing(errno.EIO))  # a crash after the commit point: all journaled
-    with pytest.raises(StoreError) as info:
-        filled.commit(_batch())
-    assert info.value.committed and "completes when the store is next opened" in str(info.value)
-    committed = len(reference.liquidations())
-    new = liqs(300, span="40D", seed=2, symbols=("BTCUSDT", "SOLUSDT"))
-    # every open now meets the failure for the SOLUSDT files: it still reads, says why in one line
-    monkeypatch.setattr(atomic, "_replace", failing(code, lambda dst: "SOLUSDT" in dst))
-    placed = rows_before + (new["symbol"] == "BTCUSDT").sum()  # all but the SOLUSDT files
-    with caplog.at_level(logging.WARNING, logger="liqscope.store"):
-        for _ in range(2):  # what a read shows of a commit still pending is the readers' business; it reads
-            n = len(open_store(filled.root).liquidations())
-            assert n == placed if code == errno.ENAMETOOLONG else placed <= n <= committed
-        for command in (["store", "info"], ["summary", "--start", "2025-05-09", "--end", "2025-05-12"]):
-            code_, out, err = run(capsys, "--data-dir", filled.root, *command)
-            assert code_ == 0 and "binance" in out and "Traceback" not in err, err
-    lines = warnings_of(caplog)
-    assert lines and all("\n" not in ln and str(filled.root) in ln for ln in lines)
-    monkeypatch.undo()
-    caplog.clear()
-    if code == errno.ENAMETOOLONG:  # can never work: set aside at the first open, everything else finished
-        assert len(lines) == 1  # once, not at every open
-        assert "could not be placed" in lines[0] and "SOLUSDT" in lines[0] and "journal.failed-" in lines[0]
-        assert not (filled.root / atomic.JOURNAL).exists()
-        assert len(open_store(filled.root).liquidations()) == placed
-        assert len(open_store(filled.root).candles("binance", "BTCUSDT", "1m")) == 50
-    else:  # may work later: retried by every open, finished by the first that can
-        assert all("cannot finish an interrupted write" in ln for ln in lines)
-        assert (filled.root / atomic.JOURNAL).exists()
-        with caplog.at_level(logging.WARNING, logger="liqscope.store"):
-            reopened = open_store(filled.root)
-        assert not warnings_of(caplog)
-        assert not (filled.root / atomic.JOURNAL).exists() and not (filled.root / atomic.STAGING).exists()
-        assert tree_hash(filled.root) == tree_hash(reference.root)
-        assert len(reopened.liquidations()) == committed
-
-
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EMFILE])
-def test_a_failure_after_the_commit_point_completes_at_the_next_open(filled, reference, monkeypatch, capsys, code):
-    monkeypatch.setattr(atomic, "_replace", failing(code, lambda dst: "SOLUSDT" in dst))
-    with pytest.raises(StoreError) as info:
-        filled.commit(_batch())
-    assert info.value.committed and "\n" not in str(info.value)
-    assert "completes when the store is next opened" in str(info.value)
-    monkeypatch.undo()
-    code_, out, err = run(capsys, "--data-dir", filled.root, "store", "info")
-    assert code_ == 0 and err == "" and "SOLUSDT" in out
-    assert tree_hash(filled.root) == tree_hash(reference.root)
-
-
-def test_no_inode_left_for_a_new_partition_folder_is_before_the_commit_point(filled, monkeypatch):
+def test_a_failure_before_the_first_commit_is_unchanged(filled, monkeypatch):
     before = tree_hash(filled.root)
-    folders = sorted(p for p in filled.root.rglob("*") if p.is_dir())
 
-    def no_inodes(step, path):
-        if step == "mkdir" and "SOLUSDT" in str(path):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr(atomic, "_fault", no_inodes)
+    def no_inodes(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "liquidations")
+    monkeypatch.setattr(delta_io, "write_deltalake", no_inodes)
     with pytest.raises(StoreError, match="the disk is full") as info:
         filled.commit(_batch())
-    assert not info.value.committed
-    assert tree_hash(filled.root) == before and sorted(p for p in filled.root.rglob("*") if p.is_dir()) == folders
+    assert not info.value.committed and "partly" not in str(info.value)
+    assert tree_hash(filled.root) == before

@@ -1,12 +1,14 @@
-"""Store.replace_liquidations: take stored rows back out (a parser fix), atomically."""
+"""Store.replace_liquidations: take stored rows back out (a parser fix), atomically: one Delta MERGE."""
 from __future__ import annotations
 
+import deltalake
 import numpy as np
 import pandas as pd
 import pytest
+from deltalake.exceptions import DeltaError
 
 from liqscope.models.schema import SchemaError
-from liqscope.models.store import Batch, Cancelled, ReplaceResult, atomic, core, open_store
+from liqscope.models.store import Batch, Cancelled, ReplaceResult, delta_io, open_store
 from store_testutil import CancelAfter, liqs, tree_hash
 
 START, END = pd.Timestamp("2025-05-20", tz="UTC"), pd.Timestamp("2025-06-05", tz="UTC")  # spans two months
@@ -16,15 +18,26 @@ COLS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_u
 
 def _frame(store) -> pd.DataFrame:
     """Stored rows as plain columns in a fixed order, comparable with ``==``."""
-    f = store.liquidations().frame
+    f = store.liquidations().frame[COLS]
     f = f.astype({c: str for c in ("exchange", "symbol", "asset", "side")})
     return f.sort_values(KEY).reset_index(drop=True)
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
     out = df.astype({c: str for c in ("exchange", "symbol", "asset", "side")})
-    out["ts"] = pd.to_datetime(out["ts"], utc=True).dt.as_unit("ns")
+    out["ts"] = pd.to_datetime(out["ts"], utc=True).dt.floor("us").dt.as_unit("ns")  # Delta keeps microseconds
     return out[COLS].sort_values(KEY).reset_index(drop=True)
+
+
+def _version(store) -> int:
+    return deltalake.DeltaTable(str(store.root / "liquidations")).version()
+
+
+def _live_files(store, exchange: str, month: str) -> list[str]:
+    """The data files the table's current snapshot lists for one partition."""
+    actions = deltalake.DeltaTable(str(store.root / "liquidations")).get_add_actions(flatten=True)
+    ex, mo, path = (actions.column(c).to_pylist() for c in ("partition.exchange", "partition.month", "path"))
+    return [p for e, m, p in zip(ex, mo, path) if (e, m) == (exchange, month)]
 
 
 def _flip(df: pd.DataFrame) -> pd.DataFrame:
@@ -69,9 +82,10 @@ def test_replacing_again_changes_and_rewrites_nothing(filled):
     store, binance, _ = filled
     fixed = binance[_inside(binance)]
     store.replace_liquidations(fixed, exchanges="binance", start=START, end=END)
-    before = tree_hash(store.root)
+    before, rows = _version(store), _frame(store)
     assert store.replace_liquidations(fixed, exchanges="binance", start=START, end=END) == ReplaceResult(0, 0)
-    assert tree_hash(store.root) == before
+    pd.testing.assert_frame_equal(_frame(store), rows)
+    assert _version(store) <= before + 1  # at most an empty MERGE commit: no row moved
 
 
 def test_only_changed_rows_count(filled):
@@ -112,8 +126,8 @@ def test_replacing_by_nothing_removes_and_drops_empty_files(filled):
     may = (pd.Timestamp("2025-05-01", tz="UTC"), pd.Timestamp("2025-06-01", tz="UTC"))
     res = store.replace_liquidations(binance.iloc[:0], exchanges=["binance"], start=may[0], end=may[1])
     assert res.added == 0 and res.removed == int(_inside(binance, *may).sum()) > 0
-    assert not list((store.root / "liquidations" / "binance").rglob("2025-05*.parquet"))
-    assert list((store.root / "liquidations" / "binance").rglob("2025-06*.parquet"))
+    assert not _live_files(store, "binance", "2025-05")  # the month's files are gone from the snapshot
+    assert _live_files(store, "binance", "2025-06") and _live_files(store, "bybit", "2025-05")
     after = _frame(store)
     assert not _inside(after, *may).any() and len(after) == 550 - res.removed
 
@@ -144,21 +158,24 @@ def test_rows_outside_the_replaced_range_are_refused(filled):
     assert tree_hash(store.root) == before
 
 
-def test_replace_folds_append_segments(tmp_path):
+def test_replace_across_many_small_appends(tmp_path):
+    """Rows appended by many small commits (a recorder) are replaced wherever they live, in one commit."""
     store = open_store(tmp_path)
     base = liqs(400, span="5D", seed=1, symbols=("BTCUSDT",))
     store.append_liquidations(base)
     late = [liqs(3, start="2025-05-10", span="1h", seed=10 + i, symbols=("BTCUSDT",)) for i in range(3)]
     for df in late:
         store.append_liquidations(_flip(df))
-    month = store.root / "liquidations" / "binance" / "BTCUSDT"
-    assert len(list(month.glob("2025-05.s*.parquet"))) == 3
+    assert len(_live_files(store, "binance", "2025-05")) == 4
     window = (pd.Timestamp("2025-05-10", tz="UTC"), pd.Timestamp("2025-05-10T01:00Z"))
     fixed = pd.concat([base[_inside(base, *window)], *late], ignore_index=True)
+    version = _version(store)
     res = store.replace_liquidations(fixed, exchanges=["binance"], start=window[0], end=window[1])
     assert res == ReplaceResult(9, 9)
-    assert not list(month.glob("2025-05.s*.parquet"))
+    assert _version(store) == version + 1  # one MERGE
     assert len(_frame(store)) == 409 and len(open_store(tmp_path).liquidations()) == 409
+    pd.testing.assert_frame_equal(_frame(store)[_inside(_frame(store), *window)].reset_index(drop=True),
+                                  _plain(fixed))
 
 
 def test_a_batch_removes_first_then_adds(filled):
@@ -181,59 +198,55 @@ def test_a_batch_removes_first_then_adds(filled):
     assert len(after) == 555
 
 
-# -- crash safety: the same commit path as appends ------------------------------------------
-def test_exception_mid_replace_leaves_every_byte_unchanged(filled, monkeypatch):
+# -- crash safety: a replace is one commit, or nothing ------------------------------------------------------
+def test_exception_mid_replace_leaves_the_store_as_it_was(filled, monkeypatch):
+    """The MERGE fails while writing (disk full): no commit, the same snapshot, every row as it was."""
     store, binance, _ = filled
-    before, rows = tree_hash(store.root), len(store.liquidations())
-    calls = []
+    before, rows, version = tree_hash(store.root), _frame(store), _version(store)
+    real = delta_io.open_table
 
-    def failing_write(table, path):
-        calls.append(path)
-        if len(calls) == 3:  # two months x two symbols: fail on the third partition
-            raise OSError("disk full (injected)")
-        core.tables.write_parquet(table, path)
+    class Failing:
+        def __init__(self, *a, **k):
+            raise DeltaError("Generic LocalFileSystem error: Unable to copy data to file: "
+                             "No space left on device (os error 28)")
 
-    monkeypatch.setattr(core, "_write_partition", failing_write)
-    with pytest.raises(OSError, match="injected"):
+    def open_table(loc, spec, version=None):
+        dt = real(loc, spec, version)
+        if dt is not None and spec.name == "liquidations":
+            monkeypatch.setattr(dt, "merge", Failing, raising=False)
+        return dt
+    monkeypatch.setattr(delta_io, "open_table", open_table)
+    from liqscope.models.store import StoreError
+
+    with pytest.raises(StoreError, match="disk is full") as info:
         store.replace_liquidations(binance[_inside(binance)], exchanges=["binance"], start=START, end=END)
-    assert len(calls) == 3
-    assert tree_hash(store.root) == before
-    assert len(open_store(store.root).liquidations()) == rows
+    assert not info.value.committed
+    monkeypatch.undo()
+    assert tree_hash(store.root) == before and _version(store) == version
+    pd.testing.assert_frame_equal(_frame(open_store(store.root)), rows)
 
 
-def test_removal_only_replace_cancelled_before_commit_point(filled):
+def test_removal_only_replace_cancelled_before_the_commit(filled):
     store, binance, _ = filled
     before = tree_hash(store.root)
     batch = Batch()
     batch.replace_liquidations(binance.iloc[:0], exchanges=["binance"], start=START, end=END)
-    task = CancelAfter(4)
+    task = CancelAfter(0)
     with pytest.raises(Cancelled):
-        store.commit(batch, task=task)  # after all partitions
-    assert task.checks == 5
+        store.commit(batch, task=task)
+    assert task.checks == 1
     assert tree_hash(store.root) == before
 
 
-def test_failure_during_renames_rolls_the_replace_forward(filled, tmp_path_factory, monkeypatch):
-    store, binance, bybit = filled
+def test_a_replace_is_one_commit_readers_see_before_or_after(filled):
+    """A reader holding the snapshot before the MERGE still reads the old rows; the new snapshot has
+    all the corrected ones: never a mix."""
+    store, binance, _ = filled
+    old_version = _version(store)
+    old = _frame(store)
     fixed = binance[_inside(binance)]
-    ref = open_store(tmp_path_factory.mktemp("ref"))
-    ref.append_liquidations(_flip(binance))
-    ref.append_liquidations(bybit)
-    ref.replace_liquidations(fixed, exchanges=["binance"], start=START, end=END)
-
-    real, done = atomic._replace, []
-
-    def crash_after_one(src, dst):
-        if done:
-            raise OSError("power cut (injected)")
-        done.append(dst)
-        real(src, dst)
-
-    monkeypatch.setattr(atomic, "_replace", crash_after_one)
-    with pytest.raises(OSError, match="injected"):
-        store.replace_liquidations(fixed, exchanges=["binance"], start=START, end=END)
-    monkeypatch.setattr(atomic, "_replace", real)
-    reopened = open_store(store.root)
-    assert not (store.root / atomic.JOURNAL).exists()
-    assert tree_hash(store.root) == tree_hash(ref.root)
-    pd.testing.assert_frame_equal(_frame(reopened), _frame(ref))
+    store.replace_liquidations(fixed, exchanges=["binance"], start=START, end=END)
+    assert _version(store) == old_version + 1
+    table = deltalake.DeltaTable(str(store.root / "liquidations"), version=old_version)
+    assert table.get_add_actions(flatten=True).column("num_records").to_pylist()  # time travel still reads
+    assert int(sum(table.get_add_actions(flatten=True).column("num_records").to_pylist())) == len(old)
