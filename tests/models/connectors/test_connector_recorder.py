@@ -79,6 +79,8 @@ def test_records_each_exchange(exchange, store, tmp_path, http):
         rec.start()
         try:
             wait_for(lambda: len(store.liquidations()) == expected_count(exchange), what="events stored")
+            # on_events runs on the reader thread, which may still be handing over when the store thread is done
+            wait_for(lambda: ev.count() >= expected_count(exchange), what="events announced")
             assert ev.count() == expected_count(exchange)
             st = rec.status()[exchange]
             assert st.state == CONNECTED and st.events_total == expected_count(exchange)
