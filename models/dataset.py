@@ -78,15 +78,7 @@ class Dataset:
 
     def busiest_day(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """The UTC calendar day with the most liquidated USD (the default window)."""
-        daily = self.liquidations.daily_totals()
-        if daily.empty:
-            r = self.time_range()
-            if r is None:
-                return None
-            day = r[1].floor("D")
-        else:
-            day = daily.idxmax()
-        return day, day + pd.Timedelta(days=1)
+        return busiest_day(self.liquidations.daily_totals(), self.time_range)
 
     def view_summary(self, view, largest: int = 10) -> dict:
         """The figures of a :class:`~liqscope.models.view.View` (its window, and the liquidations it shows)."""
@@ -123,6 +115,18 @@ class Dataset:
                 for r in top.itertuples(index=False)
             ],
         }
+
+
+def busiest_day(daily: pd.Series, time_range) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The day of ``daily`` (USD per UTC day) with the most USD; with none, the last day of ``time_range()``."""
+    if daily.empty:
+        r = time_range()
+        if r is None:
+            return None
+        day = r[1].floor("D")
+    else:
+        day = daily.idxmax()
+    return day, day + pd.Timedelta(days=1)
 
 
 def load_parquet_dataset(folder: Path, label: str, is_demo: bool = False) -> Dataset:

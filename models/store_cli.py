@@ -298,10 +298,11 @@ def _confirm(question: str) -> bool:
         return False
 
 
-def _pd_ts(ns):
+def _pd_ts(us):
+    """A :class:`~liqscope.models.store.Scope` bound (microseconds, as the store keeps time)."""
     import pandas as pd
 
-    return pd.Timestamp(int(ns), tz="UTC")
+    return pd.Timestamp(int(us), unit="us", tz="UTC")
 
 
 def _s(v) -> str:

@@ -9,8 +9,9 @@ file-statistics pruning); overview figures come from rollups (:mod:`.rollups`, :
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Sequence
+from typing import Callable, Collection, Iterable, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -347,6 +348,7 @@ class Store:
         self.location = Location.of(where)
         self._notes: dict[str, None] = {}
         self.schema_version, self.meta = self._check_version()
+        self._snapshots = _Snapshots(self.location)
 
     @property
     def root(self):
@@ -521,18 +523,14 @@ class Store:
                 delta_io.insert_new(loc, TABLES[COVERAGE], it.coverage)
             out.append((i, AppendResult(it.offered, counts[i])))
 
-    def _commit_liq(self, item: _Item, written: list[pa.Table] | None = None) -> AppendResult | ReplaceResult:
-        loc, spec = self.location, TABLES[LIQ]
+    def _commit_liq(self, item: _Item, written: list[pa.Table] | None = None) -> ReplaceResult:
+        """A replacement (plain appends are committed together by :meth:`_append_together`)."""
         table = _dedupe(item.table)
-        if item.scope is None:
-            new = delta_io.insert_new(loc, spec, table)
-            result: AppendResult | ReplaceResult = AppendResult(item.offered, new)
-        else:
-            result = self._replace(item.scope, table, written or [])
+        result = self._replace(item.scope, table, written or [])
         if written is not None:
             written.append(table)
         if item.coverage is not None and item.coverage.num_rows:
-            delta_io.insert_new(loc, TABLES[COVERAGE], item.coverage)
+            delta_io.insert_new(self.location, TABLES[COVERAGE], item.coverage)
         return result
 
     def _replace(self, scope: Scope, table: pa.Table, earlier: Sequence[pa.Table] = ()) -> ReplaceResult:
@@ -584,11 +582,9 @@ class Store:
         self._notes[text] = None
 
     def _files(self, kind: str) -> list[delta_io.DataFile]:
-        spec = TABLES[kind]
+        """The data files of ``kind``'s latest snapshot (listed once per table version)."""
         with store_errors(str(self.location), "read"):
-            return delta_io.files(self.location, spec, delta_io.open_table(self.location, spec),
-                                  ts_col="bucket" if kind == ROLLUPS else ("start" if kind in (GAPS, COVERAGE)
-                                                                           else "ts"))
+            return self._snapshots.files(kind)
 
     def has_data(self) -> bool:
         if self.schema_version is None:
@@ -608,26 +604,20 @@ class Store:
         if months is not None:
             where["month"] = set(months)
         data = delta_io.prune(self._files(LIQ), start_us=s, end_us=e, where=where)
-        flt = None
-        if s is not None:
-            flt = pc.field("ts") >= pa.scalar(s, tables.TS)
-        if e is not None:
-            cond = pc.field("ts") < pa.scalar(e, tables.TS)
-            flt = cond if flt is None else flt & cond
+        flt = extra_filter
         if symbols is not None:
             cond = pc.field("symbol").isin(sorted({str(x) for x in symbols}))
             flt = cond if flt is None else flt & cond
-        if extra_filter is not None:
-            flt = extra_filter if flt is None else flt & extra_filter
+        flt = delta_io.window_filter(s, e, also=flt)
         with store_errors(str(self.location), "read"):
             return delta_io.read(self.location, TABLES[LIQ], data, columns=columns, row_filter=flt,
                                  on_damage=on_damage)
 
     def coverage(self) -> provenance.Coverage:
+        """Which source covers what (read once per version of the coverage table)."""
         with store_errors(str(self.location), "read"):
-            data = self._files(COVERAGE)
-            return provenance.Coverage.from_table(delta_io.read(self.location, TABLES[COVERAGE], data)
-                                                  if data else None)
+            return self._snapshots.derived(COVERAGE, "coverage", lambda data: provenance.Coverage.from_table(
+                delta_io.read(self.location, TABLES[COVERAGE], data) if data else None))
 
     def liquidations(self, start=None, end=None, *, exchanges: Iterable[str] | None = None,
                      symbols: Iterable[str] | None = None, counted: bool = True) -> LiquidationModel:
@@ -668,11 +658,7 @@ class Store:
         iv = _norm_interval(interval)
         data = delta_io.prune(self._files(CANDLES), start_us=s, end_us=e,
                               where={"exchange": [str(exchange).lower()], "interval": [iv]})
-        flt = pc.field("symbol") == str(symbol)
-        if s is not None:
-            flt &= pc.field("ts") >= pa.scalar(s, tables.TS)
-        if e is not None:
-            flt &= pc.field("ts") < pa.scalar(e, tables.TS)
+        flt = delta_io.window_filter(s, e, also=pc.field("symbol") == str(symbol))
         with store_errors(str(self.location), "read"):
             table = delta_io.read(self.location, TABLES[CANDLES], data, columns=["ts", *tables.OHLCV],
                                   row_filter=flt, on_damage=on_damage)
@@ -714,30 +700,50 @@ class Store:
             return []
         with store_errors(str(self.location), "read"):
             t = delta_io.read(self.location, TABLES[CANDLES], data, columns=["exchange", "symbol", "interval", "asset"],
-                              on_damage=on_damage or (lambda d: self._note(d.message)))
+                              on_damage=on_damage or (lambda d: self._note(d.message)),
+                              dictionary=("symbol", "asset"))
+        t = t.unify_dictionaries().group_by(["exchange", "symbol", "interval", "asset"]).aggregate([])  # on codes
+        t = t.cast(pa.schema([pa.field(c, pa.string()) for c in t.column_names]))
         g = t.group_by(["exchange", "symbol", "interval"]).aggregate([("asset", "min")])
         return sorted(zip(g.column("exchange").to_pylist(), g.column("symbol").to_pylist(),
                           g.column("interval").to_pylist(), g.column("asset_min").to_pylist()))
 
     def load_window(self, start=None, end=None, *, exchanges: Iterable[str] | None = None) -> Dataset:
-        """The dataset of one window (None: everything): the liquidations (one per event) and candles with
-        ``start <= ts < end``. Only the files the window needs are read; a damaged one is left out and
-        named in the dataset's ``notes``/``damaged``."""
+        """The dataset of one window (None: everything): the liquidations (one per event) and the candles
+        with ``start <= ts < end``. Only the files the window needs are read, each once; a damaged one is
+        left out and named in the dataset's ``notes``/``damaged``."""
         damaged: dict[str, DamagedFile] = {}
 
         def keep(d: DamagedFile) -> None:
             damaged.setdefault(d.path, d)
-        prices = PriceModel()
-        for exchange, symbol, interval, asset in self.candle_series(start, end, on_damage=keep):
-            if exchanges is not None and exchange not in {str(x).lower() for x in exchanges}:
-                continue
-            frame = self._candles(exchange, symbol, interval, start, end, on_damage=keep)
-            if len(frame):
-                prices.add(exchange, symbol, interval, frame, asset)
+        prices = self._window_candles(start, end, exchanges, keep)
         table = self._liq_read(start, end, exchanges=exchanges, on_damage=keep)
         liqs = _liq_model(self._counted(table))
         return Dataset(prices, liqs, label=f"Local store: {self.location}", is_demo=False,
                        notes=self.notes + [d.message for d in damaged.values()], damaged=list(damaged.values()))
+
+    def _window_candles(self, start, end, exchanges, keep) -> PriceModel:
+        """Every candle series of a window from one read of the files it needs, split per series."""
+        self._require_current()
+        s = _us(_time(start)) if start is not None else None
+        e = _us(_time(end)) if end is not None else None
+        where = {} if exchanges is None else {"exchange": {str(x).lower() for x in exchanges}}
+        data = delta_io.prune(self._files(CANDLES), start_us=s, end_us=e, where=where)
+        prices = PriceModel()
+        if not data:
+            return prices
+        with store_errors(str(self.location), "read"):
+            t = delta_io.read(self.location, TABLES[CANDLES], data, row_filter=delta_io.window_filter(s, e),
+                              on_damage=keep,
+                              columns=["ts", "exchange", "interval", "symbol", "asset", *tables.OHLCV])
+        if not t.num_rows:
+            return prices
+        frame = t.sort_by([("ts", "ascending")]).to_pandas()
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.as_unit("ns")
+        for (exchange, interval, symbol), part in frame.groupby(["exchange", "interval", "symbol"], sort=True):
+            prices.add(exchange, symbol, interval, part.set_index("ts")[list(tables.OHLCV)],
+                       str(part["asset"].iloc[0]))
+        return prices
 
     def load_dataset(self) -> Dataset:
         """Everything in the store (see :meth:`load_window`)."""
@@ -796,6 +802,56 @@ class Store:
         parts = {(f.partition["exchange"], f.partition["month"]) for f in self._files(LIQ)}
         with store_errors(str(self.location), "write to"):
             return rollups.refresh(self.location, parts)
+
+
+class _Snapshots:
+    """The latest snapshot of each table, kept open and brought up to date incrementally (reading only new
+    log entries), with its file listing and anything derived from it cached per table version: one command
+    opens each table once, not once per read."""
+
+    def __init__(self, loc: Location):
+        self.loc = loc
+        self.lock = threading.RLock()  # a derived value may read other tables through the same cache
+        self.tables: dict[str, object] = {}
+        self.cache: dict[tuple[str, str], tuple[int, object]] = {}
+
+    def _latest(self, kind: str):
+        dt = self.tables.get(kind)
+        if dt is None:
+            dt = delta_io.open_table(self.loc, TABLES[kind])
+            if dt is not None:
+                self.tables[kind] = dt
+            return dt
+        dt.update_incremental()
+        return dt
+
+    def derived(self, kind: str, what: str, make: Callable[[list], _T]) -> _T:
+        with self.lock:
+            dt = self._latest(kind)
+            version = -1 if dt is None else dt.version()
+            hit = self.cache.get((kind, what))
+            if hit is not None and hit[0] == version:
+                return hit[1]
+            data = self.cache.get((kind, "files"))
+            if data is None or data[0] != version:
+                ts_col = "bucket" if kind == ROLLUPS else ("start" if kind in (GAPS, COVERAGE) else "ts")
+                data = (version, delta_io.files(self.loc, TABLES[kind], dt, ts_col=ts_col))
+                self.cache[(kind, "files")] = data
+            value = data[1] if what == "files" else make(data[1])
+            self.cache[(kind, what)] = (version, value)
+            return value
+
+    def files(self, kind: str) -> list[delta_io.DataFile]:
+        return self.derived(kind, "files", lambda data: data)
+
+    def version(self, kind: str) -> int:
+        """The table's latest version (-1: never written)."""
+        with self.lock:
+            dt = self._latest(kind)
+            return -1 if dt is None else dt.version()
+
+
+_T = TypeVar("_T")
 
 
 def _dedupe(table: pa.Table, keys_only: bool = False) -> pa.Table:

@@ -100,14 +100,16 @@ def prune(data: list[DataFile], *, start_us: int | None = None, end_us: int | No
 
 
 def read(loc: Location, spec: TableSpec, data: list[DataFile], *, columns: list[str] | None = None,
-         row_filter=None, kind: str | None = None, on_damage: Callable[[DamagedFile], None] | None = None
-         ) -> pa.Table:
+         row_filter=None, kind: str | None = None, on_damage: Callable[[DamagedFile], None] | None = None,
+         dictionary: tuple[str, ...] = ()) -> pa.Table:
     """The rows of ``data`` (files of one snapshot) in ``spec.schema`` (or ``columns`` of it), partition
     columns restored from the file listing. A file that cannot be read is a one-line
     :class:`StoreDamagedError` naming it, or, with ``on_damage``, handed there and left out."""
     want = columns or spec.schema.names
     physical = [c for c in want if c not in spec.partitions]
-    file_schema = pa.schema([spec.schema.field(c) for c in spec.schema.names if c not in spec.partitions])
+    file_schema = pa.schema([spec.schema.field(c).with_type(pa.dictionary(pa.int32(), pa.string()))
+                             if c in dictionary else spec.schema.field(c)
+                             for c in spec.schema.names if c not in spec.partitions])
     pieces = []
     groups: dict[tuple, list[DataFile]] = {}
     for f in data:
@@ -119,7 +121,7 @@ def read(loc: Location, spec: TableSpec, data: list[DataFile], *, columns: list[
             table = _read_each(loc, group, file_schema, physical, row_filter, kind or spec.name, on_damage, exc)
         for p, value in zip(spec.partitions, key):
             if p in want:
-                table = table.append_column(spec.schema.field(p), pa.array([value] * table.num_rows, pa.string()))
+                table = table.append_column(spec.schema.field(p), pa.repeat(pa.scalar(value, pa.string()), table.num_rows))
         pieces.append(table.select(want))
     if not pieces:
         return pa.schema([spec.schema.field(c) for c in want]).empty_table()
@@ -127,7 +129,10 @@ def read(loc: Location, spec: TableSpec, data: list[DataFile], *, columns: list[
 
 
 def _read_group(loc: Location, group: list[DataFile], schema: pa.Schema, columns: list[str], row_filter):
-    dataset = ds.dataset([loc.fs_path(f.uri) for f in group], schema=schema, format="parquet",
+    dictionary = {f.name for f in schema if pa.types.is_dictionary(f.type)}  # read as codes: no string per row
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary)) \
+        if dictionary else "parquet"
+    dataset = ds.dataset([loc.fs_path(f.uri) for f in group], schema=schema, format=fmt,
                          filesystem=loc.filesystem)
     for fragment in dataset.get_fragments():  # footers the scan reads anyway (cached in the fragment)
         missing = [c for c in schema.names if c not in fragment.physical_schema.names]
@@ -159,6 +164,17 @@ def _read_each(loc, group, schema, columns, row_filter, kind, on_damage, first_e
     if not out:
         return schema.empty_table().select(columns)
     return pa.concat_tables(out)
+
+
+def window_filter(start_us: int | None, end_us: int | None, col: str = "ts", also=None):
+    """``start <= col < end`` (either bound None: open) as a pyarrow filter, ANDed with ``also``; None if
+    nothing is filtered."""
+    flt = also
+    for cond in ((pc.field(col) >= pa.scalar(start_us, TS)) if start_us is not None else None,
+                 (pc.field(col) < pa.scalar(end_us, TS)) if end_us is not None else None):
+        if cond is not None:
+            flt = cond if flt is None else flt & cond
+    return flt
 
 
 def verify(loc: Location, f: DataFile) -> str | None:
@@ -224,8 +240,8 @@ def absent(loc: Location, spec: TableSpec, table: pa.Table) -> np.ndarray:
     if not data:
         return np.ones(table.num_rows, dtype=bool)
     keys = list(spec.key)
-    held = read(loc, spec, data, columns=keys, row_filter=(pc.field(ts_col) >= pa.scalar(int(ts.min()), TS)) &
-                (pc.field(ts_col) <= pa.scalar(int(ts.max()), TS)))
+    held = read(loc, spec, data, columns=keys,
+                row_filter=window_filter(int(ts.min()), int(ts.max()) + 1, ts_col))
     if not held.num_rows:
         return np.ones(table.num_rows, dtype=bool)
     probe = table.select(keys).append_column("_row", pa.array(np.arange(table.num_rows)))

@@ -10,12 +10,14 @@ few thousand rollup rows, and equals the sum of the raw rows to the cent (tests 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..dataset import Dataset, busiest_day
+from ..prices import PriceModel
 from ..timeutil import format_time
 from . import delta_io, provenance, rollups, tables
 from .tables import LIQ, ROLLUPS, TABLES
@@ -35,7 +37,15 @@ class Parts:
 def day_rollups(store, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
                 ) -> tuple[pa.Table, set[tuple[str, str]]]:
     """Valid daily rollup rows (buckets in ``[start, end)``) and the (exchange, month) partitions without
-    valid rollups."""
+    valid rollups. All of history is read once per version of the two tables (the overview asks for it
+    several times: assets, busiest day, daily totals)."""
+    if start is None and end is None:
+        liq_version = store._snapshots.version(LIQ)
+        return store._snapshots.derived(ROLLUPS, f"days@{liq_version}", lambda _data: _day_rollups(store, None, None))
+    return _day_rollups(store, start, end)
+
+
+def _day_rollups(store, start, end):
     loc = store.location
     raw_files = store._files(LIQ)
     fps: dict[tuple[str, str], str] = {}
@@ -47,12 +57,7 @@ def day_rollups(store, start: pd.Timestamp | None = None, end: pd.Timestamp | No
     s = None if start is None else int(start.value // 1000)
     e = None if end is None else int(end.value // 1000)
     data = delta_io.prune(store._files(ROLLUPS), start_us=s, end_us=e, where={"level": ["1d"]})
-    flt = None
-    if s is not None:
-        flt = pc.field("bucket") >= pa.scalar(s, tables.TS)
-    if e is not None:
-        c = pc.field("bucket") < pa.scalar(e, tables.TS)
-        flt = c if flt is None else flt & c
+    flt = delta_io.window_filter(s, e, "bucket")
     cols = ["exchange", "month", "bucket", "symbol", "asset", "side", "source", "count", "notional_usd", "max_usd",
             "liq_files", "writer"]
     rows = delta_io.read(loc, TABLES[ROLLUPS], data, columns=cols, row_filter=flt)
@@ -130,7 +135,9 @@ def summary(store, start: pd.Timestamp, end: pd.Timestamp, *, exchanges=None, as
     """The figures of ``Dataset.summary`` for a store window, exact, reading rollups where it can."""
     label = label or f"Local store: {store.location}"
     if end - start <= RAW_SPAN or min_notional > 0:
-        ds = store.load_window(start, end, exchanges=exchanges)
+        # raw rows only (figures need no candles), read strictly: a damaged file the window needs is a
+        # one-line StoreDamagedError, never figures without its rows
+        ds = Dataset(PriceModel(), store.liquidations(start, end, exchanges=exchanges))
         out = ds.summary(start, end, exchanges=exchanges, assets=assets, side=side, min_notional=min_notional,
                          largest=largest)
         out["source"] = label
@@ -221,8 +228,12 @@ class Overview:
         self.store = store
         self.label = f"Local store: {store.location}"
         self.notes = store.notes
-        self.prices = _Prices(store.candle_series())
         self._daily: pd.Series | None = None
+
+    @cached_property
+    def prices(self) -> _Prices:
+        """Candle series, read only when a view asks which exchanges price an asset (summaries do not)."""
+        return _Prices(self.store.candle_series())
 
     def daily_totals(self) -> pd.Series:
         if self._daily is None:
@@ -234,7 +245,7 @@ class Overview:
         liq = {f.partition["exchange"] for f in self.store._files(LIQ)}
         return sorted(liq | {e for e, *_r in self.prices.series})
 
-    @property
+    @cached_property
     def assets(self) -> list[str]:
         rows, missing = day_rollups(self.store)
         names = set(rows.column("asset").to_pylist()) if rows.num_rows else set()
@@ -255,15 +266,7 @@ class Overview:
         return pd.Timestamp(min(lo) * 1000, tz="UTC"), pd.Timestamp(max(hi) * 1000, tz="UTC")
 
     def busiest_day(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-        daily = self.daily_totals()
-        if daily.empty:
-            r = self.time_range()
-            if r is None:
-                return None
-            day = r[1].floor("D")
-        else:
-            day = daily.idxmax()
-        return day, day + DAY
+        return busiest_day(self.daily_totals(), self.time_range)
 
     def damaged_in(self, start, end, **_kw) -> list:
         return []

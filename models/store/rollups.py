@@ -14,6 +14,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import delta_io
 from .location import Location
@@ -103,17 +104,21 @@ def current_fingerprints(loc: Location, partitions: set[tuple[str, str]] | None 
 
 def valid_rows(rows: pa.Table, fingerprints: dict[tuple[str, str], str]) -> tuple[pa.Table, set[tuple[str, str]]]:
     """The rollup rows that match the raw snapshot (``fingerprints`` per partition) -- of one writer per
-    partition, should two have raced -- and the partitions without a valid rollup."""
+    partition, should two have raced -- and the partitions without a valid rollup. Joins, not Python loops:
+    five years hold ~600k daily rows."""
     if not rows.num_rows:
         return rows, set(fingerprints)
-    df = pd.DataFrame({"e": rows.column("exchange").to_pylist(), "m": rows.column("month").to_pylist(),
-                       "f": rows.column("liq_files").to_pylist(), "w": rows.column("writer").to_pylist()})
-    fp = pd.Series([fingerprints.get(k) for k in zip(df["e"], df["m"])], dtype=object)
-    ok = (df["f"] == fp).to_numpy().copy()
-    if ok.any():  # one writer per partition
-        first_writer = df[ok].groupby(["e", "m"])["w"].min()
-        chosen = pd.Series([first_writer.get(k) for k in zip(df["e"], df["m"])], dtype=object)
-        ok &= (df["w"] == chosen).to_numpy()
-    good = {k for k, o in zip(zip(df["e"], df["m"]), ok) if o}
-    missing = {k for k in fingerprints if k not in good}
-    return rows.filter(pa.array(ok)), missing
+    want = pa.table({"exchange": [k[0] for k in fingerprints], "month": [k[1] for k in fingerprints],
+                     "liq_files": list(fingerprints.values())},
+                    schema=pa.schema([("exchange", pa.string()), ("month", pa.string()), ("liq_files", pa.string())]))
+    keyed = rows.select(["exchange", "month", "liq_files", "writer"]).append_column(
+        "_row", pa.array(np.arange(rows.num_rows)))
+    matching = keyed.join(want, keys=["exchange", "month", "liq_files"], join_type="inner")
+    if not matching.num_rows:
+        return rows.slice(0, 0), set(fingerprints)
+    first = matching.group_by(["exchange", "month"]).aggregate([("writer", "min")])  # one writer per partition
+    chosen = matching.join(first, keys=["exchange", "month"], join_type="inner")
+    chosen = chosen.filter(pc.equal(chosen.column("writer"), chosen.column("writer_min")))
+    idx = np.sort(chosen.column("_row").to_numpy())
+    good = set(zip(first.column("exchange").to_pylist(), first.column("month").to_pylist()))
+    return rows.take(pa.array(idx)), {k for k in fingerprints if k not in good}

@@ -114,9 +114,6 @@ def test_reads_that_touch_the_damaged_file_are_one_line_naming_it(store, victim,
     assert err.count("\n") == 1 and str(victim) in err and "store check" in err
 
 
-@pytest.mark.xfail(strict=True, reason="figures.summary reads a window of at most two days through load_window, "
-                                       "which leaves the damaged file out, and Overview.damaged_in() is always []: "
-                                       "the figures are printed without the file's rows, exit 0")
 def test_a_short_summary_window_that_needs_the_damaged_file_is_one_line(store, victim, capsys):
     damage(victim, "empty")
     code, out, err = run(capsys, store, "summary", "--start", "2025-05-09T06:00", "--end", "2025-05-10")

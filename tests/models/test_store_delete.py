@@ -126,8 +126,6 @@ def test_the_delete_is_one_commit(store, capsys):
     assert in_range(store.liquidations().frame, "binance").empty
 
 
-@pytest.mark.xfail(strict=True, reason="store_cli._pd_ts reads Scope.starts/ends as nanoseconds; they are "
-                                       "microseconds since the Delta store (the preview names 1970)")
 def test_the_preview_names_the_range(store, capsys):
     code, out, err = run(capsys, store, "--exchange", "binance", *RANGE)
     assert code == 0 and "from 2025-05-09T00:00:00.000Z to 2025-05-10T00:00:00.000Z" in out.splitlines()[0]
