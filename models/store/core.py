@@ -30,7 +30,7 @@ from . import delta_io, layout, provenance, rollups, tables
 from .errors import (DamagedFile, StoreDamagedError, StoreError, StoreIOError, StoreVersionError, first_line,
                      store_errors)
 from .location import Location
-from .tables import CANDLES, COVERAGE, GAPS, LIQ, ROLLUPS, TABLES
+from .tables import CANDLES, COVERAGE, GAPS, LIQ, ROLLUPS, SERIES, TABLES
 
 SCHEMA_VERSION = 2
 FORMAT = "liqscope-store"
@@ -492,6 +492,7 @@ class Store:
                     if item.scope is not None:
                         touched |= {(e, m) for e in item.scope.exchanges for m in item.scope.months}
                 elif item.kind == CANDLES:
+                    delta_io.insert_new(loc, TABLES[SERIES], tables.series_rows(item.table))  # listed first
                     inserted, _updated = delta_io.upsert(loc, TABLES[CANDLES], item.table)
                     out.append((i, AppendResult(item.offered, inserted)))
                 else:
@@ -507,9 +508,9 @@ class Store:
         if task is not None:
             task.check()
         loc, spec = self.location, TABLES[LIQ]
-        parts = [_dedupe(batch.items[i].table) for i in idx]
-        both = _dedupe(pa.concat_tables(parts).append_column(
-            "_tag", pa.array(np.concatenate([np.full(p.num_rows, i) for i, p in zip(idx, parts)]))), keys_only=True)
+        parts = [batch.items[i].table for i in idx]
+        both = _dedupe(pa.concat_tables(parts).append_column(  # a repeat counts for the first item holding it
+            "_tag", pa.array(np.concatenate([np.full(p.num_rows, i) for i, p in zip(idx, parts)]))))
         fresh = delta_io.absent(loc, spec, both)
         counts = dict(zip(idx, [0] * len(idx)))
         tags, n = np.unique(both.column("_tag").to_numpy()[fresh], return_counts=True)
@@ -690,20 +691,32 @@ class Store:
         return frame.sort_values(["start", "exchange"], kind="stable").reset_index(drop=True)
 
     def candle_series(self, start=None, end=None, *, on_damage=None) -> list[tuple[str, str, str, str]]:
-        """(exchange, symbol, interval, asset) of every stored candle series (with candles in the window);
-        a damaged file is left out, handed to ``on_damage`` (default: noted in :attr:`notes`)."""
+        """(exchange, symbol, interval, asset) of every stored candle series (with candles in the window).
+        Without a window, from the small ``series`` table; a store written before it existed, or a window,
+        reads the candles' exchange/symbol/interval/asset columns (as dictionary codes). A damaged file is
+        left out, handed to ``on_damage`` (default: noted in :attr:`notes`)."""
         self._require_current()
+        if start is None and end is None and self._files(SERIES):
+            with store_errors(str(self.location), "read"):
+                t = delta_io.read(self.location, TABLES[SERIES], self._files(SERIES))
+            return self._series_list(t)
+        return self._series_list(self._scan_series(start, end, on_damage))
+
+    def _scan_series(self, start=None, end=None, on_damage=None) -> pa.Table:
         s = _us(_time(start)) if start is not None else None
         e = _us(_time(end)) if end is not None else None
         data = delta_io.prune(self._files(CANDLES), start_us=s, end_us=e)
         if not data:
-            return []
+            return TABLES[SERIES].schema.empty_table()
         with store_errors(str(self.location), "read"):
-            t = delta_io.read(self.location, TABLES[CANDLES], data, columns=["exchange", "symbol", "interval", "asset"],
+            t = delta_io.read(self.location, TABLES[CANDLES], data, columns=list(TABLES[SERIES].schema.names),
                               on_damage=on_damage or (lambda d: self._note(d.message)),
                               dictionary=("symbol", "asset"))
-        t = t.unify_dictionaries().group_by(["exchange", "symbol", "interval", "asset"]).aggregate([])  # on codes
-        t = t.cast(pa.schema([pa.field(c, pa.string()) for c in t.column_names]))
+        t = t.unify_dictionaries().group_by(list(t.column_names)).aggregate([])  # on codes: no string per row
+        return t.cast(TABLES[SERIES].schema)
+
+    @staticmethod
+    def _series_list(t: pa.Table) -> list[tuple[str, str, str, str]]:
         g = t.group_by(["exchange", "symbol", "interval"]).aggregate([("asset", "min")])
         return sorted(zip(g.column("exchange").to_pylist(), g.column("symbol").to_pylist(),
                           g.column("interval").to_pylist(), g.column("asset_min").to_pylist()))
@@ -797,10 +810,13 @@ class Store:
 
     # -- maintenance ---------------------------------------------------------------
     def rebuild_rollups(self) -> int:
-        """Recompute every stale rollup partition (e.g. after a crash between two commits)."""
+        """Recompute every stale rollup partition (e.g. after a crash between two commits), and list the
+        candle series of a store written before the ``series`` table existed."""
         self._require_current()
         parts = {(f.partition["exchange"], f.partition["month"]) for f in self._files(LIQ)}
         with store_errors(str(self.location), "write to"):
+            if self._files(CANDLES) and not self._files(SERIES):
+                delta_io.insert_new(self.location, TABLES[SERIES], self._scan_series())
             return rollups.refresh(self.location, parts)
 
 
@@ -854,18 +870,28 @@ class _Snapshots:
 _T = TypeVar("_T")
 
 
-def _dedupe(table: pa.Table, keys_only: bool = False) -> pa.Table:
+def _dedupe(table: pa.Table) -> pa.Table:
     """Drop rows repeated within one offered batch (a Binance snapshot lists each order twice); the first
-    of each is kept (``keys_only``: compare the event key only, ignoring helper columns)."""
+    of each is kept. Only the event key is compared (other columns ride along)."""
     if table.num_rows < 2:
         return table
-    keys = list(tables.LIQ_KEY)
-    g = table.append_column("_i", pa.array(np.arange(table.num_rows))).group_by(keys, use_threads=False) \
-        .aggregate([("_i", "min")])
-    if g.num_rows == table.num_rows:
+    # Rows with the same key share (exchange, symbol, ts): only rows whose hash of those collides can repeat,
+    # and there are few, so the exact comparison (a group-by on the whole key) runs on them alone.
+    probe = pd.DataFrame({c: np.asarray(pc.dictionary_encode(table.column(c)).combine_chunks().indices)
+                          for c in ("exchange", "symbol")})
+    probe["ts"] = table.column("ts").cast(pa.int64()).to_numpy()
+    maybe = np.flatnonzero(probe.duplicated(keep=False).to_numpy())
+    if not maybe.size:
         return table
-    idx = np.sort(g.column("_i_min").to_numpy())
-    return table.take(pa.array(idx))
+    keys = list(tables.LIQ_KEY)
+    sub = table.take(pa.array(maybe)).append_column("_i", pa.array(maybe))
+    g = sub.group_by(keys, use_threads=False).aggregate([("_i", "min")])
+    drop = np.setdiff1d(maybe, g.column("_i_min").to_numpy(), assume_unique=True)
+    if not drop.size:
+        return table
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[drop] = False
+    return table.filter(pa.array(keep))
 
 
 def _liq_model(table: pa.Table | None) -> LiquidationModel:

@@ -233,15 +233,17 @@ def absent(loc: Location, spec: TableSpec, table: pa.Table) -> np.ndarray:
     dt = open_table(loc, spec)
     if dt is None or not table.num_rows:
         return np.ones(table.num_rows, dtype=bool)
-    ts_col = "ts" if "ts" in spec.schema.names else "start"
-    ts = table.column(ts_col).cast(pa.int64()).to_numpy()
+    ts_col = next((c for c in ("ts", "start") if c in spec.schema.names), None)
+    lo = hi = None
+    if ts_col is not None:  # the time the rows span prunes files by their statistics
+        ts = table.column(ts_col).cast(pa.int64()).to_numpy()
+        lo, hi = int(ts.min()), int(ts.max()) + 1
     where = {p: set(table.column(p).to_pylist()) for p in spec.partitions}
-    data = prune(files(loc, spec, dt, ts_col=ts_col), start_us=int(ts.min()), end_us=int(ts.max()) + 1, where=where)
+    data = prune(files(loc, spec, dt, ts_col=ts_col or "ts"), start_us=lo, end_us=hi, where=where)
     if not data:
         return np.ones(table.num_rows, dtype=bool)
     keys = list(spec.key)
-    held = read(loc, spec, data, columns=keys,
-                row_filter=window_filter(int(ts.min()), int(ts.max()) + 1, ts_col))
+    held = read(loc, spec, data, columns=keys, row_filter=window_filter(lo, hi, ts_col) if ts_col else None)
     if not held.num_rows:
         return np.ones(table.num_rows, dtype=bool)
     probe = table.select(keys).append_column("_row", pa.array(np.arange(table.num_rows)))

@@ -105,12 +105,13 @@ def split(store, start: pd.Timestamp, end: pd.Timestamp) -> Parts:
 
 
 def _raw_frame(store, windows, exchanges) -> pd.DataFrame:
+    """Counted raw rows of ``windows``: ``(start, end, only these exchanges or None[, only these symbols])``."""
     frames = []
-    for a, b, only in windows:
+    for a, b, only, *sym in windows:
         ex = only if exchanges is None else (set(exchanges) if only is None else set(exchanges) & set(only))
         if ex is not None and not ex:
             continue
-        t = store._counted(store._liq_read(a, b, exchanges=ex))
+        t = store._counted(store._liq_read(a, b, exchanges=ex, symbols=sym[0] if sym else None))
         if t.num_rows:
             frames.append(tables.liq_frame(t))
     if not frames:
@@ -173,18 +174,39 @@ def summary(store, start: pd.Timestamp, end: pd.Timestamp, *, exchanges=None, as
 
 
 def _largest(store, roll: pd.DataFrame, raw: pd.DataFrame, n: int, exchanges, assets, side) -> pd.DataFrame:
-    """The ``n`` largest events: they lie in the ``n`` day buckets with the largest maxima (a bucket holding
-    none of them has a smaller maximum than all of them), so only those days are read raw."""
+    """The ``n`` largest events. They lie in the ``n`` day buckets with the largest maxima (a bucket holding
+    none of them has a smaller maximum than all of them), and by the same argument in the ``n`` hour buckets
+    with the largest maxima within those days: only those hours of those symbols are read raw."""
     cand = raw
     if n > 0 and len(roll):
         best = roll.sort_values("max_usd", ascending=False, kind="stable").head(n)
-        days = {(str(e), pd.Timestamp(b)) for e, b in zip(best["exchange"], best["bucket"])}
-        more = _filter_rows(_raw_frame(store, [(b, b + DAY, frozenset([e])) for e, b in sorted(days)], exchanges),
-                            exchanges, assets, side)
+        hours = _best_hours(store, best, n)
+        windows = [(b, b + pd.Timedelta(hours=1), frozenset([e]), frozenset([y])) for e, y, b in hours]
+        more = _filter_rows(_raw_frame(store, windows, exchanges), exchanges, assets, side)
         cand = pd.concat([raw, more], ignore_index=True) if len(raw) else more
     if not len(cand) or n <= 0:
         return cand.iloc[:0]
     return cand.sort_values(["notional_usd", "ts"], ascending=[False, True], kind="stable").head(n)
+
+
+def _best_hours(store, days: pd.DataFrame, n: int) -> list[tuple[str, str, pd.Timestamp]]:
+    """(exchange, symbol, hour) of the ``n`` hourly rollup rows with the largest maxima inside the day rows
+    ``days`` (same exchange, symbol, side, source and rollup computation)."""
+    keys = ["exchange", "symbol", "side", "source", "liq_files", "writer"]
+    days = days.assign(day=pd.to_datetime(days["bucket"], utc=True))
+    lo, hi = days["day"].min(), days["day"].max() + DAY
+    data = delta_io.prune(store._files(ROLLUPS), start_us=int(lo.value // 1000), end_us=int(hi.value // 1000),
+                          where={"level": ["1h"], "exchange": set(days["exchange"]), "month": set(days["month"])})
+    rows = delta_io.read(store.location, TABLES[ROLLUPS], data, row_filter=delta_io.window_filter(
+        int(lo.value // 1000), int(hi.value // 1000), "bucket"),
+        columns=["exchange", "month", "bucket", "symbol", "side", "source", "max_usd", "liq_files", "writer"])
+    hours = rows.to_pandas()
+    if not len(hours):
+        return []
+    hours["day"] = pd.to_datetime(hours["bucket"], utc=True).dt.floor("D")
+    inside = hours.merge(days[keys + ["day"]].drop_duplicates(), on=keys + ["day"], how="inner")
+    top = inside.sort_values("max_usd", ascending=False, kind="stable").head(n)
+    return sorted({(str(e), str(y), pd.Timestamp(b)) for e, y, b in zip(top["exchange"], top["symbol"], top["bucket"])})
 
 
 def daily_totals(store) -> pd.Series:

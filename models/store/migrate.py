@@ -25,7 +25,8 @@ from . import delta_io, layout, rollups
 from .errors import StoreError, first_line, store_errors
 from .location import Location
 from .provenance import MIGRATED
-from .tables import (CANDLES, COVERAGE, GAPS, LIQ, TABLES, TABLE_VERSION, candle_table, gap_table, liq_table)
+from .tables import (CANDLES, COVERAGE, GAPS, LIQ, SERIES, TABLES, TABLE_VERSION, candle_table, gap_table,
+                     liq_table, series_rows)
 
 log = logging.getLogger("liqscope.store")
 WORK = ".migrating"
@@ -121,6 +122,7 @@ def _build(root: Path, work: Path, task: Task | None) -> dict:
         asset = str(frame["asset"].iloc[0]) if "asset" in frame.columns else symbol
         table = candle_table(frame, exchange=exchange, symbol=symbol, interval=interval, asset=asset)
         expect_candles[(exchange, symbol, interval)] = table.num_rows
+        delta_io.append(new, TABLES[SERIES], series_rows(table))
         delta_io.append(new, TABLES[CANDLES], table)
         done += len(files)
         if task is not None:

@@ -17,7 +17,7 @@ from ..schema import SIDES, side_categorical
 
 TS = pa.timestamp("us", tz="UTC")
 TABLE_VERSION = 1  # of every table's schema below; recorded in store.json
-LIQ, CANDLES, GAPS, COVERAGE, ROLLUPS = "liquidations", "candles", "gaps", "coverage", "rollups"
+LIQ, CANDLES, GAPS, COVERAGE, ROLLUPS, SERIES = "liquidations", "candles", "gaps", "coverage", "rollups", "series"
 
 LIQ_SCHEMA = pa.schema([
     ("ts", TS), ("exchange", pa.string()), ("month", pa.string()), ("symbol", pa.string()),
@@ -44,6 +44,11 @@ COVERAGE_SCHEMA = pa.schema([
 ])
 COVERAGE_KEY = ["source", "exchange", "symbol", "start", "end"]
 
+# Which candle series the store holds: listed before their candles are committed, so the overview names
+# every series without reading millions of candles.
+SERIES_SCHEMA = pa.schema([("exchange", pa.string()), ("interval", pa.string()), ("symbol", pa.string()),
+                           ("asset", pa.string())])
+
 # Pre-aggregated liquidations per hour and per day (rollups.py). ``liq_files`` fingerprints the
 # liquidation files a partition's rollup was computed from: a reader uses a rollup only when it
 # matches the snapshot it reads, so rollups are never a second, possibly stale, truth.
@@ -69,7 +74,13 @@ TABLES = {
     GAPS: TableSpec(GAPS, GAP_SCHEMA, (), tuple(GAP_KEY)),
     COVERAGE: TableSpec(COVERAGE, COVERAGE_SCHEMA, ("exchange",), tuple(COVERAGE_KEY)),
     ROLLUPS: TableSpec(ROLLUPS, ROLLUP_SCHEMA, ("level", "exchange", "month"), ()),
+    SERIES: TableSpec(SERIES, SERIES_SCHEMA, (), tuple(SERIES_SCHEMA.names)),
 }
+
+
+def series_rows(candles: pa.Table) -> pa.Table:
+    """The distinct (exchange, interval, symbol, asset) of candle rows, as ``series`` rows."""
+    return candles.select(SERIES_SCHEMA.names).group_by(SERIES_SCHEMA.names).aggregate([]).cast(SERIES_SCHEMA)
 
 
 def us(values) -> np.ndarray:
@@ -88,8 +99,12 @@ def month_strings(ts_us: np.ndarray) -> np.ndarray:
 
 
 def _text(values) -> pa.Array:
+    """A text column as Arrow strings; a categorical via its codes (one Python string per category, not
+    per row: 10M rows take ~0.1 s instead of ~10 s)."""
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
-        return pa.array(np.asarray(values.astype(str)), pa.string())
+        cat = values.array
+        names = pa.array(np.asarray(cat.categories.astype(str), dtype=object), pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(np.asarray(cat.codes, dtype=np.int32)), names).cast(pa.string())
     return pa.array(np.asarray(values, dtype=object).astype(str), pa.string())
 
 

@@ -273,3 +273,23 @@ def test_compaction_by_any_delta_tool_keeps_rows_and_figures(tmp_path):
     assert reopened.rebuild_rollups() >= 1  # stale after the compaction: recomputed
     assert reopened.rebuild_rollups() == 0
     assert figures.summary(reopened, start, end)["total_usd"] == pytest.approx(before["total_usd"], rel=1e-12)
+
+
+def test_candle_series_are_listed_without_reading_candles(tmp_path):
+    """The overview names every candle series from the small ``series`` table (listed before the candles are
+    committed); a store written before that table existed is read the long way, and rebuild_rollups lists it."""
+    store = open_store(tmp_path)
+    store.append_candles(candles(5), exchange="binance", symbol="BTCUSDT", interval="1m", asset="BTC")
+    store.append_candles(candles(5), exchange="bybit", symbol="ETHUSDT", interval="1h", asset="ETH")
+    store.append_candles(candles(5, start="2025-06-01"), exchange="binance", symbol="BTCUSDT", interval="1m",
+                         asset="BTC")
+    want = [("binance", "BTCUSDT", "1m", "BTC"), ("bybit", "ETHUSDT", "1h", "ETH")]
+    series = deltalake.DeltaTable(str(tmp_path / "series")).to_pyarrow_table()
+    assert series.num_rows == 2 and store.candle_series() == want
+    import shutil
+
+    shutil.rmtree(tmp_path / "series")  # as a store written before the table existed
+    older = open_store(tmp_path)
+    assert older.candle_series() == want
+    older.rebuild_rollups()
+    assert (tmp_path / "series").is_dir() and open_store(tmp_path).candle_series() == want

@@ -187,8 +187,9 @@ def test_quarantine_moves_the_file_inside_the_store_and_the_store_reads_again(st
 
 def test_a_clean_store_checks_every_file(store, capsys):
     result = check.check(store)
-    n = sum(len(list((store.root / t).rglob("*.parquet"))) for t in ("liquidations", "candles", "coverage",
-                                                                    "rollups", "gaps") if (store.root / t).exists())
+    from liqscope.models.store.tables import TABLES
+
+    n = sum(len(list((store.root / t).rglob("*.parquet"))) for t in TABLES if (store.root / t).exists())
     assert result.checked == n > 3 and not result.damaged
 
 
