@@ -24,6 +24,7 @@ import pyarrow as pa
 from ..progress import Step, Task
 from ..schema import SchemaError, check_values
 from ..store import Batch, Store, open_store
+from ..store.provenance import file_source
 from ..timeutil import TimeParseError
 from .build import SIDE_CONVENTIONS, Options, Parsed, drop_repeats
 from .contracts import ContractSizes, parse_contract_sizes
@@ -179,7 +180,7 @@ def provenance_of(path: str, fmt: str, frame) -> tuple[str, tuple | None]:
         return "tardis", None
     if fmt.startswith("binance-liquidation"):
         return "binance-snapshot", None
-    return f"file:{name}", None
+    return file_source(name), None
 
 
 def _relay(task: Task | None, step: Callable[[Step], tuple[int, int, str]]) -> Task | None:

@@ -101,15 +101,8 @@ class Scope:
             pairs.append((_us(a), _us(b)))
         if not pairs:
             raise SchemaError("a replacement needs a time range")
-        pairs.sort()
-        merged = [list(pairs[0])]
-        for a, b in pairs[1:]:
-            if a <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
-        self.starts = np.array([a for a, _ in merged], dtype=np.int64)
-        self.ends = np.array([b for _, b in merged], dtype=np.int64)
+        self.starts, self.ends = provenance.merge_spans(np.array([a for a, _ in pairs], dtype=np.int64),
+                                                        np.array([b for _, b in pairs], dtype=np.int64))
         if symbols is None or callable(symbols):
             self.symbols = symbols
         else:
@@ -467,8 +460,7 @@ class Store:
         for kind in {it.kind for it in batch.items} | ({COVERAGE} if any(it.kind == LIQ for it in batch.items)
                                                         else set()):
             try:
-                dt = delta_io.open_table(self.location, TABLES[kind])
-                out[kind] = -1 if dt is None else dt.version()
+                out[kind] = self._snapshots.version(kind)
             except Exception:  # noqa: BLE001 - an unreadable log cannot have taken a write either
                 out[kind] = -2
         return out

@@ -58,7 +58,7 @@ class Coverage:
                            "end": table.column("end").cast(pa.int64()).to_numpy()})
         out = {}
         for key, g in df.groupby(["source", "exchange", "symbol"], sort=True):
-            a, b = _merge(g["start"].to_numpy(), g["end"].to_numpy())
+            a, b = merge_spans(g["start"].to_numpy(), g["end"].to_numpy())
             out[key] = (a, b)
         return cls(out)
 
@@ -94,7 +94,8 @@ class Coverage:
         return whole, part & ~whole
 
 
-def _merge(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def merge_spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[start, end)`` spans sorted and merged where they overlap or touch."""
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], ends[order]
     out_s, out_e = [], []
