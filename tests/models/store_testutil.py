@@ -65,3 +65,18 @@ def run_cli(capsys, *argv):
     code = main(list(map(str, argv)))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def failing_merges(monkeypatch, merge_cls) -> None:
+    """Every liquidation-table MERGE the store starts is ``merge_cls(...)`` (whose construction raises, e.g. a
+    delta-rs error as a full or read-only disk reports it): a replacement that fails at its commit."""
+    from liqscope.models.store import delta_io
+
+    real = delta_io.open_table
+
+    def open_table(loc, spec, version=None):
+        dt = real(loc, spec, version)
+        if dt is not None and spec.name == "liquidations":
+            monkeypatch.setattr(dt, "merge", merge_cls, raising=False)
+        return dt
+    monkeypatch.setattr(delta_io, "open_table", open_table)

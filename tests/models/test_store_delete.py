@@ -8,7 +8,7 @@ import pytest
 
 from liqscope.models.cli import main
 from liqscope.models.store import Scope, open_store
-from store_testutil import liqs, tree_hash
+from store_testutil import failing_merges, liqs, tree_hash
 
 RANGE = ["--start", "2025-05-09", "--end", "2025-05-10"]
 
@@ -93,21 +93,13 @@ def test_the_delete_is_the_atomic_replace(store, capsys, monkeypatch):
     and every byte and row stays."""
     from deltalake.exceptions import DeltaError
 
-    from liqscope.models.store import delta_io
-
     before, rows = tree_hash(store.root), len(store.liquidations())
-    real = delta_io.open_table
 
     class Failing:
         def __init__(self, *a, **k):
             raise DeltaError("Generic LocalFileSystem error: Unable to open file: Permission denied (os error 13)")
 
-    def open_table(loc, spec, version=None):
-        dt = real(loc, spec, version)
-        if dt is not None and spec.name == "liquidations":
-            monkeypatch.setattr(dt, "merge", Failing, raising=False)
-        return dt
-    monkeypatch.setattr(delta_io, "open_table", open_table)
+    failing_merges(monkeypatch, Failing)
     code, out, err = run(capsys, store, "--exchange", "binance", "--start", "2025-05-09T12:00", "--end", "2025-05-10",
                          "--yes")
     assert code == 2 and err.count("\n") == 1 and "permission denied" in err and "deleted" not in out

@@ -16,7 +16,7 @@ import pytest
 from deltalake.exceptions import DeltaError
 
 from liqscope.models.store import StoreError, StoreIOError, delta_io, location, open_store, rollups
-from store_testutil import run_cli as run, FIXTURES, liqs, tree_hash
+from store_testutil import failing_merges, run_cli as run, FIXTURES, liqs, tree_hash
 
 TARDIS = FIXTURES / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
 DELTA_TEXT = {  # how delta-rs words an OS error inside its own exception
@@ -79,14 +79,8 @@ def test_a_replacement_merge_that_fails_is_one_line(filled, monkeypatch):
         def __init__(self, *a, **k):
             raise DeltaError(DELTA_TEXT[errno.EROFS].format(path=filled.root))
 
-    real = delta_io.open_table
 
-    def open_table(loc, spec, version=None):
-        dt = real(loc, spec, version)
-        if dt is not None and spec.name == "liquidations":
-            monkeypatch.setattr(dt, "merge", Refusing, raising=False)
-        return dt
-    monkeypatch.setattr(delta_io, "open_table", open_table)
+    failing_merges(monkeypatch, Refusing)
     with pytest.raises(StoreIOError, match="read-only file system") as info:
         filled.replace_liquidations(liqs(30).iloc[:0], exchanges="binance", start="2025-05-01", end="2025-06-01")
     assert "\n" not in str(info.value) and not info.value.committed and info.value.errno == errno.EROFS

@@ -8,8 +8,8 @@ import pytest
 from deltalake.exceptions import DeltaError
 
 from liqscope.models.schema import SchemaError
-from liqscope.models.store import Batch, Cancelled, ReplaceResult, delta_io, open_store
-from store_testutil import CancelAfter, liqs, tree_hash
+from liqscope.models.store import Batch, Cancelled, ReplaceResult, open_store
+from store_testutil import failing_merges, CancelAfter, liqs, tree_hash
 
 START, END = pd.Timestamp("2025-05-20", tz="UTC"), pd.Timestamp("2025-06-05", tz="UTC")  # spans two months
 KEY = ["ts", "exchange", "symbol", "side", "price", "qty"]
@@ -203,19 +203,13 @@ def test_exception_mid_replace_leaves_the_store_as_it_was(filled, monkeypatch):
     """The MERGE fails while writing (disk full): no commit, the same snapshot, every row as it was."""
     store, binance, _ = filled
     before, rows, version = tree_hash(store.root), _frame(store), _version(store)
-    real = delta_io.open_table
 
     class Failing:
         def __init__(self, *a, **k):
             raise DeltaError("Generic LocalFileSystem error: Unable to copy data to file: "
                              "No space left on device (os error 28)")
 
-    def open_table(loc, spec, version=None):
-        dt = real(loc, spec, version)
-        if dt is not None and spec.name == "liquidations":
-            monkeypatch.setattr(dt, "merge", Failing, raising=False)
-        return dt
-    monkeypatch.setattr(delta_io, "open_table", open_table)
+    failing_merges(monkeypatch, Failing)
     from liqscope.models.store import StoreError
 
     with pytest.raises(StoreError, match="disk is full") as info:
