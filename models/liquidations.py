@@ -219,7 +219,8 @@ def _concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     from pandas.api.types import union_categoricals
 
     cols = {}
-    for col in frames[0].columns:
+    # columns every frame has: a store frame carries ``source``, a live recorder's events do not
+    for col in [c for c in frames[0].columns if all(c in f.columns for f in frames[1:])]:
         parts = [f[col] for f in frames]
         if col == "ts":
             cols[col] = pd.DatetimeIndex(np.concatenate([ts_ns(p) for p in parts]), tz="UTC")

@@ -522,9 +522,44 @@ class Store:
         result = self._replace(item.scope, table, written or [])
         if written is not None:
             written.append(table)
+        if result.removed:
+            self._uncover(item.scope)
         if item.coverage is not None and item.coverage.num_rows:
             delta_io.insert_new(self.location, TABLES[COVERAGE], item.coverage)
         return result
+
+    def _uncover(self, scope: Scope) -> None:
+        """Rows a replacement removed no longer cover their time: cut the scope's spans out of the coverage
+        of its exchanges (and symbols, and sources), in one commit -- else a deleted Tardis day would still
+        hide the live rows of that day. The replacement's own rows then add their coverage back."""
+        symbols = self._scope_symbols(scope)
+        data = delta_io.prune(self._files(COVERAGE), where={"exchange": scope.exchanges})
+        if not data:
+            return
+        cov = delta_io.read(self.location, TABLES[COVERAGE], data).to_pandas()
+        lo = tables.us(cov["start"])
+        hi = tables.us(cov["end"])
+        hit = np.ones(len(cov), dtype=bool)
+        if symbols is not None:
+            hit &= cov["symbol"].isin(list(symbols)).to_numpy()
+        if scope.sources is not None:
+            hit &= cov["source"].isin(sorted(scope.sources)).to_numpy()
+        pieces = []
+        for i in range(len(cov)):
+            spans = [(int(lo[i]), int(hi[i]))]
+            if hit[i]:
+                spans = provenance.subtract(spans[0], scope.starts, scope.ends)
+            pieces += [(cov["source"].iat[i], cov["exchange"].iat[i], cov["symbol"].iat[i], a, b) for a, b in spans]
+        if len(pieces) == len(cov) and all(p[3] == a and p[4] == b for p, a, b in zip(pieces, lo, hi)):
+            return  # nothing covered the scope
+        out = pa.table({"source": [p[0] for p in pieces], "exchange": [p[1] for p in pieces],
+                        "symbol": [p[2] for p in pieces],
+                        "start": pa.array([p[3] for p in pieces], pa.int64()).cast(tables.TS),
+                        "end": pa.array([p[4] for p in pieces], pa.int64()).cast(tables.TS)},
+                       schema=tables.COVERAGE_SCHEMA)
+        lit = delta_io.sql_literal
+        delta_io.replace_where(self.location, TABLES[COVERAGE], out,
+                               f"exchange IN ({', '.join(lit(e) for e in sorted(scope.exchanges))})")
 
     def _replace(self, scope: Scope, table: pa.Table, earlier: Sequence[pa.Table] = ()) -> ReplaceResult:
         """One merge: identical rows stay, new rows are inserted, stored rows in scope not offered go.
@@ -887,8 +922,7 @@ def _dedupe(table: pa.Table) -> pa.Table:
 
 
 def _liq_model(table: pa.Table | None) -> LiquidationModel:
-    if table is None or not table.num_rows:
-        return LiquidationModel()
+    """Stored rows as a model; an empty one has the same columns (``source`` included)."""
     return LiquidationModel(tables.liq_frame(table), _trusted=True)
 
 

@@ -108,6 +108,23 @@ def merge_spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.array(out_s, dtype=np.int64), np.array(out_e, dtype=np.int64)
 
 
+def subtract(span: tuple[int, int], starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+    """What is left of ``[a, b)`` once the (sorted, disjoint) spans ``[starts, ends)`` are cut out of it."""
+    a, b = span
+    out = []
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        if e <= a or s >= b:
+            continue
+        if s > a:
+            out.append((a, s))
+        a = max(a, e)
+        if a >= b:
+            break
+    if a < b:
+        out.append((a, b))
+    return out
+
+
 def _inside(a: np.ndarray, b: np.ndarray, ts: np.ndarray) -> np.ndarray:
     i = np.searchsorted(a, ts, side="right") - 1
     return (i >= 0) & (ts < b[np.maximum(i, 0)])

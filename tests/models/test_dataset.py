@@ -175,3 +175,18 @@ def test_busiest_day_without_liquidations_falls_back_to_the_last_price_day():
                                                      "close": 1.0, "volume": 1.0}), "BTC")
     assert Dataset(prices=pm).busiest_day() == (pd.Timestamp("2025-05-08", tz="UTC"),
                                                 pd.Timestamp("2025-05-09", tz="UTC"))
+
+
+def test_live_events_extend_a_dataset_loaded_from_the_store(tmp_path):
+    """A store's rows carry their ``source``; a live recorder's events do not: appending them still works
+    (before: KeyError 'source', so the window's live tape stopped on any store with data)."""
+    from store_testutil import liqs
+
+    from liqscope.models.store import open_store
+
+    store = open_store(tmp_path)
+    store.append_liquidations(liqs(20), source="tardis")
+    ds = store.load_dataset()
+    assert "source" in ds.liquidations.frame.columns
+    live = liqs(5, start="2025-05-12", seed=7)
+    assert ds.append_liquidations(live) == 5 and len(ds.liquidations) == 25

@@ -133,6 +133,29 @@ def test_a_replay_scoped_to_the_stream_never_deletes_tardis_rows(tmp_path):
                                    end=DAY[1], source="tardis", sources=["binance-ws"])
 
 
+def test_deleting_the_tardis_rows_lets_the_stream_count_again(tmp_path, capsys):
+    """Deleted rows no longer cover their time: once the Tardis day is deleted (`liqscope store delete`), the live
+    row of the same liquidation is counted -- not hidden by a coverage claim with no rows behind it."""
+    from store_testutil import run_cli
+
+    store = open_store(tmp_path / "store")
+    from_stream(store)
+    from_tardis(store, tmp_path)
+    assert sources(store.liquidations().frame) == ["tardis"]
+    code, out, err = run_cli(capsys, "--data-dir", store.root, "store", "delete", "--exchange", "binance",
+                             "--start", "2019-09-09T07:00", "--end", "2019-09-09T08:00", "--yes")
+    assert code == 0, err
+    store = open_store(store.root)
+    assert sources(store.liquidations(counted=False).frame) == []  # the delete took both sources' rows
+    from_stream(store)  # the recorder's row comes back (a replay, say)
+    assert sources(store.liquidations().frame) == ["binance-ws"]  # counted: nothing covers it any more
+    cov = store.coverage()
+    # what is left of the Tardis day: its hours before and after the deleted one
+    a, b = cov.spans[("tardis", "binance", "BTCUSDT")]
+    assert [(pd.Timestamp(x, unit="us", tz="UTC"), pd.Timestamp(y, unit="us", tz="UTC")) for x, y in zip(a, b)] == [
+        (DAY[0], pd.Timestamp("2019-09-09T07:00", tz="UTC")), (pd.Timestamp("2019-09-09T08:00", tz="UTC"), DAY[1])]
+
+
 def test_the_recorders_journal_replay_keeps_the_tardis_row(tmp_path):
     from liqscope.models.connectors import journal as jr
 
