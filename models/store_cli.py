@@ -59,12 +59,13 @@ def register(sub) -> None:
     d.set_defaults(func=cmd_store_delete)
     c = ssub.add_parser(
         "check", help="read every store file in full; find (and move aside) damaged ones",
-        description="Read every store file in full -- footer, schema, every row group, page checksums -- and "
-                    "print each damaged one (truncated, empty, not Parquet, wrong schema, bytes changed on disk) "
-                    "with what is wrong. Exit status 0 when all are good, 1 when something is damaged.")
+        description="Read every data file the tables list in full -- footer, schema, every row group -- and print "
+                    "each damaged one (missing, truncated, empty, not Parquet, wrong schema, row count unlike the "
+                    "table log) with what is wrong. Delta files carry no page checksums, so a value changed "
+                    "inside a page is not seen. Exit status 0 when all are good, 1 when something is damaged.")
     c.add_argument("--quarantine", action="store_true",
-                   help="move damaged files into <store>/quarantine/<time>/ (inside the store; nothing is deleted), "
-                        "so the store reads again")
+                   help="move damaged files into <store>/quarantine/<time>/ (inside the store; nothing is deleted) "
+                        "and repair the tables' logs (Delta FSCK), so the store reads again")
     c.add_argument("--rebuild", action="store_true",
                    help="with --quarantine (implied): replay the live recorder's journal for quarantined "
                         "liquidation months it still holds")
