@@ -56,14 +56,31 @@ class Coverage:
                            "symbol": table.column("symbol").to_pylist(),
                            "start": table.column("start").cast(pa.int64()).to_numpy(),
                            "end": table.column("end").cast(pa.int64()).to_numpy()})
-        out = {}
-        for key, g in df.groupby(["source", "exchange", "symbol"], sort=True):
-            a, b = merge_spans(g["start"].to_numpy(), g["end"].to_numpy())
-            out[key] = (a, b)
-        return cls(out)
+        # merged per key without a Python loop per key (one store may cover tens of thousands of symbols):
+        # sorted by key and start, a row opens a new span where it starts after every earlier end of its key
+        keys = ["source", "exchange", "symbol"]
+        df = df.sort_values(keys + ["start"], kind="stable").reset_index(drop=True)
+        gid = df.groupby(keys, sort=False).ngroup().to_numpy()
+        reach = df.groupby(gid, sort=False)["end"].cummax().to_numpy()
+        first = np.r_[True, gid[1:] != gid[:-1]]
+        opens = first | (df["start"].to_numpy() > np.r_[0, reach[:-1]])
+        starts = df["start"].to_numpy()[opens]
+        ends = np.maximum.reduceat(df["end"].to_numpy(), np.flatnonzero(opens))
+        owner = gid[opens]
+        cut = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        names = df.loc[opens, keys].iloc[cut].itertuples(index=False, name=None)
+        bounds = list(cut[1:]) + [len(owner)]
+        return cls({key: (starts[a:b], ends[a:b]) for key, a, b in zip(names, cut, bounds)})
 
     def sources(self, exchange: str) -> set[str]:
-        return {s for (s, e, _), _v in self.spans.items() if e == exchange}
+        """Sources with coverage on ``exchange`` (indexed once: a store may cover tens of thousands of symbols)."""
+        by_exchange = self.__dict__.get("_by_exchange")
+        if by_exchange is None:
+            by_exchange = {}
+            for s, e, _y in self.spans:
+                by_exchange.setdefault(e, set()).add(s)
+            self.__dict__["_by_exchange"] = by_exchange
+        return by_exchange.get(exchange, set())
 
     def covered(self, source: str, exchange: str, symbol: str, ts_us: np.ndarray) -> np.ndarray:
         """Whether ``source`` covers each time (for ``symbol``, or for all symbols via ``*``)."""
@@ -138,11 +155,15 @@ def counted(frame_like: dict[str, np.ndarray], coverage: Coverage, order: tuple[
     if not coverage.spans or not n:
         return keep
     keys = pd.DataFrame({"e": frame_like["exchange"], "y": frame_like["symbol"], "s": frame_like["source"]})
-    for (ex, sym, src), idx in keys.groupby(["e", "y", "s"], sort=False).indices.items():
+    for (ex, src), part in keys.groupby(["e", "s"], sort=False):
         mine = rank(src, order)
-        for other in coverage.sources(ex):
-            if rank(other, order) < mine:
-                keep[idx] &= ~coverage.covered(other, ex, sym, frame_like["ts"][idx])
+        above = [o for o in coverage.sources(ex) if rank(o, order) < mine]
+        if not above:  # nothing outranks this source on this exchange: all its rows count
+            continue
+        for sym, idx in part.groupby("y", sort=False).indices.items():
+            rows = part.index.to_numpy()[idx]
+            for other in above:
+                keep[rows] &= ~coverage.covered(other, ex, sym, frame_like["ts"][rows])
     return keep
 
 
@@ -157,14 +178,18 @@ def bucket_status(rows: dict[str, np.ndarray], width_us: int, coverage: Coverage
     if not coverage.spans or not n:
         return ~whole_out, mixed
     keys = pd.DataFrame({"e": rows["exchange"], "y": rows["symbol"], "s": rows["source"]})
-    for (ex, sym, src), idx in keys.groupby(["e", "y", "s"], sort=False).indices.items():
+    for (ex, src), part in keys.groupby(["e", "s"], sort=False):
         mine = rank(src, order)
-        lo = rows["bucket"][idx]
-        hi = lo + width_us
-        for other in coverage.sources(ex):
-            if rank(other, order) < mine:
+        above = [o for o in coverage.sources(ex) if rank(o, order) < mine]
+        if not above:
+            continue
+        for sym, idx in part.groupby("y", sort=False).indices.items():
+            sel = part.index.to_numpy()[idx]
+            lo = rows["bucket"][sel]
+            hi = lo + width_us
+            for other in above:
                 w, p = coverage.overlap(other, ex, sym, lo, hi)
-                whole_out[idx] |= w
-                mixed[idx] |= p
+                whole_out[sel] |= w
+                mixed[sel] |= p
     mixed &= ~whole_out
     return ~whole_out & ~mixed, mixed
