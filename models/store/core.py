@@ -26,11 +26,11 @@ from ..progress import Cancelled, Task
 from ..schema import SchemaError, check_liquidation_values, normalize_candles, normalize_liquidations, to_utc
 from ..timeutil import TimeParseError, format_duration, parse_duration, parse_time
 from ..version import app_version
-from . import delta_io, layout, provenance, rollups, tables
+from . import candle_rollups, delta_io, layout, provenance, rollups, tables
 from .errors import (DamagedFile, StoreDamagedError, StoreError, StoreIOError, StoreVersionError, first_line,
                      store_errors)
 from .location import Location
-from .tables import CANDLES, COVERAGE, GAPS, LIQ, ROLLUPS, SERIES, TABLES
+from .tables import CANDLE_ROLLUPS, CANDLES, COVERAGE, GAPS, LIQ, ROLLUPS, SERIES, TABLES
 
 SCHEMA_VERSION = 2
 FORMAT = "liqscope-store"
@@ -490,6 +490,16 @@ class Store:
                 else:
                     out.append((i, AppendResult(item.offered, delta_io.insert_new(loc, TABLES[GAPS], item.table))))
             rollups.refresh(loc, touched)
+            self._refresh_candle_rollups(batch)
+
+    def _refresh_candle_rollups(self, batch: Batch) -> None:
+        """Bring the candle rollups of the (exchange, interval, month) partitions ``batch`` wrote up to date;
+        all of them on the first write to a store written before the table existed."""
+        parts = {(e, i, m) for it in batch.items if it.kind == CANDLES for e, i, m in zip(
+            *(it.table.column(c).to_pylist() for c in ("exchange", "interval", "month")))}
+        if parts:
+            first = self._snapshots.version(CANDLE_ROLLUPS) < 0
+            candle_rollups.refresh(self.location, None if first else parts, self._files(CANDLES))
 
     def _append_together(self, batch: Batch, out: list, touched: set, task: Task | None) -> None:
         """All plain liquidation appends of a batch (the files of one import) as one commit: they land
@@ -835,16 +845,41 @@ class Store:
         return out.sort_values(["exchange", "rank", "source"]).reset_index(drop=True)[
             ["source", "exchange", "rank", "rows", "counted", "first", "last"]]
 
+    def coarse_candles(self, level: str, start=None, end=None) -> pd.DataFrame:
+        """Every candle series as ``level`` bars ("1h" or "1d", epoch-aligned) with ``start <= ts < end``: a
+        long frame (exchange, symbol, asset, interval = ``level``, ts UTC, OHLCV) as
+        :meth:`PriceModel.from_long` takes it, from the candle rollups (raw candles where they are stale)."""
+        self._require_current()
+        start = None if start is None else _time(start)
+        end = None if end is None else _time(end)
+        with store_errors(str(self.location), "read"):
+            return candle_rollups.coarse(self, level, start, end)
+
+    def hourly_liquidations(self, start=None, end=None) -> pd.DataFrame:
+        """Counted liquidations per UTC hour (hour starts with ``start <= ts < end``) and exchange, symbol,
+        asset, side and source: ts, exchange, symbol, asset, side, source, count, notional_usd, max_usd.
+        From the hourly rollups; stale partitions, and hours a higher-precedence source covers in part,
+        from the raw rows (one count per event, as every figure)."""
+        self._require_current()
+        start = None if start is None else _time(start)
+        end = None if end is None else _time(end)
+        with store_errors(str(self.location), "read"):
+            return rollups.hourly(self, start, end)
+
     # -- maintenance ---------------------------------------------------------------
     def rebuild_rollups(self) -> int:
         """Recompute every stale rollup partition (e.g. after a crash between two commits), and list the
-        candle series of a store written before the ``series`` table existed."""
+        candle series of a store written before the ``series`` table existed. Returns how many liquidation
+        rollup partitions were rewritten (stale candle rollups are rebuilt too, uncounted)."""
         self._require_current()
         parts = {(f.partition["exchange"], f.partition["month"]) for f in self._files(LIQ)}
         with store_errors(str(self.location), "write to"):
             if self._files(CANDLES) and not self._files(SERIES):
                 delta_io.insert_new(self.location, TABLES[SERIES], self._scan_series())
-            return rollups.refresh(self.location, parts)
+            done = rollups.refresh(self.location, parts)
+            if self._files(CANDLES):
+                candle_rollups.refresh(self.location, None, self._files(CANDLES))
+            return done
 
 
 class _Snapshots:

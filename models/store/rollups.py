@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import delta_io
+from . import delta_io, provenance
 from .location import Location
 from .tables import LIQ, ROLLUP_SCHEMA, ROLLUPS, TABLES, TS
 
@@ -106,19 +106,116 @@ def valid_rows(rows: pa.Table, fingerprints: dict[tuple[str, str], str]) -> tupl
     """The rollup rows that match the raw snapshot (``fingerprints`` per partition) -- of one writer per
     partition, should two have raced -- and the partitions without a valid rollup. Joins, not Python loops:
     five years hold ~600k daily rows."""
+    return valid_by(rows, fingerprints, ("exchange", "month"), "liq_files")
+
+
+def valid_by(rows: pa.Table, fingerprints: dict[tuple, str], keys: tuple[str, ...], fp_col: str
+             ) -> tuple[pa.Table, set[tuple]]:
+    """:func:`valid_rows` for any partition ``keys`` and fingerprint column ``fp_col`` (rows need ``keys``,
+    ``fp_col`` and ``writer``)."""
+    keys = list(keys)
     if not rows.num_rows:
         return rows, set(fingerprints)
-    want = pa.table({"exchange": [k[0] for k in fingerprints], "month": [k[1] for k in fingerprints],
-                     "liq_files": list(fingerprints.values())},
-                    schema=pa.schema([("exchange", pa.string()), ("month", pa.string()), ("liq_files", pa.string())]))
-    keyed = rows.select(["exchange", "month", "liq_files", "writer"]).append_column(
-        "_row", pa.array(np.arange(rows.num_rows)))
-    matching = keyed.join(want, keys=["exchange", "month", "liq_files"], join_type="inner")
+    cols = {k: [p[i] for p in fingerprints] for i, k in enumerate(keys)}
+    want = pa.table({**cols, fp_col: list(fingerprints.values())},
+                    schema=pa.schema([(k, pa.string()) for k in keys] + [(fp_col, pa.string())]))
+    keyed = rows.select([*keys, fp_col, "writer"]).append_column("_row", pa.array(np.arange(rows.num_rows)))
+    matching = keyed.join(want, keys=[*keys, fp_col], join_type="inner")
     if not matching.num_rows:
         return rows.slice(0, 0), set(fingerprints)
-    first = matching.group_by(["exchange", "month"]).aggregate([("writer", "min")])  # one writer per partition
-    chosen = matching.join(first, keys=["exchange", "month"], join_type="inner")
+    first = matching.group_by(keys).aggregate([("writer", "min")])  # one writer per partition
+    chosen = matching.join(first, keys=keys, join_type="inner")
     chosen = chosen.filter(pc.equal(chosen.column("writer"), chosen.column("writer_min")))
     idx = np.sort(chosen.column("_row").to_numpy())
-    good = set(zip(first.column("exchange").to_pylist(), first.column("month").to_pylist()))
+    good = set(zip(*(first.column(k).to_pylist() for k in keys)))
     return rows.take(pa.array(idx)), {k for k in fingerprints if k not in good}
+
+
+HOURLY_COLUMNS = ["ts", "exchange", "symbol", "asset", "side", "source", "count", "notional_usd", "max_usd"]
+_RAW_COLUMNS = ["ts", "exchange", "symbol", "asset", "side", "source", "notional_usd"]
+
+
+def _month_bounds(month: str) -> tuple[int, int]:
+    m0 = np.datetime64(month, "M")
+    return int(m0.astype("datetime64[us]").astype(np.int64)), int((m0 + 1).astype("datetime64[us]").astype(np.int64))
+
+
+def hourly(store, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Counted hourly rows of ``store`` (see ``Store.hourly_liquidations``): the valid 1h rollup rows
+    (``start <= bucket < end``) a higher-precedence source covers nowhere in their hour; raw rows (counted by
+    precedence) aggregated per hour for stale partitions and for the (exchange, hour)s a higher-precedence
+    source covers only in part -- the rule ``figures.split`` applies to days."""
+    s = None if start is None else -((-(int(start.value) // 1000)) // HOUR_US) * HOUR_US
+    e = None if end is None else -((-(int(end.value) // 1000)) // HOUR_US) * HOUR_US
+    if s is not None and e is not None and e <= s:
+        return _hourly_frame([])
+    loc = store.location
+    raw_files = delta_io.prune(store._files(LIQ), start_us=s, end_us=e)
+    by_part: dict[tuple[str, str], list] = {}
+    for f in store._files(LIQ):
+        by_part.setdefault((f.partition["exchange"], f.partition["month"]), []).append(f)
+    wanted = {(f.partition["exchange"], f.partition["month"]) for f in raw_files}
+    fps = {k: fingerprint(v) for k, v in by_part.items() if k in wanted}
+    data = delta_io.prune(store._files(ROLLUPS), start_us=s, end_us=e,
+                          where={"level": ["1h"], "exchange": {k[0] for k in fps}, "month": {k[1] for k in fps}})
+    rows = delta_io.read(loc, TABLES[ROLLUPS], data, row_filter=delta_io.window_filter(s, e, "bucket"),
+                         columns=["exchange", "month", "bucket", "symbol", "asset", "side", "source", "count",
+                                  "notional_usd", "max_usd", "liq_files", "writer"])
+    rows, missing = valid_rows(rows, fps) if fps else (rows.slice(0, 0), set())
+    windows: list[tuple[int | None, int | None, str]] = []
+    for exchange, month in sorted(missing):
+        a, b = _month_bounds(month)
+        windows.append((a if s is None else max(a, s), b if e is None else min(b, e), exchange))
+    if rows.num_rows:
+        ex = np.asarray(rows.column("exchange").to_pylist(), dtype=object)
+        bucket = rows.column("bucket").cast(pa.int64()).to_numpy()
+        counted, mixed = provenance.bucket_status(
+            {"exchange": ex, "symbol": np.asarray(rows.column("symbol").to_pylist(), dtype=object),
+             "source": np.asarray(rows.column("source").to_pylist(), dtype=object), "bucket": bucket},
+            HOUR_US, store.coverage(), store.precedence)
+        if mixed.any():  # every row of such an (exchange, hour) comes from the raw rows
+            hours = pd.DataFrame({"e": ex[mixed], "b": bucket[mixed]}).drop_duplicates()
+            drop = pd.MultiIndex.from_arrays([ex, bucket]).isin(pd.MultiIndex.from_frame(hours))
+            counted &= ~drop
+            for exchange, part in hours.groupby("e", sort=True):
+                a, b = provenance.merge_spans(part["b"].to_numpy(np.int64), part["b"].to_numpy(np.int64) + HOUR_US)
+                windows += [(int(x), int(y), str(exchange)) for x, y in zip(a, b)]
+        rows = rows.filter(pa.array(counted))
+    pieces = []
+    if rows.num_rows:
+        pieces.append(pd.DataFrame({
+            "ts": rows.column("bucket").cast(pa.int64()).to_numpy(), "exchange": rows.column("exchange").to_pylist(),
+            "symbol": rows.column("symbol").to_pylist(), "asset": rows.column("asset").to_pylist(),
+            "side": rows.column("side").to_pylist(), "source": rows.column("source").to_pylist(),
+            "count": rows.column("count").to_numpy(), "notional_usd": rows.column("notional_usd").to_numpy(),
+            "max_usd": rows.column("max_usd").to_numpy()}))
+    for a, b, exchange in windows:
+        if a is not None and b is not None and b <= a:
+            continue
+        raw = store._counted(store._liq_read(None if a is None else pd.Timestamp(a, unit="us", tz="UTC"),
+                                             None if b is None else pd.Timestamp(b, unit="us", tz="UTC"),
+                                             exchanges=[exchange], columns=_RAW_COLUMNS))
+        if raw.num_rows:
+            ts = raw.column("ts").cast(pa.int64()).to_numpy()
+            frame = pd.DataFrame({"ts": ts - ts % HOUR_US, **{c: raw.column(c).to_pylist() for c in
+                                                              ("exchange", "symbol", "asset", "side", "source")},
+                                  "usd": raw.column("notional_usd").to_numpy()})
+            g = frame.groupby(["ts", "exchange", "symbol", "asset", "side", "source"], sort=False)["usd"]
+            agg = g.agg(["size", "sum", "max"]).reset_index()
+            pieces.append(agg.rename(columns={"size": "count", "sum": "notional_usd", "max": "max_usd"}))
+    return _hourly_frame(pieces)
+
+
+def _hourly_frame(pieces: list[pd.DataFrame]) -> pd.DataFrame:
+    if not pieces:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in HOURLY_COLUMNS})
+        frame["ts"] = pd.Series(dtype="datetime64[ns, UTC]")
+        frame["count"] = pd.Series(dtype=np.int64)
+        for c in ("notional_usd", "max_usd"):
+            frame[c] = pd.Series(dtype=np.float64)
+        return frame
+    frame = pd.concat(pieces, ignore_index=True)
+    frame["ts"] = pd.to_datetime(frame["ts"].to_numpy(np.int64), unit="us", utc=True).as_unit("ns")
+    frame["count"] = frame["count"].astype(np.int64)
+    frame = frame.sort_values(["ts", "exchange", "symbol", "side", "source"], kind="stable")
+    return frame[HOURLY_COLUMNS].reset_index(drop=True)

@@ -18,6 +18,7 @@ from ..schema import SIDES, side_categorical
 TS = pa.timestamp("us", tz="UTC")
 TABLE_VERSION = 1  # of every table's schema below; recorded in store.json
 LIQ, CANDLES, GAPS, COVERAGE, ROLLUPS, SERIES = "liquidations", "candles", "gaps", "coverage", "rollups", "series"
+CANDLE_ROLLUPS = "candle_rollups"
 
 LIQ_SCHEMA = pa.schema([
     ("ts", TS), ("exchange", pa.string()), ("month", pa.string()), ("symbol", pa.string()),
@@ -59,6 +60,16 @@ ROLLUP_SCHEMA = pa.schema([
     ("liq_files", pa.string()), ("writer", pa.string()),
 ])
 
+# Hourly and daily candles per source series (candle_rollups.py): ``interval`` is the source candles'
+# interval, ``level`` the bar ("1h"/"1d"); ``candle_files`` fingerprints the candle files of the
+# (exchange, interval, month) partition the bars were computed from, as ``liq_files`` does above.
+CANDLE_ROLLUP_SCHEMA = pa.schema([
+    ("level", pa.string()), ("exchange", pa.string()), ("month", pa.string()), ("ts", TS),
+    ("interval", pa.string()), ("symbol", pa.string()), ("asset", pa.string()), ("open", pa.float64()),
+    ("high", pa.float64()), ("low", pa.float64()), ("close", pa.float64()), ("volume", pa.float64()),
+    ("candle_files", pa.string()), ("writer", pa.string()),
+])
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -75,6 +86,7 @@ TABLES = {
     COVERAGE: TableSpec(COVERAGE, COVERAGE_SCHEMA, ("exchange",), tuple(COVERAGE_KEY)),
     ROLLUPS: TableSpec(ROLLUPS, ROLLUP_SCHEMA, ("level", "exchange", "month"), ()),
     SERIES: TableSpec(SERIES, SERIES_SCHEMA, (), tuple(SERIES_SCHEMA.names)),
+    CANDLE_ROLLUPS: TableSpec(CANDLE_ROLLUPS, CANDLE_ROLLUP_SCHEMA, ("level", "exchange", "month"), ()),
 }
 
 
