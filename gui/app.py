@@ -67,6 +67,7 @@ def run(args) -> int:
         dataset = cli.load(args)  # deterministic: load first, then render once
         view = requested_view(args, dataset)
         if view is not None and view.start is not None:
+            dataset = dataset.for_view(view)  # a large store: the part that shows this view exactly
             cli.check_damage(dataset, view.start, view.end)
         make_app()
         from .main_window import MainWindow
@@ -82,6 +83,7 @@ def run(args) -> int:
     from liqscope.models.sources import load_dataset
 
     from .main_window import MainWindow
+    from .settings import load_view
 
     prefer_demo = getattr(args, "demo", False)
     # paint the window at once; the data arrives from a worker thread
@@ -99,7 +101,11 @@ def run(args) -> int:
         window.set_dataset(dataset, view, restore=view is None)
         _timing("data shown")
 
-    window.loader.load(lambda: load_dataset(prefer_demo=prefer_demo), on_loaded=loaded)
+    # a store larger than the memory budget opens as the part showing the window asked for, or the saved one
+    asked = requested_window(args.start, args.end) if (args.start or args.end) else None
+    saved = load_view(window.settings)
+    start, end = asked or (saved.get("start"), saved.get("end"))
+    window.loader.load(lambda: load_dataset(prefer_demo=prefer_demo, start=start, end=end), on_loaded=loaded)
     if os.environ.get("LIQSCOPE_TIMING"):
         from PySide6.QtCore import QTimer
 

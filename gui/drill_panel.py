@@ -282,7 +282,8 @@ class DrillPanel(QDockWidget):
         self.split.set_values(self.totals.long_usd, self.totals.short_usd)
         self.breakdown_model.set_frame(index_breakdown(index, v.start, v.end, self.by, **query))
         n = self.top_combo.currentData()
-        self.orders_model.set_frame(index.largest(v.start, v.end, n if n else self.totals.count, **query))
+        self.orders_model.set_frame(self.dataset.largest(v.start, v.end, n if n else self.totals.count,
+                                                         min_notional=v.min_usd, **query))
         if not self._columns_sized and self.orders_model.rowCount():
             self.orders_view.resizeColumnsToContents()  # once: columns must not jump while panning
             self._columns_sized = True
@@ -310,10 +311,11 @@ class DrillPanel(QDockWidget):
 
     def pick_bucket(self) -> int:
         v = self.view
+        floor = self.dataset.resolution_s  # never finer than the rows held (whole days: a wide view)
         if v.bucket:
-            return int(v.bucket)
+            return max(int(v.bucket), floor)
         px = max(self.plots()[-1].getViewBox().width(), 300)
-        return pick_bucket((v.end - v.start).total_seconds(), int(px / MIN_BAR_PX))
+        return max(pick_bucket((v.end - v.start).total_seconds(), int(px / MIN_BAR_PX)), floor)
 
     def apply_theme(self) -> None:
         theme = THEMES[self.state.view.theme]

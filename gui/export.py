@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QWi
 
 from liqscope.models.dataset import Dataset
 from liqscope.models.export import (ExportError, Selection, atomic_file, check_writable,
-                                    main_view_name, selection_frame, write_csv)
+                                    main_view_name, dataset_frame, write_csv)
 from liqscope.models.format import usd
 from liqscope.models.progress import Step, Task
 from liqscope.models.timeutil import format_duration
@@ -116,7 +116,7 @@ def copy_image(parent: QWidget, target: ExportTarget) -> QImage:
 def export_csv(target: ExportTarget, path: str | os.PathLike, what: str, task: Task | None = None) -> int:
     """Write the rows behind ``target``'s view; returns the number of data rows."""
     check_writable(path)
-    frame = selection_frame(target.dataset.prices, target.dataset.liquidations, target.export_selection(), what)
+    frame = dataset_frame(target.dataset, target.export_selection(), what)
     return write_csv(frame, path, task)
 
 
@@ -198,7 +198,7 @@ def start_csv_export(parent: QWidget, target: ExportTarget, what: str, path: str
 
     def write(task: Task) -> int:
         check_writable(path)
-        return write_csv(selection_frame(dataset.prices, dataset.liquidations, selection, what), path, task)
+        return write_csv(dataset_frame(dataset, selection, what), path, task)
 
     worker.progressed.connect(progressed)
     worker.finished.connect(lambda rows: done(f"Wrote {path} ({rows:,} rows)"))

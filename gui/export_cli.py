@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from liqscope.models import cli
-from liqscope.models.export import WHATS, ExportError, Selection, check_writable, selection_frame, write_csv
+from liqscope.models.export import WHATS, ExportError, Selection, check_writable, dataset_frame, write_csv
 from liqscope.models.progress import terminal_task
 from liqscope.models.timeutil import BUCKETS
 from liqscope.models.view import View, check_view, requested_window
@@ -65,6 +65,7 @@ def cmd_export(args) -> int:
     view = export_view_of(ds, args)
     if view.start is None:
         raise cli.UsageError("the dataset is empty: nothing to export")
+    ds = ds.for_view(view)  # a large store: the part that shows this view exactly
     cli.check_damage(ds, view.start, view.end)
     size = cli.parse_size(args.size)
     for path in (args.png, args.csv):
@@ -81,7 +82,7 @@ def cmd_export(args) -> int:
             lines = _render(ds, view, size, args, task)
         else:  # raw events do not depend on the chart: no renderer, no Qt
             sel = Selection(view=view, price_exchanges=(view.exchange,))
-            rows = write_csv(selection_frame(ds.prices, ds.liquidations, sel, "liquidations"), args.csv, task)
+            rows = write_csv(dataset_frame(ds, sel, "liquidations"), args.csv, task)
             lines = [f"wrote {args.csv} ({rows:,} rows of liquidations)"]
     except ExportError as exc:
         raise cli.UsageError(str(exc)) from None

@@ -67,6 +67,7 @@ class HeadlineStrip(QFrame):
         self._chips_caption.setProperty("role", "caption")
         self._chips: dict[str, QPushButton] = {}
         self.figures: dict = {}
+        self.pending = False  # figures shown dimmed while the exact ones are read (see set_figures)
 
     def _make_chip(self, name: str) -> QPushButton:
         chip = QPushButton(self.chips_box)
@@ -90,11 +91,16 @@ class HeadlineStrip(QFrame):
         self.range.setText(f"{number(stats.high, 6)} / {number(stats.low, 6)}")
         self.price_box.findChild(QLabel).setText(f"{asset} last (window change)")
 
-    def set_figures(self, summary: dict, scope_text: str) -> None:
+    def set_figures(self, summary: dict, scope_text: str, *, pending: bool = False) -> None:
+        """``pending``: figures of what is held while the exact ones for the view are read (a large store
+        after a pan): shown dimmed until they arrive."""
         self.figures = summary
+        self.pending = pending
+        for label in (self.total, self.longs, self.shorts, self.largest):
+            label.setEnabled(not pending)
         total = summary["total_usd"]
         self.total.setText(usd(total))
-        self.total.setToolTip(f"{summary['count']:,} liquidations · {scope_text}")
+        self.total.setToolTip(("Updating… " if pending else "") + f"{summary['count']:,} liquidations · {scope_text}")
         self.longs.setText(usd(summary["long_usd"]))
         self.shorts.setText(f"{usd(summary['short_usd'])} ({summary['short_share']:.0%})")
         # chips are reused (created once per exchange), only re-ordered and re-labelled

@@ -68,19 +68,21 @@ class LiqPane:
         self.label.setColor(color)
         recolor_legend(self.legend, color)
 
-    def pick_bucket(self, span_s: float, override: int | None) -> int:
+    def pick_bucket(self, span_s: float, override: int | None, min_bucket: int = 0) -> int:
+        """The bucket that fits the pixels (or the user's), never finer than the rows held (whole days
+        of a wide view of a large store)."""
         if override:
-            return override
+            return max(override, min_bucket)
         px = max(self.vb.width(), 200)
-        return pick_bucket(span_s, int(px / MIN_BAR_PX))
+        return max(pick_bucket(span_s, int(px / MIN_BAR_PX)), min_bucket)
 
     def redraw(self, index: LiquidationIndex, start: pd.Timestamp, end: pd.Timestamp, *,
                override: int | None, stacked: bool, exchanges: list[str], filters: dict,
-               force: bool = False) -> bool:
+               force: bool = False, min_bucket: int = 0) -> bool:
         """Re-bin if the bucket, the filters or the cached range no longer fit; returns True if it did."""
         s_ns, e_ns = int(start.value), int(end.value)
         span = e_ns - s_ns
-        self.bucket = self.pick_bucket(span / 1e9, override)
+        self.bucket = self.pick_bucket(span / 1e9, override, min_bucket)
         key = (id(index), self.bucket, stacked, tuple(exchanges), repr(sorted(filters.items())))
         rebinned = force or key != self._cache_key or s_ns < self._range_ns[0] or e_ns > self._range_ns[1]
         if rebinned:

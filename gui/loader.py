@@ -26,10 +26,13 @@ def prepare(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def read_store() -> Dataset:
-    from liqscope.models.store import open_store
+def read_store(view=None) -> Dataset:
+    """The store (or the part of it serving ``view``'s window, for a store larger than the memory budget)."""
+    from liqscope.models.sources import read_store as read
 
-    return open_store().load_dataset()
+    if view is None or not view.has_window:
+        return read()
+    return read(None, view.start, view.end, view.liq_filter())
 
 
 class DatasetLoader(QObject):
@@ -51,8 +54,17 @@ class DatasetLoader(QObject):
         return self.worker.start(lambda task: prepare(read()))
 
     def reload_store(self) -> threading.Thread:
-        """Re-read the store and show it (after an import, a fetch, or when recording takes over)."""
-        return self.load(read_store)
+        """Re-read the store and show it (after an import, a fetch, or when recording takes over), for the
+        window shown now."""
+        view = self.window.state.view
+        return self.load(lambda: read_store(view))
+
+    def load_part(self, view) -> threading.Thread:
+        """The part of the shown store that serves ``view`` (a view the dataset held cannot answer exactly),
+        shown with the view as it is then (a newer gesture may have moved it: it asks again)."""
+        windows = self.window.dataset.part.windows
+        return self.load(lambda: windows.load(view.start, view.end, view.liq_filter()),
+                         on_loaded=lambda ds: self.window.set_dataset(ds, self.window.state.view))
 
     def _finished(self, dataset: Dataset) -> None:
         handler, self.on_loaded = self.on_loaded, None

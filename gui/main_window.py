@@ -31,6 +31,7 @@ from .state import ViewState
 from .theme import THEMES, display_name, palette, stylesheet
 
 HEADLINE_THROTTLE_MS = 80
+PART_SETTLE_MS = 120  # quiet time after a pan/zoom before the exact part of a large store is read
 
 
 class MainWindow(QMainWindow):
@@ -115,6 +116,10 @@ class MainWindow(QMainWindow):
         self._headline_timer.setSingleShot(True)
         self._headline_timer.setInterval(HEADLINE_THROTTLE_MS)
         self._headline_timer.timeout.connect(self.update_headline)
+        # a large store is held in parts (models/store/window.py): when the view leaves what the part
+        # answers exactly, what is held stays drawn and the part that serves it is read once the gesture stops
+        self._part_timer = QTimer(self, singleShot=True, interval=PART_SETTLE_MS)
+        self._part_timer.timeout.connect(self._load_part)
         self.state.changed.connect(self._on_changed)
         geometry = self.settings.value("window/geometry")
         if restore and geometry is not None:
@@ -282,9 +287,21 @@ class MainWindow(QMainWindow):
             self._apply_range(v.start, v.end)
         force = bool(names & {"asset", "exchange", "price_style", "log_scale", "theme", "markers", "data"})
         self.redraw(force=force)
+        if not self.served:
+            self._part_timer.start()  # restarted by every change of a gesture: one read when it stops
         if not self._headline_timer.isActive():
             self._headline_timer.start()
         self.save_settings()
+
+    @property
+    def served(self) -> bool:
+        """The dataset answers the current view exactly (always, unless it is a part of a large store)."""
+        v = self.state.view
+        return not v.has_window or self.dataset.serves(v.start, v.end, v.liq_filter())
+
+    def _load_part(self) -> None:
+        if not self.served:
+            self.loader.load_part(self.state.view)
 
     def _apply_range(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
         if start is None or end is None:
@@ -319,7 +336,8 @@ class MainWindow(QMainWindow):
         filt = v.liq_filter()
         index = self.dataset.index(filt.pop("min_notional"))
         self.liq.redraw(index, v.start, v.end, override=v.bucket, stacked=v.stacked,
-                        exchanges=self.dataset.exchanges, filters=filt, force=force)
+                        exchanges=self.dataset.exchanges, filters=filt, force=force,
+                        min_bucket=self.dataset.resolution_s)
         self.update_markers(index, force=force)
         self.price.note.say(self._price_note(v))
         self.liq.note.say(None if index.totals(v.start, v.end, **filt).count else "No liquidations in this window"
@@ -364,7 +382,7 @@ class MainWindow(QMainWindow):
             return
         summary = self.dataset.view_summary(v, largest=1)
         scope = "all assets" if v.liq_scope == "all" else v.asset
-        self.headline.set_figures(summary, scope)
+        self.headline.set_figures(summary, scope, pending=not self.served)
         self.headline.set_price(v.asset, v.exchange, self.price.window_stats(v.start, v.end))
 
     def _update_view_info(self) -> None:

@@ -167,6 +167,13 @@ def selection_frame(prices: PriceModel, liquidations: LiquidationModel, sel: Sel
     return liquidations_table(liq)
 
 
+def dataset_frame(dataset, sel: Selection, what: str) -> pd.DataFrame:
+    """:func:`selection_frame` of a dataset: raw rows are single events, read from the store when the
+    dataset holds whole days for that window (a wide view of a large store)."""
+    liq = dataset.events(sel.start, sel.end) if what == "liquidations" else dataset.liquidations
+    return selection_frame(dataset.prices, liq, sel, what)
+
+
 # -- writing -----------------------------------------------------------------
 def iso_ms(values) -> np.ndarray:
     """UTC timestamps as ``2025-05-09T00:00:00.000Z`` strings, vectorised (100k rows in ms)."""

@@ -50,9 +50,7 @@ class LiquidationIndex:
         self.notional = notional[order]
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
         self.cum, self.n_inf, self.n_nan = _cell_prefix_sums(self.notional, self.offsets)
-        n = len(self.notional)
-        starts = np.arange(0, n, BLOCK)
-        self.block_max = np.maximum.reduceat(self.notional, starts) if n else np.empty(0)
+        self._weigh(model)
         self.cell_exchange = np.repeat(np.arange(n_ex), n_as * 2)
         self.cell_asset = np.tile(np.repeat(np.arange(n_as), 2), n_ex)
         self.cell_side = np.tile(np.arange(2), n_ex * n_as)
@@ -68,7 +66,7 @@ class LiquidationIndex:
         f = model.frame
         same = (list(f["exchange"].cat.categories.astype(str)) == self.exchanges
                 and list(f["asset"].cat.categories.astype(str)) == self.assets)
-        if not same or n_old != len(self.model):
+        if not same or n_old != len(self.model) or model.has_aggregates:
             return LiquidationIndex(model, self.min_notional)
         out = object.__new__(LiquidationIndex)
         out.__dict__.update(self.__dict__)
@@ -91,9 +89,23 @@ class LiquidationIndex:
         out.notional = np.insert(self.notional, at, notional)
         out.offsets = self.offsets + np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=self.n_cells))])
         out.cum, out.n_inf, out.n_nan = _cell_prefix_sums(out.notional, out.offsets)
-        n = len(out.notional)
-        out.block_max = np.maximum.reduceat(out.notional, np.arange(0, n, BLOCK)) if n else np.empty(0)
+        out._weigh(model)
         return out
+
+    def _weigh(self, model: LiquidationModel) -> None:
+        """Event counts and order ranking: aggregate rows count their events and are never orders."""
+        counts, agg = model.counts, model.aggregate_mask
+        self.ccum = None if counts is None else _per_cell(counts[self.rows], self.offsets, np.int64)
+        # what "largest" ranks: the notional, with aggregate rows below every order
+        self.rank = self.notional if agg is None else np.where(agg[self.rows], -np.inf, self.notional)
+        n = len(self.rank)
+        self.block_max = np.maximum.reduceat(self.rank, np.arange(0, n, BLOCK)) if n else np.empty(0)
+
+    def _count(self, cells: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Events in positions [a, b) of each cell (aggregate rows count theirs)."""
+        if self.ccum is None:
+            return b - a
+        return self.ccum[b + cells] - self.ccum[a + cells]
 
     # -- selection ------------------------------------------------------------
     def cells(self, exchanges: Iterable[str] | None = None, assets: Iterable[str] | None = None,
@@ -144,7 +156,7 @@ class LiquidationIndex:
             total_usd=float(usd.sum()),
             long_usd=float(by_side[0]),
             short_usd=float(by_side[1]),
-            count=int((b - a).sum()),
+            count=int(self._count(cells, a, b).sum()),
             by_exchange=_ranked(self.exchanges, self.cell_exchange[cells], usd),
             by_asset=_ranked(self.assets, self.cell_asset[cells], usd),
         )
@@ -159,7 +171,8 @@ class LiquidationIndex:
         n = len(names)
         usd = np.zeros((2, n))
         np.add.at(usd, (self.cell_side[cells], group), self._usd(cells, a, b))
-        count = np.bincount(group, weights=(b - a), minlength=n).astype(np.int64) if len(cells) else np.zeros(n, np.int64)
+        count = (np.bincount(group, weights=self._count(cells, a, b), minlength=n).astype(np.int64) if len(cells)
+                 else np.zeros(n, np.int64))
         return list(names), usd, count
 
     def largest(self, start=None, end=None, n: int = 10, *, exchanges=None, assets=None,
@@ -179,6 +192,9 @@ class LiquidationIndex:
         if not candidates:
             return np.empty(0, dtype=np.int64)
         pos = np.concatenate(candidates)
+        pos = pos[self.rank[pos] > -np.inf]  # aggregate rows are not orders
+        if not len(pos):
+            return np.empty(0, dtype=np.int64)
         vals = self.notional[pos]
         k = min(n, len(pos))
         top = np.argpartition(-vals, k - 1)[:k]

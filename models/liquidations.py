@@ -47,6 +47,31 @@ class LiquidationModel:
         self.frame = frame if _trusted else normalize_liquidations(frame)
         self._ts = ts_ns(self.frame["ts"]) if len(self.frame) else np.empty(0, "int64")
 
+    # -- aggregate rows ----------------------------------------------------------
+    # A wide view of a large store holds, for whole days, one row per (day, exchange, symbol, side,
+    # source) standing for all its events (``count`` of them, ``aggregate`` True, no price or qty)
+    # instead of the events themselves (models/window.py). Sums and counts stay exact; such a row is
+    # never an order, so it is never among the largest, a marker or a raw export row.
+    @property
+    def has_aggregates(self) -> bool:
+        return AGGREGATE in self.frame.columns
+
+    @cached_property
+    def counts(self) -> np.ndarray | None:
+        """Events per row (None: one each, the usual case)."""
+        return self.frame[COUNT].to_numpy(np.int64) if self.has_aggregates else None
+
+    @cached_property
+    def aggregate_mask(self) -> np.ndarray | None:
+        return self.frame[AGGREGATE].to_numpy(bool) if self.has_aggregates else None
+
+    def events_only(self) -> "LiquidationModel":
+        """The rows that are single events (aggregate rows left out)."""
+        if not self.has_aggregates:
+            return self
+        f = self.frame[~self.aggregate_mask].drop(columns=[COUNT, AGGREGATE]).reset_index(drop=True)
+        return LiquidationModel(f, _trusted=True)
+
     # -- basic facts ---------------------------------------------------------
     def __len__(self) -> int:
         return len(self.frame)
@@ -121,13 +146,15 @@ class LiquidationModel:
             total_usd=float(notional.sum()),
             long_usd=float(per_side[SIDES.index(LONG)]),
             short_usd=float(per_side[SIDES.index(SHORT)]),
-            count=len(f),
+            count=len(f) if self.counts is None else int(self.counts.sum()),
             by_exchange=_sum_by(f, "exchange"),
             by_asset=_sum_by(f, "asset"),
         )
 
     def largest(self, n: int = 10) -> pd.DataFrame:
         """The ``n`` largest single liquidations by notional, largest first (ties: earlier first)."""
+        if self.has_aggregates:
+            return self.events_only().largest(n)
         k = min(int(n), len(self))
         if k <= 0:  # a negative n must not slice "all but the last" out of argpartition
             return self.frame.iloc[:0].reset_index(drop=True)
@@ -193,6 +220,8 @@ class LiquidationModel:
         new = LiquidationModel(events).frame
         if not len(new):
             return self, 0, True
+        if self.has_aggregates:  # live events are single events
+            new = new.assign(**{COUNT: np.ones(len(new), np.int64), AGGREGATE: np.zeros(len(new), bool)})
         if len(self):
             first = ts_ns(new["ts"])[0]
             tail = self.frame.iloc[int(np.searchsorted(self._ts, first, "left")):]
@@ -209,6 +238,9 @@ class LiquidationModel:
             frame = frame.iloc[np.argsort(ts, kind="stable")].reset_index(drop=True)
         return LiquidationModel(frame, _trusted=True), len(frame) - len(self), kept
 
+
+# Columns of aggregate rows (see LiquidationModel.has_aggregates).
+COUNT, AGGREGATE = "count", "aggregate"
 
 # What makes two liquidation rows the same event (the store dedupes on the same key).
 DEDUP_KEY = ("ts", "exchange", "symbol", "side", "price", "qty")

@@ -209,21 +209,31 @@ def _best_hours(store, days: pd.DataFrame, n: int) -> list[tuple[str, str, pd.Ti
     return sorted({(str(e), str(y), pd.Timestamp(b)) for e, y, b in zip(top["exchange"], top["symbol"], top["bucket"])})
 
 
-def daily_totals(store) -> pd.Series:
-    """Liquidated USD per UTC day over all history (counted once per event), from the daily rollups."""
+def daily_table(store) -> pd.DataFrame:
+    """Liquidated USD (``usd``) and events (``count``) per UTC day over all history (each event counted
+    once), indexed by day, from the daily rollups (raw rows only where they cannot answer)."""
     parts = split(store, pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
     frames = []
     if parts.rows.num_rows:
-        r = parts.rows.select(["bucket", "notional_usd"]).to_pandas()
+        r = parts.rows.select(["bucket", "notional_usd", "count"]).to_pandas()
         frames.append(r.rename(columns={"bucket": "day"}))
     raw = _raw_frame(store, parts.raw, None)
     if len(raw):
-        frames.append(pd.DataFrame({"day": raw["ts"].dt.floor("D"), "notional_usd": raw["notional_usd"]}))
+        frames.append(pd.DataFrame({"day": raw["ts"].dt.floor("D"), "notional_usd": raw["notional_usd"],
+                                    "count": np.ones(len(raw), np.int64)}))
     if not frames:
-        return pd.Series(dtype=float)
+        return pd.DataFrame({"usd": pd.Series(dtype=float), "count": pd.Series(dtype=np.int64)},
+                            index=pd.DatetimeIndex([], tz="UTC", name="day"))
     f = pd.concat(frames, ignore_index=True)
     f["day"] = pd.to_datetime(f["day"], utc=True).dt.as_unit("ns")
-    return f.groupby("day")["notional_usd"].sum().sort_index()
+    g = f.groupby("day").agg(usd=("notional_usd", "sum"), count=("count", "sum")).sort_index()
+    g["count"] = g["count"].astype(np.int64)
+    return g
+
+
+def daily_totals(store) -> pd.Series:
+    """Liquidated USD per UTC day over all history (counted once per event), from the daily rollups."""
+    return daily_table(store)["usd"].rename("notional_usd")
 
 
 class _Prices:
@@ -250,17 +260,21 @@ class Overview:
         self.store = store
         self.label = f"Local store: {store.location}"
         self.notes = store.notes
-        self._daily: pd.Series | None = None
+        self._daily: pd.DataFrame | None = None
 
     @cached_property
     def prices(self) -> _Prices:
         """Candle series, read only when a view asks which exchanges price an asset (summaries do not)."""
         return _Prices(self.store.candle_series())
 
-    def daily_totals(self) -> pd.Series:
+    def daily_table(self) -> pd.DataFrame:
+        """USD and events per day (:func:`daily_table`), read once."""
         if self._daily is None:
-            self._daily = daily_totals(self.store)
+            self._daily = daily_table(self.store)
         return self._daily
+
+    def daily_totals(self) -> pd.Series:
+        return self.daily_table()["usd"]
 
     @property
     def exchanges(self) -> list[str]:
