@@ -22,6 +22,10 @@ Then, each case one JSON line ``{"case", "seconds", "peak_rss_mb", "target", "me
   child's peak RSS (GNU ``time``); a child over ``--child-rss-limit-mb`` or ``--child-timeout`` is
   killed and reported as such;
 * ``disk_bytes_per_event``, ``files_per_table_year``;
+* ``window_launch_day`` / ``window_launch_all``: ``liqscope --screenshot`` on a 24 h window and on all
+  history (a whole process: imports, the part of the store the view needs, first frame, grab), then
+  ``window_*`` gestures from ``tests/bench/bench_window.py`` (frames while panning and zooming across
+  years, and the exact part arriving after the gesture stops);
 * ``pyarrow_read_csv`` / ``import_csv`` / ``reimport_csv``: a cached ``--import-rows`` Tardis CSV
   read by pyarrow, then ``liqscope import FILE`` into an empty store (a process), then again;
 * ``recorder_visible``: ``store.append_liquidations(df, source="binance-ws")`` to visible in another
@@ -757,6 +761,33 @@ def case_cli(root: Path, windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]], 
                                           rss=r["peak_rss_mb"] <= target["peak_rss_mb"]))
 
 
+def case_window(root: Path, windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]], args) -> None:
+    """The window on the store: ``liqscope --screenshot`` (launch, read, first frame, grab: a whole process)
+    on a 24 h window and on all history, then gestures in one process (tests/bench/bench_window.py)."""
+    env = child_env()
+    for name in ("day", "all"):
+        s, e = windows[name]
+        out = Path(f"/tmp/bench_window_{name}_{os.getpid()}.png")
+        argv = cli_argv("script", ["--data-dir", str(root), "--screenshot", str(out), "--size", "1600x1000",
+                                   "--start", day_iso(s), "--end", day_iso(e)])
+        r = run_child(argv, timeout=args.child_timeout, rss_limit_mb=args.child_rss_limit_mb, env=env)
+        target = {"seconds": 1.5, "peak_rss_mb": 600}
+        emit(case=f"window_launch_{name}", via="liqscope --screenshot", seconds=r["seconds"],
+             peak_rss_mb=r["peak_rss_mb"], rc=r["rc"], window=[day_iso(s), day_iso(e)],
+             stderr=r["stderr"].strip()[-300:] or None, target=target,
+             met=r["rc"] == 0 and met(seconds=r["seconds"] <= target["seconds"],
+                                      rss=r["peak_rss_mb"] <= target["peak_rss_mb"]))
+        out.unlink(missing_ok=True)
+    script = Path(__file__).with_name("bench_window.py")
+    r = run_child([sys.executable, str(script), "--data-dir", str(root), "--day", windows["day"][0].strftime("%Y-%m-%d")],
+                  timeout=args.child_timeout * 4, rss_limit_mb=args.child_rss_limit_mb, env=env)
+    for line in r["stdout"].splitlines():
+        if line.startswith("{"):
+            print(line, flush=True)
+    if r["rc"] != 0:
+        emit(case="window_gestures", rc=r["rc"], stderr=r["stderr"].strip()[-500:])
+
+
 def case_disk(root: Path, events: int) -> None:
     loc = Location.of(root)
     per_table = {}
@@ -906,8 +937,8 @@ def main() -> None:
                     help="cache folder (default ~/.cache/liqscope/bench_scale)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the store even if cached")
     ap.add_argument("--build-only", action="store_true", help="build (or find) the store and stop")
-    ap.add_argument("--cases", default="inproc,cli,disk,import,recorder",
-                    help="comma-separated: inproc, cli, disk, import, recorder")
+    ap.add_argument("--cases", default="inproc,cli,disk,window,import,recorder",
+                    help="comma-separated: inproc, cli, disk, window, import, recorder")
     ap.add_argument("--import-rows", type=int, default=10_000_000, help="rows of the Tardis CSV (default 10M)")
     ap.add_argument("--recorder-rows", type=int, default=500, help="rows of the recorder batch (default 500)")
     ap.add_argument("--child-rss-limit-mb", type=float, default=8000,
@@ -940,6 +971,8 @@ def main() -> None:
         case_inproc(root, windows, events, args.inproc_all_max)
     if "cli" in cases:
         case_cli(root, windows, args)
+    if "window" in cases:
+        case_window(root, windows, args)
     if "recorder" in cases:
         case_recorder(root, plan, args.recorder_rows, args.seed)
     if "import" in cases:
