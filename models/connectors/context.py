@@ -639,7 +639,8 @@ _SOURCES = {(OI, "binance"): _BinanceOI, (FUNDING, "binance"): _BinanceFunding, 
 def _floor_ms(kind: str, exchange: str, now_ms: int, step: int, period: str | None) -> int | None:
     """First time ``exchange`` serves ``kind`` history at ``now_ms`` (None: back to listing)."""
     if kind == OI and exchange == "binance":  # "Only the data of the latest 1 month is available."
-        return -(-(now_ms - 30 * DAY_MS) // step) * step
+        # 30 days, plus a minute for a clock behind Binance's: a startTime older than it serves is refused
+        return -(-(now_ms - 30 * DAY_MS + 60_000) // step) * step
     if kind == OI and exchange == "okx":  # "This endpoint can retrieve the latest 1,440 data entries."
         floor = (now_ms // step - 1439) * step
         if period == "1d":  # "For period=1D, the data time range is up to January 1, 2024"

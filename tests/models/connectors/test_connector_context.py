@@ -459,16 +459,18 @@ def test_binance_serves_open_interest_for_30_days_only(ex):
     now = _ms("2025-06-01T00:00Z")
     fill_oi(ex, "binance", now - 29 * DAY, 29 * 24)
     res = oi("binance", "2025-04-01", "2025-06-01", ex, now=_t(now))
-    floor = _t(now - 30 * DAY)
-    assert res.start == floor == pd.Timestamp("2025-05-02T00:00Z")
+    # 30 days before now, less a minute for clock skew, on the period grid: the next hour
+    floor = _t(now - 30 * DAY + HOUR)
+    assert res.start == floor == pd.Timestamp("2025-05-02T01:00Z")
     assert len(res.notices) == 1
     notice = res.notices[0]
     assert isinstance(notice, HistoryNotice) and notice.served_from == floor
     assert str(notice) == ("Binance serves open interest history for the last 30 days only; BTCUSDT fetched from "
-                           "2025-05-02 00:00 UTC, not from 2025-04-01 00:00 UTC as asked")
+                           "2025-05-02 01:00 UTC, not from 2025-04-01 00:00 UTC as asked")
     assert res.rows == 29 * 24
     assert min(int(q["startTime"]) for q in ex.calls(ex.OI_PATHS["binance"])) >= now - 30 * DAY
     assert served_from("oi", "binance", _t(now)) == floor
+    assert served_from("oi", "binance", _t(now), "5m") == _t(now - 30 * DAY + 5 * MIN)
 
 
 def test_nothing_served_raises_a_user_error(ex):
@@ -478,8 +480,8 @@ def test_nothing_served_raises_a_user_error(ex):
     assert isinstance(err, UserError) and isinstance(err, FetchError)
     assert str(err) == ("Binance serves open interest history for the last 30 days only; nothing of BTCUSDT from "
                         "2025-01-01 00:00 UTC to 2025-02-01 00:00 UTC can be fetched (the oldest it serves is "
-                        "2025-05-02 00:00 UTC)")
-    assert "\n" not in str(err) and err.notice.served_from == pd.Timestamp("2025-05-02T00:00Z")
+                        "2025-05-02 01:00 UTC)")
+    assert "\n" not in str(err) and err.notice.served_from == pd.Timestamp("2025-05-02T01:00Z")
     assert ex.calls(ex.OI_PATHS["binance"]) == []
 
 
@@ -615,3 +617,25 @@ def test_bad_arguments_are_one_line(ex):
     with pytest.raises(ValueError, match="unknown exchange"):
         fetch_funding("kraken", "BTC/USDT:USDT", "2025-05-20")
     assert oi_periods("okx") == ["5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"]
+
+
+def test_first_settlement_after_listing_waits_for_its_successor_across_windows(ex):
+    """The first settlement there is (no earlier one, e.g. just after a listing) is the last of a
+    page window: its interval comes from the next settlement, in the next window; a cancel in
+    between leaves ``resume_from`` at that settlement, so a resume does not skip it."""
+    start = _ms("2025-05-01T00:00Z")
+    first = start + 199 * HOUR  # the last hour of Bybit's first 200 h window
+    ex.put(ex.FUNDING_PATHS["bybit"], {first: bybit_funding(first, 0),
+                                       first + 4 * HOUR: bybit_funding(first + 4 * HOUR, 1)})
+    res = funding("bybit", _t(start), _t(start + 400 * HOUR), ex)
+    assert list(res.frame["ts"]) == [_t(first), _t(first + 4 * HOUR)]
+    assert list(res.frame["interval_hours"]) == [4.0, 4.0]
+
+    def progress(step):
+        if step.done >= 200:
+            task.cancel.set()
+    task = Task(progress)
+    res = funding("bybit", _t(start), _t(start + 400 * HOUR), ex, task=task)
+    assert res.cancelled and res.rows == 0 and res.resume_from == _t(first)
+    rest = funding("bybit", _t(start), _t(start + 400 * HOUR), ex, since=res.resume_from)
+    assert list(rest.frame["ts"]) == [_t(first), _t(first + 4 * HOUR)]
