@@ -48,7 +48,14 @@ def config_dir() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False))
 
 
+CACHE_DIR_ENV = "LIQSCOPE_CACHE_DIR"
+
+
 def cache_dir() -> Path:
+    """Derived data that can be recomputed at any time (the store overview cache)."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env)
     return Path(platformdirs.user_cache_dir(APP, appauthor=False))
 
 

@@ -19,5 +19,6 @@ def _isolated_data_dir(tmp_path_factory, monkeypatch):
 
     data = tmp_path_factory.mktemp("liqscope-data")
     monkeypatch.setenv(paths.DATA_DIR_ENV, str(data))
+    monkeypatch.setenv(paths.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("liqscope-cache")))
     yield data
     paths._override = None

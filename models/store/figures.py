@@ -19,7 +19,7 @@ import pyarrow as pa
 from ..dataset import Dataset, busiest_day
 from ..prices import PriceModel
 from ..timeutil import format_time
-from . import delta_io, provenance, rollups, tables
+from . import delta_io, overview_cache, provenance, rollups, tables
 from .tables import LIQ, ROLLUPS, TABLES
 
 RAW_SPAN = pd.Timedelta(days=2)
@@ -236,6 +236,16 @@ def daily_totals(store) -> pd.Series:
     return daily_table(store)["usd"].rename("notional_usd")
 
 
+def liquidation_assets(store) -> list[str]:
+    """Assets with stored liquidations, from the daily rollups (raw rows of partitions without them)."""
+    rows, missing = day_rollups(store)
+    names = set(rows.column("asset").unique().to_pylist()) if rows.num_rows else set()
+    for exchange, month in missing:
+        t = store._liq_read(None, None, exchanges=[exchange], months=[month], columns=["asset"])
+        names |= set(t.column("asset").unique().to_pylist())
+    return sorted(names)
+
+
 class _Prices:
     """What :func:`~liqscope.models.view.check_view` asks of a dataset's prices."""
 
@@ -261,17 +271,24 @@ class Overview:
         self.label = f"Local store: {store.location}"
         self.notes = store.notes
         self._daily: pd.DataFrame | None = None
+        self._liq_assets: list[str] = []
 
     @cached_property
     def prices(self) -> _Prices:
         """Candle series, read only when a view asks which exchanges price an asset (summaries do not)."""
         return _Prices(self.store.candle_series())
 
-    def daily_table(self) -> pd.DataFrame:
-        """USD and events per day (:func:`daily_table`), read once."""
+    def _facts(self) -> tuple[pd.DataFrame, list[str]]:
+        """USD and events per day, and the assets with liquidations: from the on-disk cache of the same
+        table versions (:mod:`.overview_cache`), else computed from the daily rollups; read once."""
         if self._daily is None:
-            self._daily = daily_table(self.store)
-        return self._daily
+            self._daily, self._liq_assets = overview_cache.facts(
+                self.store, lambda: (daily_table(self.store), liquidation_assets(self.store)))
+        return self._daily, self._liq_assets
+
+    def daily_table(self) -> pd.DataFrame:
+        """USD and events per day (:func:`daily_table`)."""
+        return self._facts()[0]
 
     def daily_totals(self) -> pd.Series:
         return self.daily_table()["usd"]
@@ -283,12 +300,7 @@ class Overview:
 
     @cached_property
     def assets(self) -> list[str]:
-        rows, missing = day_rollups(self.store)
-        names = set(rows.column("asset").to_pylist()) if rows.num_rows else set()
-        for exchange, month in missing:
-            t = self.store._liq_read(None, None, exchanges=[exchange], months=[month], columns=["asset"])
-            names |= set(t.column("asset").unique().to_pylist())
-        return sorted(names | set(self.prices.assets))
+        return sorted(set(self._facts()[1]) | set(self.prices.assets))
 
     def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         lo, hi = [], []

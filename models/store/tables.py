@@ -124,9 +124,14 @@ def _ts_array(ts_us: np.ndarray) -> pa.Array:
     return pa.array(ts_us, pa.int64()).cast(TS)
 
 
+DAY_US = 86_400_000_000
+
+
 def liq_table(frame: pd.DataFrame, source: str | np.ndarray) -> pa.Table:
     """A canonical liquidation frame (schema.LIQ_COLUMNS) as store rows of ``source``, sorted by
-    partition, symbol and time (the layout readers prune on)."""
+    partition, UTC day, symbol and time: the layout readers prune on. Row groups then cover a few
+    days each, so a day's read skips the rest of its month (by row-group time statistics), and
+    within a day rows of a symbol sit together, which keeps compression close to a symbol sort."""
     ts = us(frame["ts"])
     src = np.full(len(frame), source, dtype=object) if isinstance(source, str) else np.asarray(source, dtype=object)
     table = pa.table({
@@ -135,8 +140,9 @@ def liq_table(frame: pd.DataFrame, source: str | np.ndarray) -> pa.Table:
         "price": pa.array(frame["price"].to_numpy(np.float64)), "qty": pa.array(frame["qty"].to_numpy(np.float64)),
         "notional_usd": pa.array(frame["notional_usd"].to_numpy(np.float64)), "source": pa.array(src, pa.string()),
     }, schema=LIQ_SCHEMA)
-    return table.sort_by([("exchange", "ascending"), ("month", "ascending"), ("symbol", "ascending"),
-                          ("ts", "ascending")])
+    return table.append_column("day", pa.array(ts // DAY_US)).sort_by(
+        [("exchange", "ascending"), ("month", "ascending"), ("day", "ascending"), ("symbol", "ascending"),
+         ("ts", "ascending")]).drop_columns(["day"])
 
 
 def liq_frame(table: pa.Table | None) -> pd.DataFrame:
@@ -150,13 +156,27 @@ def liq_frame(table: pa.Table | None) -> pd.DataFrame:
         return out
     table = table.sort_by([("ts", "ascending")])
     cols = {"ts": pd.Series(table.column("ts").to_pandas()).dt.as_unit("ns").reset_index(drop=True)}
-    for c in ("exchange", "symbol", "asset"):
-        cols[c] = pd.Categorical(table.column(c).to_pandas())
-    cols["side"] = side_categorical(table.column("side").to_pandas().astype(str))
+    for c in ("exchange", "symbol", "asset", "source"):  # Arrow's dictionary encoding: no Python string per row
+        cols[c] = _categorical(table.column(c))
+    side = _categorical(table.column("side"))
+    cols["side"] = side_categorical(side) if set(side.categories) - set(SIDES) else \
+        side.set_categories(list(SIDES))
     for c in ("price", "qty", "notional_usd"):
         cols[c] = table.column(c).to_numpy()
-    cols["source"] = pd.Categorical(table.column("source").to_pandas())
-    return pd.DataFrame(cols)
+    return pd.DataFrame(cols)[["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd",
+                               "source"]]
+
+
+def _categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    """A string column as a pandas Categorical of its distinct values (sorted, as pd.Categorical makes them)."""
+    enc = column.combine_chunks().dictionary_encode() if not pa.types.is_dictionary(column.type) \
+        else column.combine_chunks()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    names = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(names.astype(str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return pd.Categorical.from_codes(rank[codes] if len(codes) else codes, categories=names[order])
 
 
 def candle_table(frame: pd.DataFrame, *, exchange: str, symbol: str, interval: str, asset: str) -> pa.Table:

@@ -63,7 +63,7 @@ from liqscope.models.store import open_store
 from liqscope.models.store import delta_io, rollups, tables
 from liqscope.models.store.location import Location
 
-GEN_VERSION = 1  # bump when the generator changes: a new cache key
+GEN_VERSION = 2  # bump when the generator changes: a new cache key
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
 YEAR_MIN = 525_960
@@ -393,11 +393,11 @@ def _strings(idx: np.ndarray, names: list[str]) -> pa.Array:
 
 
 def liq_partition(plan: Plan, mo: Month, exchange: str, n: int) -> pa.Table:
-    """One exchange-month as store rows (tables.LIQ_SCHEMA), sorted by symbol then time."""
+    """One exchange-month as store rows (tables.LIQ_SCHEMA), sorted by day, symbol, time (tables.liq_table)."""
     ev = month_events(mo, exchange, n)
     symbols = [plan.symbol(exchange, x) for x in plan.names]
     rank = np.argsort(np.argsort(np.array(symbols)))  # symbol index -> its place in string order
-    order = np.lexsort((ev["ts"], rank[ev["asset"]]))
+    order = np.lexsort((ev["ts"], rank[ev["asset"]], ev["ts"] // tables.DAY_US))
     a = ev["asset"][order]
     src = plan.source(mo.m, exchange)
     return pa.table({
@@ -412,7 +412,7 @@ def liq_partition(plan: Plan, mo: Month, exchange: str, n: int) -> pa.Table:
 
 
 def candle_partition(plan: Plan, mo: Month, exchange: str) -> pa.Table | None:
-    """1-minute candles of the candle assets on one exchange in one month, sorted by symbol then time."""
+    """1-minute candles of the candle assets on one exchange in one month, sorted by time (tables.candle_table)."""
     if not plan.candle_assets:
         return None
     rng = np.random.default_rng([plan.seed, 3, mo.m, list(EXCHANGES).index(exchange)])
@@ -433,7 +433,7 @@ def candle_partition(plan: Plan, mo: Month, exchange: str) -> pa.Table | None:
             "asset": pa.array([asset] * T, pa.string()), "open": o, "high": np.maximum(h, np.maximum(o, c)),
             "low": np.minimum(lo, np.minimum(o, c)), "close": c, "volume": _round_to(vol, np.full(T, plan.lot[i])),
         }, schema=tables.CANDLE_SCHEMA))
-    return pa.concat_tables(pieces)
+    return pa.concat_tables(pieces).sort_by([("ts", "ascending"), ("symbol", "ascending")])
 
 
 # -- building the store --------------------------------------------------------------------

@@ -159,3 +159,22 @@ def test_live_events_extend_a_part(big):
     before = ds.index().totals().count
     assert ds.append_liquidations(new) == 3
     assert ds.index().totals().count == before + 3
+
+
+def test_whole_store_facts_are_cached_per_table_versions(tmp_path, monkeypatch):
+    """The overview (USD and events per day, assets) is read from the cache when the tables have not
+    changed, and computed again after any commit."""
+    store = open_store(tmp_path / "s")
+    store.append_liquidations(liqs(500, span="10D", start="2025-03-01"), source="file:a.csv")
+    first = figures.Overview(store).daily_table()
+    calls = []
+    real = figures.daily_table
+    monkeypatch.setattr(figures, "daily_table", lambda s: calls.append(1) or real(s))
+    again = figures.Overview(open_store(tmp_path / "s"))
+    pd.testing.assert_frame_equal(again.daily_table(), first)
+    assert again.assets == ["BTC", "ETH"] and calls == []
+    store.append_liquidations(liqs(50, span="1D", start="2025-03-20", seed=5, symbols=("SOLUSDT",)),
+                              source="file:b.csv")
+    later = figures.Overview(open_store(tmp_path / "s"))
+    assert later.daily_table()["count"].sum() == 550 and calls == [1]
+    assert later.assets == ["BTC", "ETH", "SOL"]
