@@ -10,6 +10,8 @@ commits, two writers racing) but never be wrong.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -62,26 +64,161 @@ def compute(raw: pa.Table, exchange: str, month: str, liq_files: str, writer: st
     return pa.concat_tables(out)
 
 
+# Incremental refresh. A partition's rollup computed from the file set F_old is right for F_new on every day
+# no file of the symmetric difference F_old ^ F_new holds rows of (files are immutable; their time statistics
+# bound their rows): those days' raw rows are the same in both snapshots. So a refresh recomputes only the
+# days the difference touches -- a recorder commit touches one -- and carries the other days' rows, restamped
+# with the new fingerprint, in the same single commit. F_old is known only as a fingerprint in the table; the
+# file sets behind the fingerprints this process computed are remembered here (fingerprints name file sets
+# exactly: Delta data files are uniquely named), so any other case falls back to a whole recompute.
+INCREMENTAL_MAX_DAYS = 7  # more days touched than this: recompute the partition whole
+_LISTINGS: OrderedDict[tuple[str, str, str, str], tuple[tuple[str, int | None, int | None], ...]] = OrderedDict()
+_LISTINGS_MAX = 512
+_LISTINGS_LOCK = threading.Lock()
+
+
+def _remember(table_uri: str, key: tuple[str, str], fp: str, part: list[delta_io.DataFile]) -> None:
+    with _LISTINGS_LOCK:
+        _LISTINGS[(table_uri, *key, fp)] = tuple((f.uri, f.ts_min, f.ts_max) for f in part)
+        _LISTINGS.move_to_end((table_uri, *key, fp))
+        while len(_LISTINGS) > _LISTINGS_MAX:
+            _LISTINGS.popitem(last=False)
+
+
+def _recall(table_uri: str, key: tuple[str, str], fp: str):
+    with _LISTINGS_LOCK:
+        return _LISTINGS.get((table_uri, *key, fp))
+
+
+def touched_days(old: tuple[tuple[str, int | None, int | None], ...], new: list[delta_io.DataFile]) -> set[int] | None:
+    """Day starts (µs) the files of one listing but not the other hold rows of; None if a file has no time
+    statistics."""
+    a = {u: (lo, hi) for u, lo, hi in old}
+    b = {f.uri: (f.ts_min, f.ts_max) for f in new}
+    days: set[int] = set()
+    for uri in a.keys() ^ b.keys():
+        lo, hi = a.get(uri) or b[uri]
+        if lo is None or hi is None:
+            return None
+        first, last = lo - lo % DAY_US, hi - hi % DAY_US
+        if (last - first) // DAY_US >= INCREMENTAL_MAX_DAYS:
+            return None
+        days.update(range(first, last + DAY_US, DAY_US))
+    return days
+
+
 def refresh(loc: Location, partitions: set[tuple[str, str]]) -> int:
-    """Recompute the rollups of ``partitions`` ((exchange, month)) from the latest raw snapshot.
+    """Recompute the rollups of ``partitions`` ((exchange, month)) from the latest raw snapshot -- only the
+    days changed since the rollup's own snapshot where that is known (see :func:`touched_days`).
     Returns how many partitions were rewritten (those already current are skipped)."""
     if not partitions:
         return 0
     spec, rspec = TABLES[LIQ], TABLES[ROLLUPS]
     raw_files = delta_io.files(loc, spec, delta_io.open_table(loc, spec))
-    current = current_fingerprints(loc, partitions)
+    uri = loc.table(spec.name)
+    held = _held(loc, partitions)
+    current: dict[tuple[str, str], set[str]] = {}
+    fps = held.select(["exchange", "month", "liq_files"]).group_by(["exchange", "month", "liq_files"]).aggregate([])
+    for e, m, fp in zip(*(fps.column(c).to_pylist() for c in ("exchange", "month", "liq_files"))):
+        current.setdefault((e, m), set()).add(fp)
     done = 0
     for exchange, month in sorted(partitions):
+        key = (exchange, month)
         part = delta_io.prune(raw_files, where={"exchange": [exchange], "month": [month]})
         fp = fingerprint(part)
-        if current.get((exchange, month)) == {fp}:
+        if current.get(key) == {fp}:
+            _remember(uri, key, fp, part)
             continue
-        raw = delta_io.read(loc, spec, part, columns=["ts", "symbol", "asset", "side", "source", "notional_usd"])
-        rows = compute(raw, exchange, month, fp, delta_io.new_writer_id())
+        writer = delta_io.new_writer_id()
+        rows = None
+        olds = current.get(key) or set()
+        old = _recall(uri, key, next(iter(olds))) if len(olds) == 1 else None
+        if old is not None and not {u for u, _a, _b in old} - {f.uri for f in part}:
+            rows = _added(loc, held, key, next(iter(olds)), fp, writer, part, {u for u, _a, _b in old})
+        else:
+            days = None if old is None else touched_days(old, part)
+            if days is not None:
+                rows = _incremental(loc, held, key, next(iter(olds)), fp, writer, part, days)
+        if rows is None:
+            raw = delta_io.read(loc, spec, part, columns=["ts", "symbol", "asset", "side", "source", "notional_usd"])
+            rows = compute(raw, exchange, month, fp, writer)
         pred = f"exchange = {delta_io.sql_literal(exchange)} AND month = {delta_io.sql_literal(month)}"
         delta_io.replace_where(loc, rspec, rows, pred, {"liqscope.op": "rollup"})
+        _remember(uri, key, fp, part)
         done += 1
     return done
+
+
+def _held(loc: Location, partitions: set[tuple[str, str]]) -> pa.Table:
+    """The rollup rows of ``partitions`` (both levels)."""
+    rspec = TABLES[ROLLUPS]
+    data = delta_io.files(loc, rspec, delta_io.open_table(loc, rspec), ts_col="bucket")
+    data = [f for f in data if (f.partition.get("exchange"), f.partition.get("month")) in partitions]
+    return delta_io.read(loc, rspec, data)
+
+
+def _old_rows(held: pa.Table, key: tuple[str, str], old_fp: str) -> pa.Table | None:
+    """The rows of the rollup of ``old_fp`` (of one writer, as :func:`valid_rows` picks), or None."""
+    exchange, month = key
+    mine = held.filter(pc.and_(pc.and_(pc.equal(held.column("exchange"), exchange), pc.equal(held.column("month"), month)),
+                               pc.equal(held.column("liq_files"), old_fp)))
+    if not mine.num_rows:
+        return None
+    return mine.filter(pc.equal(mine.column("writer"), pc.min(mine.column("writer"))))
+
+
+def _restamp(rows: pa.Table, fp: str, writer: str) -> pa.Table:
+    n = rows.num_rows
+    rows = rows.set_column(rows.schema.get_field_index("liq_files"), "liq_files", pa.array([fp] * n, pa.string()))
+    return rows.set_column(rows.schema.get_field_index("writer"), "writer", pa.array([writer] * n, pa.string()))
+
+
+GROUP = ["level", "exchange", "month", "bucket", "symbol", "asset", "side", "source"]
+
+
+def _added(loc: Location, held: pa.Table, key: tuple[str, str], old_fp: str, fp: str, writer: str,
+           part: list[delta_io.DataFile], old_uris: set[str]) -> pa.Table | None:
+    """Files were only added since the rollup of ``old_fp`` (an append, the recorder's case): counts, sums
+    and maxima add up, so the new rollup is the old one merged with the rollup of the added files' rows."""
+    mine = _old_rows(held, key, old_fp)
+    if mine is None:
+        return None
+    added = [f for f in part if f.uri not in old_uris]
+    raw = delta_io.read(loc, TABLES[LIQ], added, columns=["ts", "symbol", "asset", "side", "source", "notional_usd"])
+    fresh = compute(raw, key[0], key[1], fp, writer)
+    both = pa.concat_tables([mine.cast(ROLLUP_SCHEMA), fresh])
+    g = both.group_by(GROUP, use_threads=False).aggregate(
+        [("count", "sum"), ("notional_usd", "sum"), ("max_usd", "max")])
+    n = g.num_rows
+    return pa.table({**{c: g.column(c) for c in GROUP}, "count": g.column("count_sum"),
+                     "notional_usd": g.column("notional_usd_sum"), "max_usd": g.column("max_usd_max"),
+                     "liq_files": pa.array([fp] * n, pa.string()), "writer": pa.array([writer] * n, pa.string())}
+                    ).select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
+
+
+def _incremental(loc: Location, held: pa.Table, key: tuple[str, str], old_fp: str, fp: str, writer: str,
+                 part: list[delta_io.DataFile], days: set[int]) -> pa.Table | None:
+    """The partition's rollup rows for the new snapshot: the rows of untouched days carried from the rollup
+    of ``old_fp`` (one writer's), the touched ``days`` recomputed from the raw rows of ``part``."""
+    exchange, month = key
+    mine = _old_rows(held, key, old_fp)
+    if mine is None:
+        return None
+    bucket = mine.column("bucket").cast(pa.int64()).to_numpy()
+    day = bucket - bucket % DAY_US
+    keep = ~np.isin(day, np.fromiter(days, dtype=np.int64, count=len(days)))
+    carried = _restamp(mine.filter(pa.array(keep)), fp, writer)
+    starts, ends = provenance.merge_spans(np.array(sorted(days), dtype=np.int64),
+                                          np.array(sorted(days), dtype=np.int64) + DAY_US)
+    flt, data = None, []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        cond = delta_io.window_filter(a, b)
+        flt = cond if flt is None else flt | cond
+        data += [f for f in delta_io.prune(part, start_us=a, end_us=b) if f not in data]
+    raw = delta_io.read(loc, TABLES[LIQ], data, columns=["ts", "symbol", "asset", "side", "source", "notional_usd"],
+                        row_filter=flt)
+    fresh = compute(raw, exchange, month, fp, writer)
+    return pa.concat_tables([carried.cast(ROLLUP_SCHEMA), fresh])
 
 
 def current_fingerprints(loc: Location, partitions: set[tuple[str, str]] | None = None
