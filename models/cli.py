@@ -159,8 +159,14 @@ def load(args):
     from .sources import load_dataset
     from .store import StoreError
 
+    start = end = None
+    if getattr(args, "start", None) and getattr(args, "end", None):  # a large store: open on the part asked for
+        try:
+            start, end = requested_window(args.start, args.end)
+        except ViewError:
+            pass  # said in words where the command checks its view
     try:
-        return load_dataset(prefer_demo=getattr(args, "demo", False))
+        return load_dataset(prefer_demo=getattr(args, "demo", False), start=start, end=end)
     except StoreError as exc:  # e.g. a store written by a newer Liqscope
         raise UsageError(str(exc)) from None
 
