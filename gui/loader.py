@@ -62,8 +62,9 @@ class DatasetLoader(QObject):
     def load_part(self, view) -> threading.Thread:
         """The part of the shown store that serves ``view`` (a view the dataset held cannot answer exactly),
         shown with the view as it is then (a newer gesture may have moved it: it asks again)."""
-        windows = self.window.dataset.part.windows
-        return self.load(lambda: windows.load(view.start, view.end, view.liq_filter()),
+        held = self.window.dataset
+        windows = held.part.windows
+        return self.load(lambda: windows.load(view.start, view.end, view.liq_filter(), held=held),
                          on_loaded=lambda ds: self.window.set_dataset(ds, self.window.state.view))
 
     def _finished(self, dataset: Dataset) -> None:

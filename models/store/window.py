@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..dataset import Dataset
-from ..liquidations import AGGREGATE, COUNT, LiquidationModel
+from ..liquidations import AGGREGATE, COUNT, LiquidationModel, _concat_frames
 from ..prices import PriceModel
 from . import figures, tables
 from .errors import store_errors
@@ -97,6 +97,7 @@ class StoreWindows:
         self.store = store
         self.budget = raw_budget() if budget is None else int(budget)
         self.overview = figures.Overview(store)
+        self._all_days: figures.Parts | None = None
 
     # -- whole-store facts (table logs and rollups, never raw rows) -------------
     def count(self, start=None, end=None) -> int:
@@ -124,8 +125,10 @@ class StoreWindows:
             start, end = day
         return self.load(start, end, liq_filter or {})
 
-    def load(self, start: pd.Timestamp, end: pd.Timestamp, liq_filter: dict | None = None) -> Dataset:
-        """The part that serves ``[start, end)`` with ``liq_filter`` (see the module doc)."""
+    def load(self, start: pd.Timestamp, end: pd.Timestamp, liq_filter: dict | None = None, *,
+             held: Dataset | None = None) -> Dataset:
+        """The part that serves ``[start, end)`` with ``liq_filter`` (see the module doc). ``held``: the part
+        shown now; events it holds are kept rather than read again (a pan reads only what came into view)."""
         liq_filter = liq_filter or {}
         span = end - start
         extent = self.overview.time_range()
@@ -135,9 +138,9 @@ class StoreWindows:
             lo, hi = min(lo, start), max(hi, end)
         min_n = float(liq_filter.get("min_notional") or 0.0)
         if self.count(lo, hi) <= self.budget:
-            return self._events(lo, hi)
+            return self._events(lo, hi, held=held)
         if self.count(start, end) <= self.budget:
-            return self._events(start, end)
+            return self._events(start, end, held=held)
         if min_n > 0:  # rollups hold no sizes: the large events themselves, pruned by size while read
             return self._events(start, end, min_notional=min_n)
         return self._days(start, end, lo, hi, liq_filter)
@@ -156,9 +159,12 @@ class StoreWindows:
                        notes=self.store.notes + [d.message for d in damaged.values()],
                        damaged=list(damaged.values()), part=part)
 
-    def _events(self, lo, hi, *, min_notional: float = 0.0) -> Dataset:
+    def _events(self, lo, hi, *, min_notional: float = 0.0, held: Dataset | None = None) -> Dataset:
         damaged: dict = {}
         keep = lambda d: damaged.setdefault(d.path, d)  # noqa: E731
+        reuse = _reusable(held, self, lo, hi) if min_notional == 0 else None
+        if reuse is not None:
+            return self._extended(held, lo, hi, reuse, damaged, keep)
         prices, candle_s = self._prices(lo, hi, keep)
         also = pc.field("notional_usd") >= min_notional if min_notional > 0 else None
         table = self.store._counted(self.store._liq_read(lo, hi, on_damage=keep, extra_filter=also))
@@ -166,11 +172,33 @@ class StoreWindows:
         part = self._part((lo, hi), candle_s=candle_s, min_notional=min_notional)
         return self._dataset(prices, liqs, part, damaged)
 
+    def _extended(self, held: Dataset, lo, hi, kept: tuple, damaged: dict, keep) -> Dataset:
+        """The events of ``[lo, hi)``: those ``held`` has in ``kept`` (a span inside it), the rest read."""
+        k_lo, k_hi = kept
+        spans = [(a, b) for a, b in ((lo, k_lo), (k_hi, hi)) if a < b]
+        frames, prices = [], []
+        for a, b in spans:
+            frames.append(tables.liq_frame(self.store._counted(self.store._liq_read(a, b, on_damage=keep))))
+            prices.append(self.store._window_candles(a, b, None, keep))
+        middle = held.liquidations.window(k_lo, k_hi).frame
+        ordered = ([frames[0]] if spans and spans[0][0] == lo and lo < k_lo else []) + [middle] + \
+                  ([frames[-1]] if spans and spans[-1][1] == hi and k_hi < hi else [])
+        liqs = LiquidationModel(_concat_frames([f for f in ordered if len(f)] or [middle]), _trusted=True)
+        out = PriceModel()
+        for key in held.prices.keys():
+            out.add(key.exchange, key.symbol, key.interval, held.prices.candles(key, k_lo, k_hi),
+                    held.prices.asset_of(key))
+        for p in prices:
+            out = out.merged(p) if len(p) else out
+        for d in held.damaged:
+            damaged.setdefault(d.path, d)
+        return self._dataset(out, liqs, self._part((lo, hi), candle_s=60), damaged)
+
     def _days(self, start, end, lo, hi, liq_filter: dict) -> Dataset:
         damaged: dict = {}
         keep = lambda d: damaged.setdefault(d.path, d)  # noqa: E731
         d_lo, d_hi = lo.floor("D"), hi.ceil("D")
-        parts = figures.split(self.store, d_lo, d_hi)
+        parts = self._day_parts(d_lo, d_hi)
         edges = sorted({t.floor("D") for t in (start, end) if t != t.floor("D") and d_lo <= t.floor("D") < d_hi})
         rows = parts.rows
         if edges and rows.num_rows:  # the view's partial days are held as events: its figures are exact
@@ -187,6 +215,19 @@ class StoreWindows:
                           built_for=(start, end, filter_key(liq_filter)), top_events=top)
         return self._dataset(prices, liqs, part, damaged)
 
+    def _day_parts(self, d_lo: pd.Timestamp, d_hi: pd.Timestamp) -> figures.Parts:
+        """:func:`figures.split` of whole days ``[d_lo, d_hi)``, cut from the split of all history read once
+        per instance (a zoom or pan across years then costs a filter, not a read of years of rollups);
+        text columns dictionary-encoded, so five years of daily rows take a few MB."""
+        if self._all_days is None:
+            whole = figures.split(self.store, pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
+            self._all_days = figures.Parts(_encoded(whole.rows), whole.raw)
+        rows = self._all_days.rows
+        b = rows.column("bucket").cast(pa.int64()).to_numpy()
+        keep = (b >= d_lo.value // 1000) & (b < d_hi.value // 1000)
+        raw = [(max(a, d_lo), min(e, d_hi), only) for a, e, only in self._all_days.raw if a < d_hi and d_lo < e]
+        return figures.Parts(rows.filter(pa.array(keep)), raw)
+
     def _raw_rows(self, windows, keep) -> pa.Table:
         """Counted events of ``(start, end, exchanges or None)`` windows, each event once."""
         got = []
@@ -202,10 +243,15 @@ class StoreWindows:
     def _top(self, start, end, rows: pa.Table, raw: pa.Table, liq_filter: dict) -> LiquidationModel:
         """The largest orders of the view (with its filters): rollup maxima point at the hours to read."""
         ex, assets, side = liq_filter.get("exchanges"), liq_filter.get("assets"), liq_filter.get("side")
-        s_us, e_us = int(start.value // 1000), int(end.value // 1000)
-        inside = rows.filter(pc.and_(pc.greater_equal(rows.column("bucket").cast(pa.int64()), s_us),
-                                     pc.less(rows.column("bucket").cast(pa.int64()), e_us)))
-        roll = figures._filter_rows(inside.to_pandas(), ex, assets, side) if inside.num_rows else None
+        b = rows.column("bucket").cast(pa.int64()).to_numpy()
+        mask = (b >= start.value // 1000) & (b < end.value // 1000)
+        for col, wanted in (("exchange", ex), ("asset", assets), ("side", None if side == "both" else side)):
+            if wanted is not None:
+                mask &= _isin(rows.column(col), [wanted] if isinstance(wanted, str) else list(wanted))
+        inside = rows.filter(pa.array(mask))
+        if inside.num_rows > TOP_EVENTS:  # the largest orders lie in the days with the largest maxima
+            inside = inside.take(pc.select_k_unstable(inside, TOP_EVENTS, [("max_usd", "descending")]))
+        roll = _decoded(inside).to_pandas() if inside.num_rows else None
         events = tables.liq_frame(raw)
         events = events[(events["ts"] >= start) & (events["ts"] < end)]
         events = figures._filter_rows(events, ex, assets, side)
@@ -221,6 +267,44 @@ class StoreWindows:
         with store_errors(str(self.store.location), "read"):
             frame = self.store.coarse_candles(level, lo, hi)
         return (PriceModel.from_long(frame) if len(frame) else PriceModel()), (3600 if level == "1h" else 86400)
+
+
+def _reusable(held: Dataset | None, windows: StoreWindows, lo, hi) -> tuple | None:
+    """The span of ``[lo, hi)`` whose events and 1-minute candles ``held`` (a part of the same store) has,
+    or None when it has none of them."""
+    p = held.part if held is not None else None
+    if (p is None or p.windows is not windows or p.resolution_s != 0 or p.min_notional != 0 or p.candle_s != 60
+            or hi - lo > RAW_CANDLE_SPAN):
+        return None
+    k_lo, k_hi = max(lo, p.loaded[0]), min(hi, p.loaded[1])
+    return (k_lo, k_hi) if k_lo < k_hi else None
+
+
+def _encoded(t: pa.Table) -> pa.Table:
+    """Text columns as dictionaries (one copy of each distinct string)."""
+    cols = {}
+    for name in t.column_names:
+        c = t.column(name).combine_chunks() if t.num_rows else t.column(name)
+        if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) or pa.types.is_string_view(c.type):
+            c = c.cast(pa.string()).dictionary_encode()
+        cols[name] = c
+    return pa.table(cols)
+
+
+def _decoded(t: pa.Table) -> pa.Table:
+    return pa.table({n: (c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c)
+                     for n, c in zip(t.column_names, t.columns)})
+
+
+def _isin(column, values: list[str]) -> np.ndarray:
+    """``column`` (dictionary or plain text) is one of ``values``, per row."""
+    c = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(c.type):
+        names = np.asarray(c.dictionary.to_pylist(), dtype=object)
+        hit = np.isin(names, values)
+        idx = c.indices.to_numpy(zero_copy_only=False)
+        return hit[idx] if len(idx) else np.zeros(0, bool)
+    return pc.is_in(c.cast(pa.string()), pa.array(values, pa.string())).to_numpy(zero_copy_only=False)
 
 
 def _with_aggregates(rows: pa.Table, raw: pa.Table) -> LiquidationModel:

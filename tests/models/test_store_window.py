@@ -178,3 +178,27 @@ def test_whole_store_facts_are_cached_per_table_versions(tmp_path, monkeypatch):
     later = figures.Overview(open_store(tmp_path / "s"))
     assert later.daily_table()["count"].sum() == 550 and calls == [1]
     assert later.assets == ["BTC", "ETH", "SOL"]
+
+
+def test_a_pan_reads_only_what_came_into_view(big, monkeypatch):
+    """Events the shown part holds are kept; only the span that came into view is read, and the result
+    equals a part read from scratch."""
+    store, full = big
+    windows = StoreWindows(store, budget=BUDGET)
+    start = T0 + pd.Timedelta("10D")
+    held = windows.load(start, start + pd.Timedelta("1D"))
+    reads = []
+    real = store._liq_read
+    monkeypatch.setattr(store, "_liq_read", lambda a, b, **kw: reads.append((a, b)) or real(a, b, **kw))
+    later = start + pd.Timedelta("1D12h")
+    moved = windows.load(later, later + pd.Timedelta("1D"), held=held)
+    assert reads == [(held.part.loaded[1], later + pd.Timedelta("2D"))]
+    monkeypatch.setattr(store, "_liq_read", real)
+    fresh = windows.load(later, later + pd.Timedelta("1D"))
+    assert moved.part.loaded == fresh.part.loaded
+    cols = ["ts", "exchange", "symbol", "side", "price", "qty", "notional_usd"]
+    pd.testing.assert_frame_equal(moved.liquidations.frame[cols].astype({c: str for c in ("exchange", "symbol", "side")}),
+                                  fresh.liquidations.frame[cols].astype({c: str for c in ("exchange", "symbol", "side")}))
+    key = fresh.prices.find("BTC", "binance")
+    pd.testing.assert_frame_equal(moved.prices.candles(key), fresh.prices.candles(key))
+    same_figures(moved.summary(later, later + pd.Timedelta("1D")), full.summary(later, later + pd.Timedelta("1D")))
