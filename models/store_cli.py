@@ -81,8 +81,22 @@ def register(sub) -> None:
                                      "sources not named keep the default order after these.")
     pr.add_argument("sources", nargs="+", metavar="SOURCE")
     pr.set_defaults(func=cmd_store_prefer)
+    k = ssub.add_parser("compact", help="compact small files, checkpoint and vacuum the store's tables",
+                        description="Fold each partition's small files into larger ones (Delta OPTIMIZE; the rows "
+                                    "stay the same), write a checkpoint of each table's log, recompute the rollups "
+                                    "of compacted partitions, and delete data files that left the tables more than "
+                                    "--retention-hours ago (readers of older snapshots keep theirs). The recorder "
+                                    "does this in the background.")
+    k.add_argument("--retention-hours", type=int, default=1, metavar="H",
+                   help="keep files removed less than H hours ago (default 1)")
+    k.add_argument("--no-vacuum", action="store_true", help="delete no files")
+    k.set_defaults(func=cmd_store_compact)
+    r = ssub.add_parser("rebuild-rollups", help="recompute stale liquidation and candle rollups",
+                        description="Recompute every rollup partition whose fingerprint no longer matches its raw "
+                                    "files (after a crash between a commit and its rollup, or an outside compaction).")
+    r.set_defaults(func=cmd_store_rebuild_rollups)
     s.set_defaults(func=lambda args: (_ for _ in ()).throw(
-        UsageError("store needs an action: info, delete, check, migrate, prefer")))
+        UsageError("store needs an action: info, delete, check, migrate, prefer, compact, rebuild-rollups")))
 
 
 def cmd_import(args) -> int:
@@ -162,6 +176,37 @@ def cmd_store_migrate(args) -> int:
         raise UsageError(str(exc)) from None
     print(f"migrated {store.root} to Delta tables (schema {store.schema_version}); the old files are kept in "
           f"{store.root}/schema1 (delete it once you are happy)")
+    return 0
+
+
+def cmd_store_compact(args) -> int:
+    from .store import StoreError, open_store
+    from .store.maintenance import maintain
+
+    if args.retention_hours < 0:
+        raise UsageError("--retention-hours must be >= 0")
+    try:
+        store = open_store()
+        store._require_current()
+        reports = maintain(store.location, retention_hours=args.retention_hours, vacuum=not args.no_vacuum)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    for r in reports:
+        line = (f"{r.table}: {r.files_before} -> {r.files_after} files, {len(r.compacted)} partitions compacted, "
+                f"version {r.version}" + (" checkpointed" if r.checkpoint is not None else "")
+                + (f", {r.vacuumed} old files deleted" if r.vacuumed else ""))
+        print(line + "".join(f"\n  {r.table}: {e}" for e in r.errors))
+    return 1 if any(r.errors for r in reports) else 0
+
+
+def cmd_store_rebuild_rollups(args) -> int:
+    from .store import StoreError, open_store
+
+    try:
+        n = open_store().rebuild_rollups()
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"rebuilt {n} liquidation rollup partitions (candle rollups brought up to date too)")
     return 0
 
 

@@ -233,6 +233,8 @@ class Recorder:
         self.refresh_every = 6 * 3600.0  # OKX instrument list refresh period (s)
         self.error: BaseException | None = None  # what stopped the loop, if it crashed
         self.recovered = None  # ReplayResult of the start-up journal recovery
+        # Compaction, checkpoints and vacuum of the store, on their own thread every so many commits.
+        self.maintenance = None if getattr(store, "location", None) is None else _maintenance(store.location)
 
     # -- public API ----------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
@@ -553,6 +555,8 @@ class Recorder:
         self._store_wake.set()
         if self._store_thread is not None:
             self._store_thread.join()
+        if self.maintenance is not None:
+            self.maintenance.stop()  # a running pass ends first: no delta-rs call in flight at exit
         if self._journal is not None:
             self._journal.close()
         self._save_state(dict(self._alive), force=True)
@@ -769,6 +773,8 @@ class Recorder:
         for path, end in pos.items():
             if end > read_pos(path):  # a catch-up may have gone further already
                 write_pos(path, end)
+        if (items or gaps) and self.maintenance is not None:
+            self.maintenance.committed()
 
     def _store_events(self, items, gaps, pos) -> bool:
         def write(part):
@@ -939,3 +945,9 @@ def _endpoint(exchange: str, given) -> Endpoint:
     if isinstance(given, dict):
         return Endpoint(given.get("ws", default.ws), given.get("rest", default.rest))
     raise TypeError(f"endpoint for {exchange} must be an Endpoint or a dict with ws/rest")
+
+
+def _maintenance(location):
+    from ..store.maintenance import Scheduler
+
+    return Scheduler(location)

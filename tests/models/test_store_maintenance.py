@@ -9,13 +9,15 @@ process that merges, compacts, checkpoints and reads always exits 0.
 """
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from liqscope.models.store import Batch, delta_io, figures, open_store, rollups
+from liqscope.models.store import Batch, delta_io, figures, maintenance, open_store, rollups
 from liqscope.models.store.tables import LIQ, ROLLUPS, TABLES
-from store_testutil import liqs
+from store_testutil import candles, liqs
 
 WINDOW = (pd.Timestamp("2025-05-01", tz="UTC"), pd.Timestamp("2025-07-01", tz="UTC"))
 FULL_COMPUTE = rollups.compute  # the spies below wrap the module's
@@ -120,3 +122,151 @@ def test_a_crash_before_the_rollup_then_appends_stay_exact(tmp_path, monkeypatch
     batch.add_liquidations(liqs(20, start="2025-05-13", span="1D", seed=3), source="tardis")
     store.commit(batch)
     assert_rollups_exact(store)
+
+
+# -- (b) compaction, checkpoints, vacuum ---------------------------------------------------------------------
+def _many_commits(root, n: int = 30):
+    store = open_store(root)
+    for i in range(n):  # a recorder's small commits over two months
+        store.append_liquidations(liqs(20, start=pd.Timestamp("2025-05-25") + pd.Timedelta(hours=9 * i), span="1h",
+                                       seed=i), source="binance-ws")
+    for i in range(6):
+        store.append_candles(candles(30, start=str(pd.Timestamp("2025-05-30") + pd.Timedelta(hours=i))),
+                             exchange="binance", symbol="BTCUSDT", interval="1m", asset="BTC")
+    return store
+
+
+def _state(store):
+    frame = store.liquidations(counted=False).frame.sort_values(["ts", "symbol", "price"]).reset_index(drop=True)
+    return frame, figures.summary(store, *WINDOW), store.candles("binance", "BTCUSDT", "1m")
+
+
+def test_maintenance_folds_small_files_keeps_rows_and_checkpoints(tmp_path):
+    import deltalake
+
+    store = _many_commits(tmp_path)
+    rows, summary, bars = _state(store)
+    old_version = deltalake.DeltaTable(str(tmp_path / LIQ)).version()
+    before = {k: len(store._files(k)) for k in (LIQ, "candles")}
+    reports = {r.table: r for r in maintenance.maintain(store.location)}
+    liq = reports[LIQ]
+    assert not any(r.errors for r in reports.values())
+    assert liq.files_before == before[LIQ] >= 30 and liq.files_after == 2  # one per (exchange, month)
+    assert reports["candles"].files_after < before["candles"]
+    assert liq.checkpoint == liq.version
+    assert list((tmp_path / LIQ / "_delta_log").glob(f"{liq.version:020d}.checkpoint.parquet"))
+    reopened = open_store(tmp_path)
+    got_rows, got_summary, got_bars = _state(reopened)
+    pd.testing.assert_frame_equal(got_rows, rows)
+    pd.testing.assert_frame_equal(got_bars, bars)
+    assert got_summary["count"] == summary["count"]
+    assert got_summary["total_usd"] == pytest.approx(summary["total_usd"], rel=1e-12)
+    assert_rollups_exact(reopened)  # the compacted partitions' rollups were recomputed, not left stale
+    assert not figures.split(reopened, *WINDOW).raw or all(only is None for *_w, only in figures.split(
+        reopened, *WINDOW).raw)
+    # a reader that listed the older snapshot before the maintenance still reads it: vacuum kept its files
+    old = deltalake.DeltaTable(str(tmp_path / LIQ), version=old_version)
+    data = delta_io.files(reopened.location, TABLES[LIQ], old)
+    assert len(data) == before[LIQ] and delta_io.read(reopened.location, TABLES[LIQ], data).num_rows == len(rows)
+    assert liq.vacuumed == 0
+    again = {r.table: r for r in maintenance.maintain(store.location)}
+    assert not again[LIQ].compacted and again[LIQ].files_after == 2  # nothing left to do
+
+
+def test_vacuum_past_the_retention_deletes_the_replaced_files(tmp_path):
+    store = _many_commits(tmp_path, 12)
+    rows, summary, _ = _state(store)
+    maintenance.maintain(store.location)
+    reports = {r.table: r for r in maintenance.maintain(store.location, retention_hours=0)}
+    assert reports[LIQ].vacuumed >= 12
+    on_disk = list((tmp_path / LIQ).rglob("*.parquet"))
+    assert len([p for p in on_disk if "_delta_log" not in p.parts]) == reports[LIQ].files_after
+    pd.testing.assert_frame_equal(_state(open_store(tmp_path))[0], rows)
+
+
+def test_the_scheduler_runs_off_the_committing_thread(tmp_path):
+    import threading
+    import time
+
+    store = _many_commits(tmp_path, 8)
+    seen = []
+    real = maintenance.maintain
+
+    def spy(*a, **k):
+        seen.append(threading.current_thread().name)
+        return real(*a, **k)
+    sched = maintenance.Scheduler(store.location, every_commits=5, every_seconds=3600)
+    try:
+        maintenance.maintain = spy
+        for _ in range(4):
+            sched.committed()
+        assert sched.runs == 0 and not seen  # not due yet
+        sched.committed()
+        deadline = time.monotonic() + 120
+        while sched.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sched.stop()
+        maintenance.maintain = real
+    assert sched.runs == 1 and seen == ["liqscope-store-maintenance"]
+    assert {r.table: r for r in sched.last}[LIQ].files_after == 1  # eight files of May folded into one
+
+
+def test_a_failing_pass_is_reported_and_the_next_one_runs(tmp_path, monkeypatch):
+    store = _many_commits(tmp_path, 8)
+    rows = _state(store)[0]
+    with monkeypatch.context() as m:
+        def broken(self, *a, **k):
+            raise OSError("disk on fire (injected)")
+        m.setattr(type(delta_io.open_table(store.location, TABLES[LIQ]).optimize), "compact", broken)
+        reports = {r.table: r for r in maintenance.maintain(store.location)}
+    assert reports[LIQ].errors and "disk on fire" in reports[LIQ].errors[0] and not reports[LIQ].compacted
+    pd.testing.assert_frame_equal(_state(open_store(tmp_path))[0], rows)
+    again = {r.table: r for r in maintenance.maintain(store.location)}
+    assert not again[LIQ].errors and again[LIQ].files_after == 1
+
+
+def test_store_compact_command(tmp_path, capsys):
+    from store_testutil import run_cli
+
+    _many_commits(tmp_path, 10)
+    code, out, err = run_cli(capsys, "--data-dir", tmp_path, "store", "compact")
+    assert code == 0, err
+    assert "liquidations: " in out and "checkpointed" in out
+    code, out, err = run_cli(capsys, "--data-dir", tmp_path, "store", "rebuild-rollups")
+    assert code == 0 and "rebuilt 0" in out, (out, err)
+
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import pandas as pd
+    from store_testutil import liqs
+    from liqscope.models.store import open_store, maintenance
+    store = open_store({root!r})
+    for i in range(4):
+        store.append_liquidations(liqs(50, start="2025-05-1" + str(i), span="1D", seed=i), source="binance-ws")
+    keep = store.liquidations("2025-05-11", "2025-05-12").frame.iloc[::2].drop(columns=["source"])
+    store.replace_liquidations(keep, exchanges="binance", start="2025-05-11", end="2025-05-12",
+                               source="binance-ws", sources=["binance-ws"])  # a MERGE
+    reports = maintenance.maintain(store.location, min_files=2, checkpoint_every=1)
+    assert all(not r.errors for r in reports), reports
+    print(len(open_store({root!r}).load_window("2025-05-01", "2025-06-01").liquidations))
+""")
+
+
+def test_merge_compact_checkpoint_read_always_exits_cleanly(tmp_path):
+    """delta-rs and pyarrow threads once aborted the interpreter at exit ('terminate called without an active
+    exception'): ten processes that merge, compact, checkpoint and read all exit 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).parent)
+    for i in range(10):
+        root = tmp_path / f"s{i}"
+        proc = subprocess.run([sys.executable, "-c", EXIT_SCRIPT.format(tests=tests, root=str(root))],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (i, proc.returncode, proc.stderr[-2000:])
+        assert "terminate called" not in proc.stderr
+        assert int(proc.stdout.split()[-1]) > 150
