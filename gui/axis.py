@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 
+from .layout import MIN_LABEL_GAP_PX
+
 
 class OriginDateAxis(pg.DateAxisItem):
     """``origin`` is a number or, in the app, a callable reading the data hub's current origin:
@@ -72,7 +74,17 @@ class OriginDateAxis(pg.DateAxisItem):
 
     def tickValues(self, minVal, maxVal, size):
         levels = super().tickValues(minVal + self.origin_s, maxVal + self.origin_s, size)
-        return [(spacing, [v - self.origin_s for v in values]) for spacing, values in levels]
+        # a finer level's tick too close to a coarser one would print over its label ("MarMon 3 Mar")
+        px_per_s = size / (maxVal - minVal) if maxVal > minVal else 0.0
+        taken: list[float] = []
+        out = []
+        for spacing, values in levels:
+            if taken and px_per_s:
+                near = np.asarray(taken)
+                values = [v for v in values if np.abs(near - v).min() * px_per_s >= MIN_LABEL_GAP_PX]
+            taken += list(values)
+            out.append((spacing, [v - self.origin_s for v in values]))
+        return out
 
     def tickStrings(self, values, scale, spacing):
         epochs = [v + self.origin_s for v in values]

@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePol
 
 from liqscope.models.format import number, usd
 
-from .theme import LONG_COLOR, SHORT_COLOR, display_name, exchange_color
+from .theme import LONG_COLOR, PENDING_COLOR, SHORT_COLOR, display_name, exchange_color
 
 
 def _figure(caption: str) -> tuple[QWidget, QLabel]:
@@ -41,10 +41,10 @@ class HeadlineStrip(QFrame):
         box, self.total = _figure("Total liquidated")
         lay.addWidget(box)
         box, self.longs = _figure("Longs liquidated")
-        self.longs.setStyleSheet(f"color: {LONG_COLOR}")
+        self.longs.setStyleSheet(f"QLabel {{ color: {LONG_COLOR} }} QLabel:disabled {{ color: {PENDING_COLOR} }}")
         lay.addWidget(box)
         box, self.shorts = _figure("Shorts liquidated (share)")
-        self.shorts.setStyleSheet(f"color: {SHORT_COLOR}")
+        self.shorts.setStyleSheet(f"QLabel {{ color: {SHORT_COLOR} }} QLabel:disabled {{ color: {PENDING_COLOR} }}")
         lay.addWidget(box)
         self.price_box, self.price = _figure("Price")
         lay.addWidget(self.price_box)

@@ -39,3 +39,6 @@ PRICE_LABEL_EDGE_PX = 9
 # Free band kept above the highest bar of a liquidation pane, px: the legend and the pane's
 # caption sit there, so bars (even when only longs, drawn downwards, are shown) never cover them.
 CAPTION_BAND_PX = 30
+
+# date axes: a finer level's tick nearer than this to a coarser one is left out (labels would overlap)
+MIN_LABEL_GAP_PX = 64

@@ -186,7 +186,10 @@ class PricePane:
             pad = (hi_p - lo_p) * 0.08 or abs(hi_p) * 0.001
             self.vb.setYRange(lo_p - pad, hi_p + pad, padding=0)
             self.vol_vb.setYRange(0, float(vis.volume.max()) * 4 or 1, padding=0)
-            last = float(vis.close[-1])
+            # the window's last close from the finest candles (the drawn one may run past the window's
+            # end): the headline's "last" says the same
+            fine = self.pyramid.window(self.pyramid.base_level, s_ns, e_ns)
+            last = float(fine.close[-1]) if len(fine) else float(vis.close[-1])
             self.last_line.setPos(np.log10(last) if log else last)
             self.last_line.label.setFormat(f"last {number(last, 6)}")
         self.last_line.setVisible(bool(len(vis)))

@@ -36,6 +36,7 @@ PRICE_LINE_COLOR = "#8ab4f8"      # the close-price line (line style)
 MARKER_OUTLINE_COLOR = "#ffffff"  # rim of the liquidation markers, apart from candles beneath
 SPLIT_TEXT_COLOR = "#ffffff"      # figures written on the long/short split bar
 SPLIT_EMPTY_COLOR = "#555555"     # the split bar when there is nothing to split
+PENDING_COLOR = "#7f8790"         # headline figures while the exact ones for a moved view are read
 SELECTION_COLOR = "#0072B2"       # selected rows and menu items
 SELECTION_TEXT_COLOR = "#ffffff"
 
@@ -108,6 +109,7 @@ def stylesheet(theme: Theme) -> str:
     QFrame#headline {{ background: {theme.panel}; border-radius: 4px; }}
     QLabel {{ color: {theme.foreground}; }}
     QLabel[role="figure"] {{ font-size: 15pt; font-weight: 600; }}
+    QLabel[role="figure"]:disabled {{ color: {PENDING_COLOR}; }}
     QLabel[role="caption"] {{ font-size: 8pt; color: {theme.crosshair}; }}
     QLabel#export_title {{ font-size: 10pt; padding: 2px 4px; }}
     QPushButton[role="chip"] {{ border: 1px solid {theme.crosshair}; border-radius: 9px;

@@ -139,8 +139,12 @@ class StoreWindows:
         min_n = float(liq_filter.get("min_notional") or 0.0)
         if self.count(lo, hi) <= self.budget:
             return self._events(lo, hi, held=held)
-        if self.count(start, end) <= self.budget:
-            return self._events(start, end, held=held)
+        if self.count(start, end) <= self.budget:  # the widest margins the budget allows (pans need them)
+            margin = span
+            while margin > pd.Timedelta(minutes=1) and self.count(start - margin, end + margin) > self.budget:
+                margin = margin / 2
+            margin = margin if self.count(start - margin, end + margin) <= self.budget else pd.Timedelta(0)
+            return self._events(max(lo, start - margin), min(hi, end + margin), held=held)
         if min_n > 0:  # rollups hold no sizes: the large events themselves, pruned by size while read
             return self._events(start, end, min_notional=min_n)
         return self._days(start, end, lo, hi, liq_filter)

@@ -88,3 +88,20 @@ def test_axis_without_values_gets_no_zone_label(qtbot, berlin):
     axis.setStyle(showValues=False)
     axis.set_utc(False)
     assert not axis.label.isVisible()
+
+
+@pytest.mark.parametrize("days", [20, 68, 200])
+def test_finer_ticks_never_print_over_coarser_ones(window, days):
+    """A day tick two days after a month tick printed "MarMon 3 Mar": finer ticks keep their distance."""
+    from liqscope.gui.layout import MIN_LABEL_GAP_PX
+
+    axis = window.liq_axis
+    size = 1300
+    x0 = 3 * 86400.0
+    levels = axis.tickValues(x0, x0 + days * 86400.0, size)
+    seen: list[float] = []
+    for _spacing, values in levels:
+        for v in values:
+            assert all(abs(v - u) * size / (days * 86400.0) >= MIN_LABEL_GAP_PX for u in seen)
+        seen += values
+    assert len(seen) >= 3

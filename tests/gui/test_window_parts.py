@@ -65,6 +65,10 @@ def test_large_store_opens_on_a_part_and_follows_the_view(qtbot, start_window, b
     assert w.dataset.resolution_s == 86400
     assert w.liq.bucket >= 86400
     assert_headline_is_summary(w, store)
+    # the last-price tag is the window's last close, as the headline's (not the drawn day's, which may
+    # run past the window's end)
+    v = w.state.view
+    assert w.price.last_line.value() == pytest.approx(w.price.window_stats(v.start, v.end).last)
     panel = w.drilldown.open_exchange("okx")
     settle(w)
     panel.refresh()
