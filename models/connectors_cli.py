@@ -31,6 +31,22 @@ def register(sub) -> None:
     c.add_argument("--api-base", help="send REST requests to this base URL instead (mirrors, tests)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     c.set_defaults(func=cmd_fetch_candles)
+    for what, helptext in (("oi", "open interest history (USD and base units per period) into the store"),
+                           ("funding", "funding rate history (per settlement) into the store")):
+        o = fsub.add_parser(what, help=helptext + " (fetches only what it lacks)",
+                            description=f"Fetch {helptext} for start <= ts < end from the exchange's public REST API. "
+                                        "Resumable: what the store holds is skipped, every page is stored as it "
+                                        "arrives. History older than the exchange serves is said in a note.")
+        o.add_argument("--exchange", required=True, choices=list(EXCHANGES),
+                       help="binance (USD-M), bybit (linear perpetuals) or okx (swaps)")
+        o.add_argument("--symbol", required=True, help="ccxt unified perpetual symbol, e.g. BTC/USDT:USDT")
+        o.add_argument("--start", required=True, help="ISO-8601 UTC start (inclusive)")
+        o.add_argument("--end", help="ISO-8601 UTC end (exclusive; default: now)")
+        if what == "oi":
+            o.add_argument("--period", default="1h", help="snapshot period: 5m, 15m, 30m, 1h, 4h, 1d... (default 1h)")
+        o.add_argument("--api-base", help="send REST requests to this base URL instead (mirrors, tests)")
+        o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+        o.set_defaults(func=cmd_fetch_context)
     f.set_defaults(func=lambda args: _need_what(f))
 
     r = sub.add_parser("record", help="record live liquidations from public WebSocket streams until Ctrl-C")
@@ -65,7 +81,7 @@ def retention_days(text: str) -> int:
 
 
 def _need_what(parser) -> int:
-    raise UsageError("fetch needs what to fetch: `liqscope fetch candles ...`")
+    raise UsageError("fetch needs what to fetch: `liqscope fetch candles|oi|funding ...`")
 
 
 def _time(text: str, flag: str):
@@ -107,6 +123,51 @@ def cmd_fetch_candles(args) -> int:
         print(f"{result.exchange} {result.symbol} {result.interval}: {result.rows:,} candles fetched "
               f"({result.new:,} new) in {result.requests:,} requests, {result.start:%Y-%m-%d %H:%M} to "
               f"{result.end:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def cmd_fetch_context(args) -> int:
+    """``liqscope fetch oi|funding``: as ``fetch candles`` (errors one line, what was fetched is kept)."""
+    from .connectors.candles import ExchangeUnavailable, FetchError, NetworkUnreachable
+    from .connectors.context_fetch import fetch_context
+    from .progress import terminal_task
+
+    start = _time(args.start, "--start")
+    end = _time(args.end, "--end") if args.end else None
+    if end is not None and end <= start:
+        raise UsageError(f"--end ({end.isoformat()}) must be after --start ({start.isoformat()})")
+    period = getattr(args, "period", "1h")
+    store = _open_store()
+    label = "open interest " + period if args.what == "oi" else "funding"
+    task = terminal_task(f"{args.exchange} {args.symbol} {label}", unit=" periods" if args.what == "oi" else " h",
+                         enabled=False if args.no_progress else None)
+    kept = "what was fetched is stored"
+    try:
+        result = fetch_context(args.what, args.exchange, args.symbol, start, end, store=store, period=period,
+                               api_base=args.api_base, task=task)
+    except NetworkUnreachable as exc:
+        hint = "check the connection, then" if exc.offline else "when the exchange is reachable,"
+        raise UsageError(f"{exc}; {hint} run the same command to resume ({kept})") from None
+    except ExchangeUnavailable as exc:
+        raise UsageError(f"{exc}; try again later: the same command resumes ({kept})") from None
+    except FetchError as exc:
+        got = getattr(exc, "fetched", None)
+        more = f"; the {got.rows:,} rows fetched before it are stored" if got is not None and got.rows else ""
+        raise UsageError(" ".join(str(exc).split()) + more) from None
+    except ValueError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    except KeyboardInterrupt:
+        print(f"interrupted: {kept}; run the same command to resume", file=sys.stderr)
+        return 130
+    for notice in dict.fromkeys(n.message for n in result.notices):
+        print(f"liqscope: note: {notice}", file=sys.stderr)
+    span = f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC"
+    head = f"{result.exchange} {result.symbol} {result.what}"
+    if not result.missing:
+        print(f"{head}: already complete from {span}")
+    else:
+        print(f"{head}: {result.rows:,} rows fetched ({result.new:,} new) in {result.requests:,} requests, {span}"
+              + (" (cancelled)" if result.cancelled else ""))
     return 0
 
 

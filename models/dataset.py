@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from .context import Context, read_context_files
 from .liq_index import LiquidationIndex
 from .liquidations import LiquidationModel
 from .paths import demo_dir
@@ -34,6 +35,7 @@ class Dataset:
     # A part of a larger store (models/window.py): what the whole store holds, which part is here,
     # and how to load another part. All None/0 for a dataset that is complete (the demo, a small store).
     part: "Part | None" = None
+    context: Context = field(default_factory=Context)  # open interest, funding, outside series (models/context.py)
     _indexes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def index(self, min_notional: float = 0.0) -> LiquidationIndex:
@@ -188,7 +190,8 @@ def busiest_day(daily: pd.Series, time_range) -> tuple[pd.Timestamp, pd.Timestam
 def load_parquet_dataset(folder: Path, label: str, is_demo: bool = False) -> Dataset:
     candles = pd.read_parquet(folder / "candles.parquet")
     liqs = pd.read_parquet(folder / "liquidations.parquet")
-    return Dataset(PriceModel.from_long(candles), LiquidationModel(liqs), label=label, is_demo=is_demo)
+    return Dataset(PriceModel.from_long(candles), LiquidationModel(liqs), label=label, is_demo=is_demo,
+                   context=read_context_files(folder))
 
 
 def load_demo() -> Dataset:

@@ -770,7 +770,8 @@ class Store:
         table = self._liq_read(start, end, exchanges=exchanges, on_damage=keep)
         liqs = _liq_model(self._counted(table))
         return Dataset(prices, liqs, label=f"Local store: {self.location}", is_demo=False,
-                       notes=self.notes + [d.message for d in damaged.values()], damaged=list(damaged.values()))
+                       notes=self.notes + [d.message for d in damaged.values()], damaged=list(damaged.values()),
+                       context=self.context(start, end))
 
     def _window_candles(self, start, end, exchanges, keep) -> PriceModel:
         """Every candle series of a window from one read of the files it needs, split per series."""
@@ -795,6 +796,57 @@ class Store:
                        str(part["asset"].iloc[0]))
         return prices
 
+    # -- context: open interest, funding, outside series (context_tables.py) ----------------
+    def append_open_interest(self, df: pd.DataFrame, *, source: str | None = None,
+                             period: str | None = None) -> AppendResult:
+        """Upsert open interest rows (``ts, exchange, symbol, asset, period, oi_base, oi_usd, source``) on
+        (exchange, symbol, period, ts), one commit. ``new`` counts keys not held before."""
+        from . import context_tables as ct
+
+        table = ct.oi_table(df, source=source, period=period)
+        return AppendResult(table.num_rows, ct.write(self, tables.OPEN_INTEREST, table)[0])
+
+    def append_funding(self, df: pd.DataFrame, *, source: str | None = None) -> AppendResult:
+        """Upsert funding rows (``ts, exchange, symbol, asset, rate, interval_hours, source``) on
+        (exchange, symbol, ts), one commit."""
+        from . import context_tables as ct
+
+        table = ct.funding_table(df, source=source)
+        return AppendResult(table.num_rows, ct.write(self, tables.FUNDING, table)[0])
+
+    def append_outside_series(self, df: pd.DataFrame, *, source: str | None = None,
+                              unit: str | None = None) -> AppendResult:
+        """Upsert outside series rows (``name, ts, value, unit, source``) on (name, ts): every series of
+        ``df`` in one commit (all or nothing)."""
+        from . import context_tables as ct
+
+        table = ct.outside_table(df, source=source, unit=unit)
+        return AppendResult(table.num_rows, ct.write(self, tables.OUTSIDE, table)[0])
+
+    def open_interest(self, start=None, end=None, *, exchange: str | None = None, symbol: str | None = None,
+                      period: str | None = None) -> pd.DataFrame:
+        from . import context_tables as ct
+
+        return ct.open_interest(self, start, end, exchange=exchange, symbol=symbol, period=period)
+
+    def funding(self, start=None, end=None, *, exchange: str | None = None,
+                symbol: str | None = None) -> pd.DataFrame:
+        from . import context_tables as ct
+
+        return ct.funding(self, start, end, exchange=exchange, symbol=symbol)
+
+    def outside_series(self, name: str | None = None, start=None, end=None) -> pd.DataFrame:
+        from . import context_tables as ct
+
+        return ct.outside_series(self, name, start, end)
+
+    def context(self, start=None, end=None):
+        """The :class:`~liqscope.models.context.Context` (open interest, funding, outside series) with
+        ``start <= ts < end`` (None: open); empty when the store holds none."""
+        from . import context_tables as ct
+
+        return ct.context(self, start, end)
+
     def load_dataset(self) -> Dataset:
         """Everything in the store (see :meth:`load_window`)."""
         return self.load_window()
@@ -817,6 +869,8 @@ class Store:
             for r in g.to_pylist():
                 rows.append((kind, r["exchange"], r["symbol"], r.get("interval"), r["ts_count"],
                              pd.Timestamp(r["ts_min"]).tz_convert("UTC"), pd.Timestamp(r["ts_max"]).tz_convert("UTC")))
+        from .context_tables import info_rows
+        rows += info_rows(self, lambda d: self._note(d.message))
         g = self.gaps()
         for ex, part in g.groupby("exchange", sort=True):
             rows.append((GAPS, str(ex), None, None, len(part), part["start"].min(), part["end"].max()))

@@ -19,6 +19,7 @@ TS = pa.timestamp("us", tz="UTC")
 TABLE_VERSION = 1  # of every table's schema below; recorded in store.json
 LIQ, CANDLES, GAPS, COVERAGE, ROLLUPS, SERIES = "liquidations", "candles", "gaps", "coverage", "rollups", "series"
 CANDLE_ROLLUPS = "candle_rollups"
+OPEN_INTEREST, FUNDING, OUTSIDE = "open_interest", "funding", "outside_series"
 
 LIQ_SCHEMA = pa.schema([
     ("ts", TS), ("exchange", pa.string()), ("month", pa.string()), ("symbol", pa.string()),
@@ -71,6 +72,22 @@ CANDLE_ROLLUP_SCHEMA = pa.schema([
 ])
 
 
+# Context series (context_tables.py): open interest per period snapshot, funding per settlement, and outside
+# series imported from files. Upserted on their natural keys (a later fetch overwrites a value, never
+# duplicates it); ``source`` is the provenance (binance-rest, file:flows.csv, demo...).
+OI_SCHEMA = pa.schema([
+    ("ts", TS), ("exchange", pa.string()), ("symbol", pa.string()), ("asset", pa.string()), ("period", pa.string()),
+    ("oi_base", pa.float64()), ("oi_usd", pa.float64()), ("source", pa.string()),
+])
+FUNDING_SCHEMA = pa.schema([
+    ("ts", TS), ("exchange", pa.string()), ("symbol", pa.string()), ("asset", pa.string()), ("rate", pa.float64()),
+    ("interval_hours", pa.float64()), ("source", pa.string()),
+])
+OUTSIDE_SCHEMA = pa.schema([
+    ("name", pa.string()), ("ts", TS), ("value", pa.float64()), ("unit", pa.string()), ("source", pa.string()),
+])
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -87,6 +104,9 @@ TABLES = {
     ROLLUPS: TableSpec(ROLLUPS, ROLLUP_SCHEMA, ("level", "exchange", "month"), ()),
     SERIES: TableSpec(SERIES, SERIES_SCHEMA, (), tuple(SERIES_SCHEMA.names)),
     CANDLE_ROLLUPS: TableSpec(CANDLE_ROLLUPS, CANDLE_ROLLUP_SCHEMA, ("level", "exchange", "month"), ()),
+    OPEN_INTEREST: TableSpec(OPEN_INTEREST, OI_SCHEMA, ("exchange",), ("exchange", "symbol", "period", "ts")),
+    FUNDING: TableSpec(FUNDING, FUNDING_SCHEMA, ("exchange",), ("exchange", "symbol", "ts")),
+    OUTSIDE: TableSpec(OUTSIDE, OUTSIDE_SCHEMA, ("name",), ("name", "ts")),
 }
 
 
