@@ -65,6 +65,10 @@ def register(sub) -> None:
     r.add_argument("--journal-retention", type=retention_days, metavar="DAYS",
                    help="delete the raw journal's compressed days older than DAYS days (>= 1: today and "
                         "yesterday always stay); default: keep everything")
+    r.add_argument("--context", action="store_true",
+                   help="also keep open interest (5m) and funding of the recorded symbols current in the store, "
+                        "polled from the exchanges' REST APIs every 5 minutes / every hour (all symbols recorded: "
+                        "BTC and ETH); failures are logged and never stop recording")
     r.add_argument("--quiet", action="store_true", help="no status lines on stderr")
     r.set_defaults(func=cmd_record)
 
@@ -211,6 +215,8 @@ def cmd_record(args) -> int:
                     raise UsageError(f"{flag} {day!r}: expected a UTC day like 2025-05-09") from None
         if args.journal_retention is not None:
             raise UsageError("--journal-retention applies when recording, not with --replay-journal")
+        if args.context:
+            raise UsageError("--context applies when recording, not with --replay-journal")
         root = journal_root()
         if not root.is_dir():
             raise UsageError(f"no journal at {root}")
@@ -245,7 +251,7 @@ def cmd_record(args) -> int:
         printer = None if args.quiet else _StatusPrinter()
         rec = Recorder(exchanges, symbols=symbols, store=store, endpoints=endpoints,
                        on_status=printer, on_events=printer.events if printer else None,
-                       journal_retention=args.journal_retention)
+                       journal_retention=args.journal_retention, context_poll=args.context)
     except BaseException:
         for s, h in old.items():
             signal.signal(s, h)

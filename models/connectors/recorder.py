@@ -162,6 +162,7 @@ class Recorder:
         hold_limit: int = 50_000,
         journal_retention: int | None = None,
         compress_journal: bool = True,
+        context_poll=False,
     ):
         self.exchanges = [e.lower() for e in exchanges]
         for e in self.exchanges:
@@ -235,6 +236,10 @@ class Recorder:
         self.recovered = None  # ReplayResult of the start-up journal recovery
         # Compaction, checkpoints and vacuum of the store, on their own thread every so many commits.
         self.maintenance = None if getattr(store, "location", None) is None else _maintenance(store.location)
+        # Open interest and funding kept current on their own thread (context_poller.py): ``context_poll``
+        # True polls the recorded symbols through each exchange's REST endpoint, or pass a ContextPoller.
+        self.context = context_poll if not isinstance(context_poll, bool) else (
+            _context_poller(self.exchanges, symbols, store, self.specs) if context_poll and store is not None else None)
 
     # -- public API ----------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
@@ -251,9 +256,13 @@ class Recorder:
         if self.error is not None:
             self._thread.join(5)
             raise RuntimeError(f"recorder could not start: {self.error}") from self.error
+        if self.context is not None:
+            self.context.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Disconnect, record open gaps, flush the journal and the store; wait for the thread."""
+        if self.context is not None:
+            self.context.stop()
         thread, loop = self._thread, self._loop
         if thread is None:
             return
@@ -951,3 +960,11 @@ def _maintenance(location):
     from ..store.maintenance import Scheduler
 
     return Scheduler(location)
+
+
+def _context_poller(exchanges, symbols, store, specs):
+    from .context_poller import ContextPoller
+
+    bases = {e: spec.endpoint.rest for e, spec in specs.items()
+             if getattr(spec, "endpoint", None) is not None and spec.endpoint.rest != DEFAULT_ENDPOINTS[e].rest}
+    return ContextPoller(exchanges, symbols, store, api_bases=bases)
