@@ -22,6 +22,7 @@ Memory is bounded by the budget, not by the store: opening years costs what open
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +33,7 @@ import pyarrow.compute as pc
 from ..dataset import Dataset
 from ..liquidations import AGGREGATE, COUNT, LiquidationModel, _concat_frames
 from ..prices import PriceModel
-from . import figures, tables
+from . import delta_io, figures, overview_cache, rollups, tables
 from .errors import store_errors
 
 DEFAULT_RAW_BUDGET = 3_000_000  # events held at most (~100 bytes each with the index: ~300 MB)
@@ -40,7 +41,7 @@ RAW_CANDLE_SPAN = pd.Timedelta(days=40)   # up to this, 1-minute candles (26k pe
 HOURLY_CANDLE_SPAN = pd.Timedelta(days=400)
 DAY = pd.Timedelta(days=1)
 MIN_CANDLES = 300   # a view shows at most ~this many candles (>= 4 px each): coarser ones still look right
-TOP_EVENTS = 100    # largest orders read for a view held as days
+TOP_EVENTS = 10     # largest orders read for a view held as days (the headline shows one, panels a list)
 EVENT_COLUMNS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd", "source"]
 
 
@@ -224,13 +225,23 @@ class StoreWindows:
         per instance (a zoom or pan across years then costs a filter, not a read of years of rollups);
         text columns dictionary-encoded, so five years of daily rows take a few MB."""
         if self._all_days is None:
-            whole = figures.split(self.store, pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
-            self._all_days = figures.Parts(_encoded(whole.rows), whole.raw)
+            table, extra = overview_cache.cached(self.store, "days", self._split_all)
+            raw = [(pd.Timestamp(a, tz="UTC"), pd.Timestamp(b, tz="UTC"), None if only is None else frozenset(only))
+                   for a, b, only in extra["raw"]]
+            self._all_days = figures.Parts(table, raw)
         rows = self._all_days.rows
         b = rows.column("bucket").cast(pa.int64()).to_numpy()
         keep = (b >= d_lo.value // 1000) & (b < d_hi.value // 1000)
         raw = [(max(a, d_lo), min(e, d_hi), only) for a, e, only in self._all_days.raw if a < d_hi and d_lo < e]
         return figures.Parts(rows.filter(pa.array(keep)), raw)
+
+    def _split_all(self) -> tuple[pa.Table, dict]:
+        """All history split into daily rollup rows and raw windows, as a cacheable table and JSON."""
+        whole = figures.split(self.store, pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
+        keep = ["bucket", "exchange", "month", "symbol", "asset", "side", "source", "count", "notional_usd",
+                "max_usd", "liq_files"]
+        raw = [(a.value, b.value, None if only is None else sorted(only)) for a, b, only, *_ in whole.raw]
+        return _encoded(whole.rows.select(keep)), {"raw": raw}
 
     def _raw_rows(self, windows, keep) -> pa.Table:
         """Counted events of ``(start, end, exchanges or None)`` windows, each event once."""
@@ -245,23 +256,82 @@ class StoreWindows:
         return t if len(got) == 1 else t.group_by(t.column_names).aggregate([])  # windows may overlap
 
     def _top(self, start, end, rows: pa.Table, raw: pa.Table, liq_filter: dict) -> LiquidationModel:
-        """The largest orders of the view (with its filters): rollup maxima point at the hours to read."""
+        """The largest orders of the view (with its filters). They lie in the :data:`TOP_EVENTS` day rows
+        with the largest maxima (a day holding none of them has a smaller maximum than all of them), and by
+        the same argument in the best hours of those days: only those hours are read, one read per
+        (exchange, month) for the hourly rollups and one for the raw rows."""
         ex, assets, side = liq_filter.get("exchanges"), liq_filter.get("assets"), liq_filter.get("side")
+        side = None if side == "both" else side
         b = rows.column("bucket").cast(pa.int64()).to_numpy()
         mask = (b >= start.value // 1000) & (b < end.value // 1000)
-        for col, wanted in (("exchange", ex), ("asset", assets), ("side", None if side == "both" else side)):
+        for col, wanted in (("exchange", ex), ("asset", assets), ("side", side)):
             if wanted is not None:
                 mask &= _isin(rows.column(col), [wanted] if isinstance(wanted, str) else list(wanted))
         inside = rows.filter(pa.array(mask))
-        if inside.num_rows > TOP_EVENTS:  # the largest orders lie in the days with the largest maxima
+        if inside.num_rows > TOP_EVENTS:
             inside = inside.take(pc.select_k_unstable(inside, TOP_EVENTS, [("max_usd", "descending")]))
-        roll = _decoded(inside).to_pandas() if inside.num_rows else None
         events = tables.liq_frame(raw)
-        events = events[(events["ts"] >= start) & (events["ts"] < end)]
-        events = figures._filter_rows(events, ex, assets, side)
-        top = figures._largest(self.store, roll if roll is not None else events.iloc[:0], events, TOP_EVENTS,
-                               ex, assets, side)
-        return LiquidationModel(top.drop(columns=["source"], errors="ignore"))
+        events = figures._filter_rows(events[(events["ts"] >= start) & (events["ts"] < end)], ex, assets, side)
+        frames = [events.drop(columns=["source"])]
+        if inside.num_rows:
+            hours = self._best_hours(_decoded(inside).to_pylist())
+            more = self._hours_raw(hours)
+            frames.append(figures._filter_rows(more, ex, assets, side).drop(columns=["source"]))
+        both = pd.concat([f.astype({c: object for c in ("exchange", "symbol", "asset")}) for f in frames],
+                         ignore_index=True)
+        top = both.sort_values(["notional_usd", "ts"], ascending=[False, True], kind="stable").head(TOP_EVENTS)
+        return LiquidationModel(top)
+
+    def _best_hours(self, days: list[dict]) -> list[tuple[str, str, str, int]]:
+        """(exchange, month, symbol, hour µs) of the :data:`TOP_EVENTS` hourly rollup rows with the largest
+        maxima inside ``days`` (day rollup rows: same symbol, side, source and rollup computation)."""
+        spec = tables.TABLES[tables.ROLLUPS]
+        wanted = {(d["exchange"], d["symbol"], d["side"], d["source"], d["liq_files"],
+                   int(pd.Timestamp(d["bucket"]).value // 1000)) for d in days}
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for d in days:
+            groups.setdefault((d["exchange"], d["month"]), []).append(d)
+        found = []
+        for (exchange, month), group in groups.items():
+            files = delta_io.prune(self.store._files(tables.ROLLUPS),
+                                   where={"level": ["1h"], "exchange": [exchange], "month": [month]})
+            starts = sorted({int(pd.Timestamp(d["bucket"]).value // 1000) for d in group})
+            flt = None
+            for s0 in starts:
+                cond = delta_io.window_filter(s0, s0 + rollups.DAY_US, "bucket")
+                flt = cond if flt is None else flt | cond
+            flt = flt & pc.field("symbol").isin(sorted({d["symbol"] for d in group}))
+            t = delta_io.read(self.store.location, spec, files, row_filter=flt,
+                              columns=["bucket", "symbol", "side", "source", "max_usd", "liq_files"])
+            for r in t.to_pylist():
+                h = int(pd.Timestamp(r["bucket"]).value // 1000)
+                day = h - h % rollups.DAY_US
+                if (exchange, r["symbol"], r["side"], r["source"], r["liq_files"], day) in wanted:
+                    found.append((r["max_usd"], exchange, month, r["symbol"], h))
+        found.sort(key=lambda x: -x[0])
+        return sorted({(e, m, y, h) for _v, e, m, y, h in found[:TOP_EVENTS]})
+
+    def _hours_raw(self, hours: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+        """Counted events of the given (exchange, month, symbol, hour) cells: one read per (exchange, month)."""
+        groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        for e, m, y, h in hours:
+            groups.setdefault((e, m), []).append((y, h))
+        def read(item) -> pa.Table:
+            (exchange, month), cells = item
+            flt = None
+            for y, h in cells:
+                cond = delta_io.window_filter(h, h + rollups.HOUR_US, also=pc.field("symbol") == y)
+                flt = cond if flt is None else flt | cond
+            lo = pd.Timestamp(min(h for _y, h in cells) * 1000, tz="UTC")
+            hi = pd.Timestamp((max(h for _y, h in cells) + rollups.HOUR_US) * 1000, tz="UTC")
+            return self.store._counted(self.store._liq_read(lo, hi, exchanges=[exchange], months=[month],
+                                                            extra_filter=flt))
+        with ThreadPoolExecutor(max_workers=4) as pool:  # file reads and decoding release the GIL
+            frames = [tables.liq_frame(t) for t in pool.map(read, groups.items()) if t.num_rows]
+        if not frames:
+            return tables.liq_frame(None)
+        return pd.concat([f.astype({c: object for c in ("exchange", "symbol", "asset", "source")}) for f in frames],
+                         ignore_index=True)
 
     def _prices(self, lo, hi, keep) -> tuple[PriceModel, int]:
         """Candles of ``[lo, hi)``: 1-minute ones for short spans, else candle rollups."""
