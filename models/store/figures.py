@@ -9,12 +9,14 @@ few thousand rollup rows, and equals the sum of the raw rows to the cent (tests 
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..dataset import Dataset, busiest_day
 from ..prices import PriceModel
@@ -70,7 +72,8 @@ def _day_rollups(store, start, end):
 
 
 def split(store, start: pd.Timestamp, end: pd.Timestamp) -> Parts:
-    """Whole days inside ``[start, end)`` from rollups; partial days, stale partitions and mixed days raw."""
+    """Whole days inside ``[start, end)`` from rollups; partial days, stale partitions and mixed days raw.
+    Cut from :func:`all_days` (one split of all history per table versions)."""
     d0, d1 = start.ceil("D"), end.floor("D")
     if d1 <= d0:
         return Parts(TABLES[ROLLUPS].schema.empty_table(), [(start, end, None)])
@@ -79,6 +82,53 @@ def split(store, start: pd.Timestamp, end: pd.Timestamp) -> Parts:
         raw.append((start, d0, None))
     if d1 < end:
         raw.append((d1, end, None))
+    return days_between(store, d0, d1, raw)
+
+
+def days_between(store, d0: pd.Timestamp, d1: pd.Timestamp, raw: list | None = None) -> Parts:
+    """The daily rows of whole days ``[d0, d1)`` and the raw windows inside them (plus ``raw``)."""
+    whole = all_days(store)
+    b = whole.rows.column("bucket").cast(pa.int64()).to_numpy()
+    keep = (b >= d0.value // 1000) & (b < d1.value // 1000)
+    raw = list(raw or []) + [(max(a, d0), min(e, d1), only) for a, e, only in whole.raw if a < d1 and d0 < e]
+    return Parts(whole.rows.filter(pa.array(keep)), raw)
+
+
+_ALL_DAYS: dict[str, Parts] = {}
+DAY_COLUMNS = ["bucket", "exchange", "month", "symbol", "asset", "side", "source", "count", "notional_usd",
+               "max_usd", "liq_files"]
+
+
+def all_days(store) -> Parts:
+    """All history as counted daily rollup rows (text columns dictionary-encoded: five years take a few MB)
+    and the raw windows the rollups cannot answer (stale partitions, days a higher-precedence source
+    covers only in part). Kept per table versions in memory and on disk (:mod:`.overview_cache`)."""
+    key = overview_cache.key(store)
+    if key not in _ALL_DAYS:
+        table, extra = overview_cache.cached(store, "days", lambda: _split_all(store))
+        raw = [(pd.Timestamp(a, tz="UTC"), pd.Timestamp(b, tz="UTC"), None if only is None else frozenset(only))
+               for a, b, only in extra["raw"]]
+        _ALL_DAYS.clear()  # one store's history at a time is what a process needs
+        _ALL_DAYS[key] = Parts(table, raw)
+    return _ALL_DAYS[key]
+
+
+def _split_all(store) -> tuple[pa.Table, dict]:
+    whole = _split_uncached(store, pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
+    raw = [(a.value, b.value, None if only is None else sorted(only)) for a, b, only in whole.raw]
+    rows = whole.rows.select(DAY_COLUMNS)
+    cols = {}
+    for name in rows.column_names:
+        c = rows.column(name).combine_chunks() if rows.num_rows else rows.column(name)
+        if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) or pa.types.is_string_view(c.type):
+            c = c.cast(pa.string()).dictionary_encode()
+        cols[name] = c
+    return pa.table(cols), {"raw": raw}
+
+
+def _split_uncached(store, d0: pd.Timestamp, d1: pd.Timestamp) -> Parts:
+    """Whole days ``[d0, d1)`` from the daily rollups, with the windows they cannot answer."""
+    raw: list = []
     rows, missing = day_rollups(store, d0, d1)
     for exchange, month in sorted(missing):
         m0 = pd.Timestamp(month + "-01", tz="UTC")
@@ -161,7 +211,7 @@ def summary(store, start: pd.Timestamp, end: pd.Timestamp, *, exchanges=None, as
         s = pd.Series(usd).groupby(keys).sum()
         s = s[s > 0].sort_values(ascending=False, kind="stable")
         return {str(k): float(v) for k, v in s.items()}
-    top = _largest(store, roll, raw, largest, exchanges, assets, side)
+    top = largest_events(store, parts.rows, raw, largest, exchanges=exchanges, assets=assets, side=side)
     return {
         "source": label, "start": format_time(start), "end": format_time(end),
         "total_usd": total, "long_usd": long_usd, "short_usd": short_usd,
@@ -173,40 +223,93 @@ def summary(store, start: pd.Timestamp, end: pd.Timestamp, *, exchanges=None, as
     }
 
 
-def _largest(store, roll: pd.DataFrame, raw: pd.DataFrame, n: int, exchanges, assets, side) -> pd.DataFrame:
-    """The ``n`` largest events. They lie in the ``n`` day buckets with the largest maxima (a bucket holding
-    none of them has a smaller maximum than all of them), and by the same argument in the ``n`` hour buckets
-    with the largest maxima within those days: only those hours of those symbols are read raw."""
-    cand = raw
-    if n > 0 and len(roll):
-        best = roll.sort_values("max_usd", ascending=False, kind="stable").head(n)
-        hours = _best_hours(store, best, n)
-        windows = [(b, b + pd.Timedelta(hours=1), frozenset([e]), frozenset([y])) for e, y, b in hours]
-        more = _filter_rows(_raw_frame(store, windows, exchanges), exchanges, assets, side)
-        cand = pd.concat([raw, more], ignore_index=True) if len(raw) else more
-    if not len(cand) or n <= 0:
-        return cand.iloc[:0]
+def largest_events(store, rows: pa.Table, events: pd.DataFrame, n: int, *, exchanges=None, assets=None,
+                   side=None) -> pd.DataFrame:
+    """The ``n`` largest events of a window split into daily rollup ``rows`` (whole days) and ``events``
+    (raw rows of the rest, already filtered), with the filters. They lie in the ``n`` day rows with the
+    largest maxima (a day holding none of them has a smaller maximum than all of them), and by the same
+    argument in the ``n`` best hours of those days: only those hours are read, one read per
+    (exchange, month) for the hourly rollups and one for the raw rows."""
+    side = None if side == "both" else side
+    frames = [events]
+    if n > 0 and rows.num_rows:
+        mask = np.ones(rows.num_rows, dtype=bool)
+        for col, wanted in (("exchange", exchanges), ("asset", assets), ("side", side)):
+            if wanted is not None:
+                mask &= _isin(rows.column(col), [wanted] if isinstance(wanted, str) else list(wanted))
+        inside = rows.filter(pa.array(mask))
+        if inside.num_rows > n:
+            inside = inside.take(pc.select_k_unstable(inside, n, [("max_usd", "descending")]))
+        if inside.num_rows:
+            days = pa.table({c: (inside.column(c).cast(pa.string()) if pa.types.is_dictionary(inside.column(c).type)
+                                 else inside.column(c)) for c in inside.column_names}).to_pylist()
+            more = _hours_raw(store, _best_hours(store, days, n))
+            frames.append(_filter_rows(more, exchanges, assets, side))
+    frames = [f for f in frames if len(f)]
+    if not frames or n <= 0:
+        return events.iloc[:0]
+    cand = pd.concat([f.astype({c: object for c in ("exchange", "symbol", "asset", "source") if c in f.columns})
+                      for f in frames], ignore_index=True)
     return cand.sort_values(["notional_usd", "ts"], ascending=[False, True], kind="stable").head(n)
 
 
-def _best_hours(store, days: pd.DataFrame, n: int) -> list[tuple[str, str, pd.Timestamp]]:
-    """(exchange, symbol, hour) of the ``n`` hourly rollup rows with the largest maxima inside the day rows
-    ``days`` (same exchange, symbol, side, source and rollup computation)."""
-    keys = ["exchange", "symbol", "side", "source", "liq_files", "writer"]
-    days = days.assign(day=pd.to_datetime(days["bucket"], utc=True))
-    lo, hi = days["day"].min(), days["day"].max() + DAY
-    data = delta_io.prune(store._files(ROLLUPS), start_us=int(lo.value // 1000), end_us=int(hi.value // 1000),
-                          where={"level": ["1h"], "exchange": set(days["exchange"]), "month": set(days["month"])})
-    rows = delta_io.read(store.location, TABLES[ROLLUPS], data, row_filter=delta_io.window_filter(
-        int(lo.value // 1000), int(hi.value // 1000), "bucket"),
-        columns=["exchange", "month", "bucket", "symbol", "side", "source", "max_usd", "liq_files", "writer"])
-    hours = rows.to_pandas()
-    if not len(hours):
-        return []
-    hours["day"] = pd.to_datetime(hours["bucket"], utc=True).dt.floor("D")
-    inside = hours.merge(days[keys + ["day"]].drop_duplicates(), on=keys + ["day"], how="inner")
-    top = inside.sort_values("max_usd", ascending=False, kind="stable").head(n)
-    return sorted({(str(e), str(y), pd.Timestamp(b)) for e, y, b in zip(top["exchange"], top["symbol"], top["bucket"])})
+def _isin(column, values: list[str]) -> np.ndarray:
+    """``column`` (dictionary or plain text) is one of ``values``, per row."""
+    c = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(c.type):
+        hit = np.isin(np.asarray(c.dictionary.to_pylist(), dtype=object), values)
+        idx = c.indices.to_numpy(zero_copy_only=False)
+        return hit[idx] if len(idx) else np.zeros(0, bool)
+    return pc.is_in(c.cast(pa.string()), pa.array(values, pa.string())).to_numpy(zero_copy_only=False)
+
+
+def _best_hours(store, days: list[dict], n: int) -> list[tuple[str, str, str, int]]:
+    """(exchange, month, symbol, hour µs) of the ``n`` hourly rollup rows with the largest maxima inside
+    ``days`` (day rollup rows: same symbol, side, source and rollup computation)."""
+    wanted = {(d["exchange"], d["symbol"], d["side"], d["source"], d["liq_files"],
+               int(pd.Timestamp(d["bucket"]).value // 1000)) for d in days}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for d in days:
+        groups.setdefault((d["exchange"], d["month"]), []).append(d)
+    found = []
+    for (exchange, month), group in groups.items():
+        files = delta_io.prune(store._files(ROLLUPS), where={"level": ["1h"], "exchange": [exchange], "month": [month]})
+        flt = None
+        for s0 in sorted({int(pd.Timestamp(d["bucket"]).value // 1000) for d in group}):
+            cond = delta_io.window_filter(s0, s0 + rollups.DAY_US, "bucket")
+            flt = cond if flt is None else flt | cond
+        flt = flt & pc.field("symbol").isin(sorted({d["symbol"] for d in group}))
+        t = delta_io.read(store.location, TABLES[ROLLUPS], files, row_filter=flt,
+                          columns=["bucket", "symbol", "side", "source", "max_usd", "liq_files"])
+        for r in t.to_pylist():
+            h = int(pd.Timestamp(r["bucket"]).value // 1000)
+            if (exchange, r["symbol"], r["side"], r["source"], r["liq_files"], h - h % rollups.DAY_US) in wanted:
+                found.append((r["max_usd"], exchange, month, r["symbol"], h))
+    found.sort(key=lambda x: -x[0])
+    return sorted({(e, m, y, h) for _v, e, m, y, h in found[:n]})
+
+
+def _hours_raw(store, hours: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    """Counted events of the given (exchange, month, symbol, hour) cells: one read per (exchange, month)."""
+    groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for e, m, y, h in hours:
+        groups.setdefault((e, m), []).append((y, h))
+
+    def read(item) -> pa.Table:
+        (exchange, month), cells = item
+        flt = None
+        for y, h in cells:
+            cond = delta_io.window_filter(h, h + rollups.HOUR_US, also=pc.field("symbol") == y)
+            flt = cond if flt is None else flt | cond
+        lo = pd.Timestamp(min(h for _y, h in cells) * 1000, tz="UTC")
+        hi = pd.Timestamp((max(h for _y, h in cells) + rollups.HOUR_US) * 1000, tz="UTC")
+        return store._counted(store._liq_read(lo, hi, exchanges=[exchange], months=[month], extra_filter=flt))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # file reads and decoding release the GIL
+        frames = [tables.liq_frame(t) for t in pool.map(read, groups.items()) if t.num_rows]
+    if not frames:
+        return tables.liq_frame(None)
+    return pd.concat([f.astype({c: object for c in ("exchange", "symbol", "asset", "source")}) for f in frames],
+                     ignore_index=True)
 
 
 def daily_table(store) -> pd.DataFrame:

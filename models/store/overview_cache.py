@@ -26,6 +26,11 @@ from .tables import COVERAGE, LIQ, ROLLUPS
 FORMAT = 2
 
 
+def key(store) -> str:
+    """What a cached value depends on: the store and its tables' versions, and the precedence."""
+    return _key(store)
+
+
 def _key(store) -> str:
     snaps = store._snapshots
     return json.dumps([FORMAT, str(store.location), snaps.version(LIQ), snaps.version(ROLLUPS),

@@ -22,7 +22,6 @@ Memory is bounded by the budget, not by the store: opening years costs what open
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +32,7 @@ import pyarrow.compute as pc
 from ..dataset import Dataset
 from ..liquidations import AGGREGATE, COUNT, LiquidationModel, _concat_frames
 from ..prices import PriceModel
-from . import delta_io, figures, overview_cache, rollups, tables
+from . import figures, tables
 from .errors import store_errors
 
 DEFAULT_RAW_BUDGET = 3_000_000  # events held at most (~100 bytes each with the index: ~300 MB)
@@ -98,7 +97,6 @@ class StoreWindows:
         self.store = store
         self.budget = raw_budget() if budget is None else int(budget)
         self.overview = figures.Overview(store)
-        self._all_days: figures.Parts | None = None
 
     # -- whole-store facts (table logs and rollups, never raw rows) -------------
     def count(self, start=None, end=None) -> int:
@@ -203,7 +201,7 @@ class StoreWindows:
         damaged: dict = {}
         keep = lambda d: damaged.setdefault(d.path, d)  # noqa: E731
         d_lo, d_hi = lo.floor("D"), hi.ceil("D")
-        parts = self._day_parts(d_lo, d_hi)
+        parts = figures.days_between(self.store, d_lo, d_hi)
         edges = sorted({t.floor("D") for t in (start, end) if t != t.floor("D") and d_lo <= t.floor("D") < d_hi})
         rows = parts.rows
         if edges and rows.num_rows:  # the view's partial days are held as events: its figures are exact
@@ -220,29 +218,6 @@ class StoreWindows:
                           built_for=(start, end, filter_key(liq_filter)), top_events=top)
         return self._dataset(prices, liqs, part, damaged)
 
-    def _day_parts(self, d_lo: pd.Timestamp, d_hi: pd.Timestamp) -> figures.Parts:
-        """:func:`figures.split` of whole days ``[d_lo, d_hi)``, cut from the split of all history read once
-        per instance (a zoom or pan across years then costs a filter, not a read of years of rollups);
-        text columns dictionary-encoded, so five years of daily rows take a few MB."""
-        if self._all_days is None:
-            table, extra = overview_cache.cached(self.store, "days", self._split_all)
-            raw = [(pd.Timestamp(a, tz="UTC"), pd.Timestamp(b, tz="UTC"), None if only is None else frozenset(only))
-                   for a, b, only in extra["raw"]]
-            self._all_days = figures.Parts(table, raw)
-        rows = self._all_days.rows
-        b = rows.column("bucket").cast(pa.int64()).to_numpy()
-        keep = (b >= d_lo.value // 1000) & (b < d_hi.value // 1000)
-        raw = [(max(a, d_lo), min(e, d_hi), only) for a, e, only in self._all_days.raw if a < d_hi and d_lo < e]
-        return figures.Parts(rows.filter(pa.array(keep)), raw)
-
-    def _split_all(self) -> tuple[pa.Table, dict]:
-        """All history split into daily rollup rows and raw windows, as a cacheable table and JSON."""
-        whole = figures.split(self.store, pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2262-01-01", tz="UTC"))
-        keep = ["bucket", "exchange", "month", "symbol", "asset", "side", "source", "count", "notional_usd",
-                "max_usd", "liq_files"]
-        raw = [(a.value, b.value, None if only is None else sorted(only)) for a, b, only, *_ in whole.raw]
-        return _encoded(whole.rows.select(keep)), {"raw": raw}
-
     def _raw_rows(self, windows, keep) -> pa.Table:
         """Counted events of ``(start, end, exchanges or None)`` windows, each event once."""
         got = []
@@ -256,82 +231,14 @@ class StoreWindows:
         return t if len(got) == 1 else t.group_by(t.column_names).aggregate([])  # windows may overlap
 
     def _top(self, start, end, rows: pa.Table, raw: pa.Table, liq_filter: dict) -> LiquidationModel:
-        """The largest orders of the view (with its filters). They lie in the :data:`TOP_EVENTS` day rows
-        with the largest maxima (a day holding none of them has a smaller maximum than all of them), and by
-        the same argument in the best hours of those days: only those hours are read, one read per
-        (exchange, month) for the hourly rollups and one for the raw rows."""
+        """The largest orders of the view, with its filters (:func:`figures.largest_events`)."""
         ex, assets, side = liq_filter.get("exchanges"), liq_filter.get("assets"), liq_filter.get("side")
-        side = None if side == "both" else side
         b = rows.column("bucket").cast(pa.int64()).to_numpy()
-        mask = (b >= start.value // 1000) & (b < end.value // 1000)
-        for col, wanted in (("exchange", ex), ("asset", assets), ("side", side)):
-            if wanted is not None:
-                mask &= _isin(rows.column(col), [wanted] if isinstance(wanted, str) else list(wanted))
-        inside = rows.filter(pa.array(mask))
-        if inside.num_rows > TOP_EVENTS:
-            inside = inside.take(pc.select_k_unstable(inside, TOP_EVENTS, [("max_usd", "descending")]))
+        inside = rows.filter(pa.array((b >= start.value // 1000) & (b < end.value // 1000)))
         events = tables.liq_frame(raw)
         events = figures._filter_rows(events[(events["ts"] >= start) & (events["ts"] < end)], ex, assets, side)
-        frames = [events.drop(columns=["source"])]
-        if inside.num_rows:
-            hours = self._best_hours(_decoded(inside).to_pylist())
-            more = self._hours_raw(hours)
-            frames.append(figures._filter_rows(more, ex, assets, side).drop(columns=["source"]))
-        both = pd.concat([f.astype({c: object for c in ("exchange", "symbol", "asset")}) for f in frames],
-                         ignore_index=True)
-        top = both.sort_values(["notional_usd", "ts"], ascending=[False, True], kind="stable").head(TOP_EVENTS)
-        return LiquidationModel(top)
-
-    def _best_hours(self, days: list[dict]) -> list[tuple[str, str, str, int]]:
-        """(exchange, month, symbol, hour µs) of the :data:`TOP_EVENTS` hourly rollup rows with the largest
-        maxima inside ``days`` (day rollup rows: same symbol, side, source and rollup computation)."""
-        spec = tables.TABLES[tables.ROLLUPS]
-        wanted = {(d["exchange"], d["symbol"], d["side"], d["source"], d["liq_files"],
-                   int(pd.Timestamp(d["bucket"]).value // 1000)) for d in days}
-        groups: dict[tuple[str, str], list[dict]] = {}
-        for d in days:
-            groups.setdefault((d["exchange"], d["month"]), []).append(d)
-        found = []
-        for (exchange, month), group in groups.items():
-            files = delta_io.prune(self.store._files(tables.ROLLUPS),
-                                   where={"level": ["1h"], "exchange": [exchange], "month": [month]})
-            starts = sorted({int(pd.Timestamp(d["bucket"]).value // 1000) for d in group})
-            flt = None
-            for s0 in starts:
-                cond = delta_io.window_filter(s0, s0 + rollups.DAY_US, "bucket")
-                flt = cond if flt is None else flt | cond
-            flt = flt & pc.field("symbol").isin(sorted({d["symbol"] for d in group}))
-            t = delta_io.read(self.store.location, spec, files, row_filter=flt,
-                              columns=["bucket", "symbol", "side", "source", "max_usd", "liq_files"])
-            for r in t.to_pylist():
-                h = int(pd.Timestamp(r["bucket"]).value // 1000)
-                day = h - h % rollups.DAY_US
-                if (exchange, r["symbol"], r["side"], r["source"], r["liq_files"], day) in wanted:
-                    found.append((r["max_usd"], exchange, month, r["symbol"], h))
-        found.sort(key=lambda x: -x[0])
-        return sorted({(e, m, y, h) for _v, e, m, y, h in found[:TOP_EVENTS]})
-
-    def _hours_raw(self, hours: list[tuple[str, str, str, int]]) -> pd.DataFrame:
-        """Counted events of the given (exchange, month, symbol, hour) cells: one read per (exchange, month)."""
-        groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        for e, m, y, h in hours:
-            groups.setdefault((e, m), []).append((y, h))
-        def read(item) -> pa.Table:
-            (exchange, month), cells = item
-            flt = None
-            for y, h in cells:
-                cond = delta_io.window_filter(h, h + rollups.HOUR_US, also=pc.field("symbol") == y)
-                flt = cond if flt is None else flt | cond
-            lo = pd.Timestamp(min(h for _y, h in cells) * 1000, tz="UTC")
-            hi = pd.Timestamp((max(h for _y, h in cells) + rollups.HOUR_US) * 1000, tz="UTC")
-            return self.store._counted(self.store._liq_read(lo, hi, exchanges=[exchange], months=[month],
-                                                            extra_filter=flt))
-        with ThreadPoolExecutor(max_workers=4) as pool:  # file reads and decoding release the GIL
-            frames = [tables.liq_frame(t) for t in pool.map(read, groups.items()) if t.num_rows]
-        if not frames:
-            return tables.liq_frame(None)
-        return pd.concat([f.astype({c: object for c in ("exchange", "symbol", "asset", "source")}) for f in frames],
-                         ignore_index=True)
+        top = figures.largest_events(self.store, inside, events, TOP_EVENTS, exchanges=ex, assets=assets, side=side)
+        return LiquidationModel(top.drop(columns=["source"], errors="ignore"))
 
     def _prices(self, lo, hi, keep) -> tuple[PriceModel, int]:
         """Candles of ``[lo, hi)``: 1-minute ones for short spans, else candle rollups."""
@@ -352,33 +259,6 @@ def _reusable(held: Dataset | None, windows: StoreWindows, lo, hi) -> tuple | No
         return None
     k_lo, k_hi = max(lo, p.loaded[0]), min(hi, p.loaded[1])
     return (k_lo, k_hi) if k_lo < k_hi else None
-
-
-def _encoded(t: pa.Table) -> pa.Table:
-    """Text columns as dictionaries (one copy of each distinct string)."""
-    cols = {}
-    for name in t.column_names:
-        c = t.column(name).combine_chunks() if t.num_rows else t.column(name)
-        if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) or pa.types.is_string_view(c.type):
-            c = c.cast(pa.string()).dictionary_encode()
-        cols[name] = c
-    return pa.table(cols)
-
-
-def _decoded(t: pa.Table) -> pa.Table:
-    return pa.table({n: (c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c)
-                     for n, c in zip(t.column_names, t.columns)})
-
-
-def _isin(column, values: list[str]) -> np.ndarray:
-    """``column`` (dictionary or plain text) is one of ``values``, per row."""
-    c = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(c.type):
-        names = np.asarray(c.dictionary.to_pylist(), dtype=object)
-        hit = np.isin(names, values)
-        idx = c.indices.to_numpy(zero_copy_only=False)
-        return hit[idx] if len(idx) else np.zeros(0, bool)
-    return pc.is_in(c.cast(pa.string()), pa.array(values, pa.string())).to_numpy(zero_copy_only=False)
 
 
 def _with_aggregates(rows: pa.Table, raw: pa.Table) -> LiquidationModel:
