@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from liqscope.models import cli
+from liqscope.models.context_cli import cmd_export_context, is_context_what, what_type
 from liqscope.models.export import WHATS, ExportError, Selection, check_writable, dataset_frame, write_csv
 from liqscope.models.progress import terminal_task
 from liqscope.models.timeutil import BUCKETS
@@ -32,8 +33,9 @@ def register(parser, sub) -> None:
     cli.add_window_args(p)
     p.add_argument("--png", metavar="FILE", help="write the chart (headline, prices, liquidations) as PNG")
     p.add_argument("--csv", metavar="FILE", help="write the data behind the view as CSV")
-    p.add_argument("--what", choices=WHATS, default="candles",
-                   help="CSV content: candles (as drawn), liquidation buckets (as drawn) or raw liquidations")
+    p.add_argument("--what", type=what_type(WHATS), default="candles",
+                   help="CSV content: candles (as drawn), liquidation buckets (as drawn), raw liquidations, or the "
+                        "context series oi, funding or series:NAME (CSV only; --asset/--exchange filter them)")
     p.add_argument("--size", default=DEFAULT_SIZE, help=f"PNG size in screen pixels, WxH (default {DEFAULT_SIZE})")
     p.add_argument("--scale", type=int, choices=[1, 2], default=1, help="1: screen pixels, 2: double resolution")
     p.add_argument("--bucket", choices=list(BUCKETS), help="liquidation bar width (default: follows the zoom)")
@@ -57,6 +59,8 @@ def export_view_of(ds, args) -> View:
 
 
 def cmd_export(args) -> int:
+    if is_context_what(args.what):  # open interest, funding, outside series: no renderer, no Qt
+        return cmd_export_context(args)
     if not args.asset:
         raise cli.UsageError("--asset is required, e.g. --asset BTC")
     ds = cli.load(args)

@@ -229,6 +229,8 @@ def cmd_summary(args) -> int:
     check_damage(ds, view.start, view.end, exchanges=exchanges, kinds=("liquidations",))  # summaries read no candles
     result = ds.summary(view.start, view.end, exchanges=exchanges, assets=assets, side=view.side,
                         min_notional=view.min_usd, largest=args.top)
+    from .context_cli import summary_fields  # open interest change and mean funding (null without data)
+    result.update(summary_fields(ds, view.start, view.end, assets=assets, exchanges=exchanges, view_asset=view.asset))
     note = coverage_note(ds, view, result["count"])
     clean, poisoned = finite_only(result)
     if args.json:
@@ -284,6 +286,9 @@ def format_summary(r: dict) -> str:
                   f"{'time (UTC)':<26}{'exchange':<10}{'symbol':<16}{'side':<7}{'price':>12}{'qty':>14}{'USD':>10}"]
         lines += [f"{o['ts']:<26}{o['exchange']:<10}{o['symbol']:<16}{o['side']:<7}"
                   f"{number(o['price']):>12}{number(o['qty']):>14}{usd(o['notional_usd']):>10}" for o in r["largest"]]
+    if "oi_change_pct" in r:
+        from .context_cli import summary_lines
+        lines += summary_lines(r)
     return "\n".join(lines)
 
 

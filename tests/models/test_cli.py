@@ -14,7 +14,7 @@ from liqscope.models import cli, paths
 M = 1e6
 REQUIRED = {"start", "end", "total_usd", "long_usd", "short_usd", "short_share", "by_exchange", "by_asset",
             "largest"}
-EXTRAS = {"source", "count"}
+EXTRAS = {"source", "count", "context_asset", "oi_change_pct", "funding_mean"}  # context: test_context_summary.py
 ORDER_KEYS = {"ts", "exchange", "symbol", "side", "price", "qty", "notional_usd"}
 DAY = ["--start", "2025-05-09T00:00:00Z", "--end", "2025-05-10T00:00:00Z"]
 
