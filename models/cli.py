@@ -24,7 +24,7 @@ from .version import app_version
 from .view import View, ViewError, check_view, requested_window
 
 # Modules under liqscope.models that contribute subcommands: register(subparsers) in each.
-COMMAND_MODULES = ("store_cli", "connectors_cli", "cascades_cli", "replay_cli")
+COMMAND_MODULES = ("store_cli", "connectors_cli", "cascades_cli", "replay_cli", "annotations_cli")
 
 # Adds options/commands to the parser: extension(parser, subparsers). The GUI layer passes its own.
 Extension = Callable[[argparse.ArgumentParser, argparse._SubParsersAction], None]
