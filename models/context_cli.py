@@ -27,9 +27,15 @@ import sys
 import pandas as pd
 
 from .context import OI_COLUMNS, Context
+from .errors import UserError
 from .timeutil import format_time
 
 CONTEXT_WHATS = ("oi", "funding")
+
+
+class ContextCommandError(UserError):
+    """Bad arguments or input of a context command: one line, exit status 2 (as ``ContextCommandError``)."""
+
 SERIES_PREFIX = "series:"
 FUNDING_EXPORT_COLUMNS = ["ts", "exchange", "symbol", "asset", "rate", "interval_hours", "per_8h", "annualised",
                           "source"]
@@ -76,62 +82,69 @@ def _context_source(args):
 
     if getattr(args, "demo", False):
         return None
-    from .cli import UsageError
-
     try:
         store = open_store()
         if store.schema_version is not None and (store.has_data() or any(store._files(k) for k in KINDS)):
             return store
     except StoreError as exc:
-        raise UsageError(str(exc)) from None
+        raise ContextCommandError(str(exc)) from None
     return None
+
+
+def _dataset(args, store):
+    """What the default window is picked from: the store's overview, else the demo (``--demo`` or no data)."""
+    from .sources import load_dataset
+    from .store.figures import Overview
+
+    if store is not None and store.has_data():
+        return Overview(store)
+    return load_dataset(prefer_demo=True) if getattr(args, "demo", False) or store is None else load_dataset()
 
 
 def cmd_export_context(args) -> int:
     """``liqscope export --what oi|funding|series:NAME --csv FILE`` (no renderer, no Qt)."""
-    from . import cli
     from .export import ExportError, check_writable, write_csv
     from .view import View, ViewError, check_view, requested_window
 
     if args.png:
-        raise cli.UsageError(f"--what {args.what} writes a CSV only: export the PNG with another command")
+        raise ContextCommandError(f"--what {args.what} writes a CSV only: export the PNG with another command")
     if not args.csv:
-        raise cli.UsageError(f"nothing to export: give --csv FILE (--what {args.what} is a CSV)")
+        raise ContextCommandError(f"nothing to export: give --csv FILE (--what {args.what} is a CSV)")
     start, end = requested_window(args.start, args.end)
     store = _context_source(args)
     ds = None
     if start is None or end is None:  # the default window, as every export: the busiest day
-        ds = cli.load_overview(args)
+        ds = _dataset(args, store)
         try:
             view = check_view(ds, View(start=start, end=end), asset_given=False)
         except ViewError as exc:
-            raise cli.UsageError(str(exc)) from None
+            raise ContextCommandError(str(exc)) from None
         start, end = view.start, view.end
         if start is None:
-            raise cli.UsageError("the dataset is empty: give --start and --end")
+            raise ContextCommandError("the dataset is empty: give --start and --end")
     if end <= start:
-        raise cli.UsageError(f"--end ({format_time(end)}) must be after --start ({format_time(start)})")
-    whole = store.context() if store is not None else (ds if ds is not None else cli.load(args)).context
+        raise ContextCommandError(f"--end ({format_time(end)}) must be after --start ({format_time(start)})")
+    whole = store.context() if store is not None else (ds if ds is not None else _dataset(args, None)).context
     asset = args.asset.upper() if args.asset else None
     exchanges = [args.exchange.lower()] if args.exchange else None
     if args.what in CONTEXT_WHATS:
         frame = whole.oi_frame if args.what == "oi" else whole.funding_frame
         if asset is not None and asset not in set(frame["asset"]):
-            raise cli.UsageError(f"unknown asset {args.asset!r} for {_label(args.what)} "
+            raise ContextCommandError(f"unknown asset {args.asset!r} for {_label(args.what)} "
                                  f"(known: {', '.join(sorted(set(frame['asset']))) or 'none in this dataset'})")
         if exchanges is not None and exchanges[0] not in set(frame["exchange"]):
-            raise cli.UsageError(f"unknown exchange {args.exchange!r} for {_label(args.what)} "
+            raise ContextCommandError(f"unknown exchange {args.exchange!r} for {_label(args.what)} "
                                  f"(known: {', '.join(sorted(set(frame['exchange']))) or 'none in this dataset'})")
     else:
         name = args.what[len(SERIES_PREFIX):]
         if name not in whole.names():
-            raise cli.UsageError(f"unknown series {name!r} (known: {', '.join(whole.names()) or 'none in this dataset'})")
+            raise ContextCommandError(f"unknown series {name!r} (known: {', '.join(whole.names()) or 'none in this dataset'})")
     frame = context_frame(whole, args.what, start, end, asset=asset, exchanges=exchanges)
     try:
         check_writable(args.csv)
         rows = write_csv(frame, args.csv)
     except ExportError as exc:
-        raise cli.UsageError(str(exc)) from None
+        raise ContextCommandError(str(exc)) from None
     print(f"wrote {args.csv} ({rows:,} rows of {_label(args.what)})")
     if not rows:
         full = context_frame(whole, args.what, None, None, asset=asset, exchanges=exchanges)

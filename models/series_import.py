@@ -371,7 +371,6 @@ def cmd_import_series(args) -> int:
     """``liqscope import FILE... --series NAME``: one line per file; errors one line, store unchanged."""
     import sys
 
-    from .cli import UsageError
     from .schema import SchemaError
     from .store import StoreError, open_store
 
@@ -381,17 +380,17 @@ def cmd_import_series(args) -> int:
                                       ("--interval", getattr(args, "interval", None)),
                                       ("--map", getattr(args, "mapping", None))) if value]
     if other:
-        raise UsageError(f"{other[0]} does not apply to --series imports")
+        raise SeriesInputError(f"{other[0]} does not apply to --series imports")
     try:
         store = open_store()
         reports = import_series(args.files, args.series, store=store, time_column=args.time_column,
                                 value_columns=args.value_columns, unit=args.unit)
     except (SeriesInputError, SchemaError) as exc:
-        raise UsageError(f"{exc} (store unchanged)") from None
+        raise SeriesInputError(f"{exc} (store unchanged)") from None
     except StoreError as exc:
         if getattr(exc, "committed", False):
             raise
-        raise UsageError(f"{exc} (store unchanged)") from None
+        raise SeriesInputError(f"{exc} (store unchanged)") from None
     for r in reports:
         for w in r.warnings:
             print(f"liqscope: warning: {r.path}: {w}", file=sys.stderr)

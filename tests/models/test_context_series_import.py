@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from liqscope.models import series_import
-from liqscope.models.cli import UsageError
 from liqscope.models.series_import import SeriesInputError, import_series, read_series
 
 T0 = pd.Timestamp("2025-05-09T00:00Z")
@@ -150,7 +149,7 @@ def test_command(tmp_path, store, capsys, monkeypatch):
     assert out == f"imported 2 rows (2 new) from {p} as series fg\n"
     assert err == f"liqscope: warning: {p}: rows out of time order were sorted\n"
     bad = write(tmp_path, "bad.csv", "date,value\n2025-05-09,x\n")
-    with pytest.raises(UsageError, match=r"bad.csv: no value column with numbers .*\(store unchanged\)$"):
+    with pytest.raises(SeriesInputError, match=r"bad.csv: no value column with numbers .*\(store unchanged\)$"):
         series_import.cmd_import_series(_args([bad]))
-    with pytest.raises(UsageError, match="--exchange does not apply to --series imports"):
+    with pytest.raises(SeriesInputError, match="--exchange does not apply to --series imports"):
         series_import.cmd_import_series(_args([p], exchange="binance"))
