@@ -53,6 +53,11 @@ def _market(src: Source, symbol: str, micro: bool, header: bool) -> tuple[str, s
                        "(futures). Use --exchange binance-spot for spot klines")
 
 
+def read(src: Source, opts: Options, task: Task | None = None, batch_rows: int | None = None) -> Parsed:
+    """The whole file (a candle series is checked across the file: repeated open times, the interval)."""
+    return parse(src, opts, task)
+
+
 def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     fields = header_fields(src)
     header = not is_number(fields[0] if fields else "")

@@ -16,13 +16,18 @@ contracts x contract size (100 USD for BTC, 10 USD for others; see
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from ..progress import Task
-from .build import ORDER, Options, Parsed, assets, file_pattern, is_number, liq_frame, per_value, positions
-from .csvread import header_fields, read_csv
+from .build import (ORDER, Options, Parsed, Streamed, Tally, assets, file_pattern, is_number, liq_frame, per_value,
+                    positions, whole)
+from .csvread import BATCH_ROWS, header_fields, iter_csv
 from .errors import InputError, UnknownColumnsError
+from .rows import Rows
 from .source import Source
 from .symbols import binance_coinm_usd, unknown_asset_note
 
@@ -44,6 +49,12 @@ def sniff(fields: list[str]) -> bool:
 
 
 def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
+    """The whole file as one :class:`Parsed` (see :func:`read`)."""
+    return whole(read(src, opts, task=task, batch_rows=None))
+
+
+def read(src: Source, opts: Options, task: Task | None = None, batch_rows: int | None = BATCH_ROWS) -> Streamed:
+    """The file's liquidations, a batch of about ``batch_rows`` rows at a time (None: all at once)."""
     fields = header_fields(src)
     header = not is_number(fields[0] if fields else "")
     if header:
@@ -60,41 +71,58 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
     include = REQUIRED + (["symbol"] if "symbol" in names else [])
     types = {"time": pa.int64(), "side": pa.string(), "symbol": pa.string(),
              **{c: pa.float64() for c in ("price", "average_price", "accumulated_fill_quantity")}}
-    rows = read_csv(src, names=names, header=header, types=types, include=include, task=task)
+    batches = iter_csv(src, names=names, header=header, types=types, include=include, task=task,
+                       batch_rows=batch_rows)
+    tally = Tally()
+    return Streamed(NAME, _frames(src, batches, opts, "symbol" in names, tally), tally)
 
-    warnings: list[str] = []
-    filled = rows.numbers("accumulated_fill_quantity", allow_zero=True)
-    keep = filled > 0
-    skipped = int((~keep).sum())
-    if skipped:
-        warnings.append(f"{skipped} rows with nothing filled skipped")
-        rows, filled = rows.take(keep), filled[keep]
-    ts = rows.times("time")
-    avg = rows.numbers("average_price", allow_zero=True)
-    limit = rows.numbers("price", allow_zero=True)
-    price = np.where(avg > 0, avg, limit)
-    rows.fail_first(price <= 0, "average_price", "no price (average_price and price are 0)")
-    side = positions(rows, "side", rows.text("side"), ORDER)
 
-    if rows.has("symbol"):
-        symbol = rows.text("symbol")
-        if opts.symbol:
-            symbol = np.full(len(rows), opts.symbol, dtype=object)
-    else:
-        m = file_pattern(src.stem, FILE_NAME)
-        one = opts.symbol or (m.group("symbol").upper() if m else None)
-        if not one:
-            raise InputError(src.display, "cannot tell the symbol from the file name; pass --symbol")
-        symbol = np.full(len(rows), one, dtype=object)
-    usd_per_contract = per_value(symbol, lambda s: binance_coinm_usd(s) or np.nan, "float64")
-    coinm = ~np.isnan(usd_per_contract)
-    notional = np.where(coinm, filled * np.nan_to_num(usd_per_contract), filled * price)
-    qty = np.where(coinm, notional / price, filled)
-    if coinm.any():
+def _file_symbol(src: Source, opts: Options) -> str:
+    m = file_pattern(src.stem, FILE_NAME)
+    one = opts.symbol or (m.group("symbol").upper() if m else None)
+    if not one:
+        raise InputError(src.display, "cannot tell the symbol from the file name; pass --symbol")
+    return one
+
+
+def _frames(src: Source, batches: Iterator[Rows], opts: Options, has_symbol: bool,
+            tally: Tally) -> Iterator[pd.DataFrame]:
+    coinm_seen = False
+    seen = False
+    for rows in batches:
+        seen = True
+        filled = rows.numbers("accumulated_fill_quantity", allow_zero=True)
+        keep = filled > 0
+        if not keep.all():
+            tally.skipped += int((~keep).sum())
+            rows, filled = rows.take(keep), filled[keep]
+        ts = rows.times("time")
+        avg = rows.numbers("average_price", allow_zero=True)
+        limit = rows.numbers("price", allow_zero=True)
+        price = np.where(avg > 0, avg, limit)
+        rows.fail_first(price <= 0, "average_price", "no price (average_price and price are 0)")
+        side = positions(rows, "side", rows.text("side"), ORDER)
+
+        if rows.has("symbol"):
+            symbol = rows.text("symbol")
+            if opts.symbol:
+                symbol = np.full(len(rows), opts.symbol, dtype=object)
+        else:
+            symbol = np.full(len(rows), _file_symbol(src, opts), dtype=object)
+        usd_per_contract = per_value(symbol, lambda s: binance_coinm_usd(s) or np.nan, "float64")
+        coinm = ~np.isnan(usd_per_contract)
+        notional = np.where(coinm, filled * np.nan_to_num(usd_per_contract), filled * price)
+        qty = np.where(coinm, notional / price, filled)
+        coinm_seen |= bool(coinm.any())
+        asset, unknown = assets(symbol, "binance", len(rows))  # Binance's symbol scheme, whatever --exchange says
+        tally.name("unknown assets", unknown)
+        yield liq_frame(rows, ts, exchange=(opts.exchange or "binance"), symbol=symbol, asset=asset, side=side,
+                        price=price, qty=qty, notional=notional, warnings=tally)
+    if not seen and not has_symbol:
+        _file_symbol(src, opts)  # an empty file still needs a symbol, as a whole one did
+    warnings = [f"{tally.skipped} rows with nothing filled skipped"] if tally.skipped else []
+    if coinm_seen:
         warnings.append("COIN-M quantities are contracts: converted with 100 USD (BTC) / 10 USD per contract")
-    asset, unknown = assets(symbol, "binance", len(rows))  # Binance's symbol scheme, whatever --exchange says
-    if note := unknown_asset_note(unknown):
+    if note := unknown_asset_note(tally.named("unknown assets")):
         warnings.append(note)
-    frame = liq_frame(rows, ts, exchange=(opts.exchange or "binance"), symbol=symbol, asset=asset, side=side,
-                      price=price, qty=qty, notional=notional, warnings=warnings)
-    return Parsed("liquidations", frame, NAME, skipped=skipped, warnings=warnings)
+    tally.warnings = warnings + tally.order_warning()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,91 @@ class Parsed:
     skipped: int = 0
     warnings: list[str] = field(default_factory=list)
     repeated: int = 0              # rows repeated exactly in the file, counted once (see drop_repeats)
+
+
+class Tally:
+    """What a file read in batches reports once, for the whole file: counts summed over its batches,
+    names gathered, notes said once, and rows out of time order counted across batch boundaries too
+    (so the warnings read exactly as if the file had been read whole)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[object, int] = {}
+        self.names: dict[str, dict[object, None]] = {}
+        self.back = 0                    # rows earlier than the row before them, in file order
+        self.last_ts: int | None = None  # the last time of the batch before (file order)
+        self.skipped = 0
+        self.warnings: list[str] = []    # set when the last batch is done
+
+    def add(self, key, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + int(n)
+
+    def name(self, key: str, names) -> None:
+        self.names.setdefault(key, {}).update(dict.fromkeys(names))
+
+    def named(self, key: str) -> list:
+        return list(self.names.get(key, {}))
+
+    def order(self, ts: np.ndarray) -> int:
+        """Count the rows of this batch (file order) that come before the row preceding them."""
+        if not len(ts):
+            return 0
+        n = int((np.diff(ts) < 0).sum()) + int(self.last_ts is not None and ts[0] < self.last_ts)
+        self.back += n
+        self.last_ts = int(ts[-1])
+        return n
+
+    def order_warning(self) -> list[str]:
+        return [f"{self.back} rows were out of time order; sorted"] if self.back else []
+
+
+@dataclass
+class Streamed:
+    """A liquidation file read in batches: ``frames`` yields canonical frames (each sorted by time, as
+    :func:`liq_frame` makes them), one batch of the file at a time; once it is exhausted, ``tally`` holds
+    the file's ``skipped`` rows and ``warnings``. Nothing is read before ``frames`` is iterated."""
+
+    format: str
+    frames: Iterator[pd.DataFrame]
+    tally: Tally
+    kind: str = "liquidations"
+
+
+def whole(result: "Parsed | Streamed") -> Parsed:
+    """A streamed file read to its end as one :class:`Parsed` (sorted); a Parsed as it is."""
+    if isinstance(result, Parsed):
+        return result
+    frames = [f for f in result.frames]
+    tally = result.tally
+    if not frames:
+        frame = _empty_liq()
+    elif len(frames) == 1:
+        frame = frames[0]
+    else:
+        frame = concat_frames(frames)
+        ts = pd.DatetimeIndex(frame["ts"]).asi8
+        if (ts[1:] < ts[:-1]).any():
+            frame = frame.iloc[np.argsort(ts, kind="stable")].reset_index(drop=True)
+    return Parsed(result.kind, frame, result.format, skipped=tally.skipped, warnings=list(tally.warnings))
+
+
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Canonical frames one after the other; categorical columns keep their categories (unioned)."""
+    from pandas.api.types import union_categoricals
+
+    cols = {}
+    for c in frames[0].columns:
+        if isinstance(frames[0][c].dtype, pd.CategoricalDtype) and c != "side":
+            parts = [f[c].array for f in frames]  # categories of one dtype (object or str: pandas varies)
+            cols[c] = union_categoricals([pd.Categorical.from_codes(p.codes, categories=p.categories.astype(str))
+                                          for p in parts], ignore_order=True)
+        else:
+            cols[c] = pd.concat([f[c] for f in frames], ignore_index=True)
+    return pd.DataFrame(cols)
+
+
+def _empty_liq() -> pd.DataFrame:
+    from ..schema import empty_liquidations
+    return empty_liquidations()
 
 
 def is_number(text: str) -> bool:
@@ -96,8 +182,9 @@ def _cat(values, n: int) -> pd.Categorical:
 
 
 def liq_frame(rows: Rows, ts: np.ndarray, *, exchange, symbol, asset, side,
-              price: np.ndarray, qty: np.ndarray, notional: np.ndarray, warnings: list[str]) -> pd.DataFrame:
-    """Canonical liquidation frame (schema.LIQ_COLUMNS), sorted by time."""
+              price: np.ndarray, qty: np.ndarray, notional: np.ndarray, warnings: list[str] | Tally) -> pd.DataFrame:
+    """Canonical liquidation frame (schema.LIQ_COLUMNS), sorted by time. ``warnings``: the list the
+    out-of-order warning goes to, or the :class:`Tally` of a file read in batches (counted there)."""
     n = len(ts)
     frame = pd.DataFrame({
         "ts": pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC"),
@@ -125,9 +212,16 @@ def _check_names(rows: Rows, frame: pd.DataFrame) -> None:
                 raise rows.error(i, column, problem)
 
 
-def _sorted(frame: pd.DataFrame, ts: np.ndarray, warnings: list[str]) -> pd.DataFrame:
-    if n_back := int((np.diff(ts) < 0).sum()):
+def _sorted(frame: pd.DataFrame, ts: np.ndarray, warnings: list[str] | Tally) -> pd.DataFrame:
+    if isinstance(warnings, Tally):
+        warnings.order(ts)
+        back = bool(len(ts)) and bool((np.diff(ts) < 0).any())
+    elif n_back := int((np.diff(ts) < 0).sum()):
         warnings.append(f"{n_back} rows were out of time order; sorted")
+        back = True
+    else:
+        back = False
+    if back:
         order = np.argsort(ts, kind="stable")
         return frame.iloc[order].reset_index(drop=True)
     return frame

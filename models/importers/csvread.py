@@ -8,6 +8,10 @@ physical line ``first_line + i`` and any later check can name the line. Only
 when pyarrow refuses the file does a slower second pass find the offending line
 and column.
 
+:func:`iter_csv` hands the blocks on as batches of about ``BATCH_ROWS`` rows (a
+streaming import converts and commits one batch at a time, so memory does not
+grow with the file); :func:`read_csv` is the same reading, whole.
+
 Blocks are read on the calling thread, never by pyarrow's background reader:
 that thread calls back into Python (the decompressing stream) and, still
 reading ahead when an error ended the import, could abort the process at exit
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import re
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +34,7 @@ from .rows import Rows
 from .source import Source
 
 BLOCK = 1 << 22      # bytes read and handed to pyarrow at a time (cut at a line end)
+BATCH_ROWS = 1 << 20  # rows converted at a time by a streaming import (iter_csv): memory holds one batch
 MAX_LINE = 1 << 20   # longest line read: a longer one is refused with its number, never buffered on
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -52,7 +58,29 @@ def sniff_delimiter(src: Source) -> str:
 def read_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa.DataType],
              include: list[str] | None = None, delimiter: str = ",",
              task: Task | None = None) -> Rows:
-    """Read ``src`` with the given column ``names`` (the header line, if any, is skipped).
+    """Read ``src`` with the given column ``names`` (the header line, if any, is skipped), whole.
+
+    ``task.progress(raw bytes read, file size)`` after every block; raises
+    :class:`~liqscope.models.progress.Cancelled` there if the caller cancelled.
+    """
+    include = include or names
+    parts = list(iter_csv(src, names=names, header=header, types=types, include=include, delimiter=delimiter,
+                          task=task, batch_rows=None))
+    if not parts:
+        table = pa.table({n: pa.array([], types.get(n, pa.string())) for n in include})
+        return Rows(src.display, table, np.zeros(0, dtype=np.int64))
+    if len(parts) == 1:
+        return parts[0]
+    return Rows(src.display, pa.concat_tables([p.table for p in parts]), np.concatenate([p.lines for p in parts]))
+
+
+def iter_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa.DataType],
+             include: list[str] | None = None, delimiter: str = ",", task: Task | None = None,
+             batch_rows: int | None = BATCH_ROWS) -> Iterator[Rows]:
+    """``src`` as :class:`Rows` of about ``batch_rows`` rows each (None: one batch, the whole file), in file
+    order, blank lines dropped: memory holds one batch, not the file. Errors are the ones
+    :func:`read_csv` raises, for the first bad line of the file (found by a second pass, as there), raised
+    when the reading reaches the block that holds it; batches before it have been yielded by then.
 
     ``task.progress(raw bytes read, file size)`` after every block; raises
     :class:`~liqscope.models.progress.Cancelled` there if the caller cancelled.
@@ -63,33 +91,44 @@ def read_csv(src: Source, *, names: list[str], header: bool, types: dict[str, pa
     parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
     col_types = {k: v for k, v in types.items() if k in include}
     first_line = 2 if header else 1
-    tables = []
-    n_rows = 0
+    tables: list[pa.Table] = []
+    held = 0      # rows in ``tables``
+    n_rows = 0    # rows parsed before ``tables``
     try:
         with src.open() as stream:
-            for block in _line_blocks(stream, header, lambda: first_line + n_rows):
+            for block in _line_blocks(stream, header, lambda: first_line + n_rows + held):
                 conv = pacsv.ConvertOptions(column_types=col_types, include_columns=include,
                                             strings_can_be_null=False, quoted_strings_can_be_null=False)
                 table = pacsv.read_csv(pa.BufferReader(block), read_options=read, parse_options=parse,
                                        convert_options=conv)
-                if not tables:  # later blocks get the first block's types, never inferred afresh
+                if not n_rows and not tables:  # later blocks get the first block's types, never inferred afresh
                     col_types = {f.name: f.type for f in table.schema}
                 tables.append(table)
-                n_rows += table.num_rows
+                held += table.num_rows
                 if task is not None:
                     task.progress(min(src.position(), src.size), src.size)
+                if batch_rows is not None and held >= batch_rows:
+                    batch = _batch(src, tables, first_line + n_rows)
+                    n_rows, tables, held = n_rows + held, [], 0
+                    if len(batch):
+                        yield batch
+            if tables:
+                batch = _batch(src, tables, first_line + n_rows)
+                n_rows, tables, held = n_rows + held, [], 0
+                if len(batch):
+                    yield batch
     except pa.ArrowInvalid as exc:
         raise _diagnose(src, exc, names=names, header=header, types=types, delimiter=delimiter) from None
     except LineTooLong as exc:
         raise _too_long(src, exc.line) from None
     finally:
         src.close()
-    if tables:
-        table = pa.concat_tables(tables)
-    else:
-        table = pa.table({n: pa.array([], types.get(n, pa.string())) for n in include})
-    rows = Rows(src.display, table, first_line + np.arange(table.num_rows, dtype=np.int64))
-    return rows.drop_blank()
+
+
+def _batch(src: Source, tables: list[pa.Table], first: int) -> Rows:
+    """Blocks parsed in a row as one :class:`Rows`; row *i* is line ``first + i``, blank lines then dropped."""
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return Rows(src.display, table, first + np.arange(table.num_rows, dtype=np.int64)).drop_blank()
 
 
 def _line_end(data: bytearray, start: int, eof: bool) -> int:

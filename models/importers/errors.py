@@ -18,7 +18,12 @@ __all__ = ["AmbiguousKindError", "ImportCancelled", "InputError", "UnknownColumn
 
 
 class InputError(UserError, ValueError):
-    """Bad input file. ``str()`` is one line: ``FILE, line N, column 'c': what is wrong``."""
+    """Bad input file. ``str()`` is one line: ``FILE, line N, column 'c': what is wrong``.
+
+    ``committed``: rows an import had stored in earlier batch commits before it met this (0: the store
+    is unchanged; see :mod:`.run`)."""
+
+    committed = 0
 
     def __init__(self, file: str, message: str, *, line: int | None = None, column: str | None = None,
                  unit: str = "line"):

@@ -21,6 +21,8 @@ sides read ``buy``/``sell`` must say which -- guessing would flip every bar.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -28,10 +30,10 @@ import pyarrow as pa
 from ..progress import Task
 from ..store.core import MAX_INTERVAL_S
 from ..timeutil import format_duration, parse_duration
-from .build import (POSITION, Options, Parsed, assets, candle_frame, infer_interval, is_number,
-                    liq_frame, per_value, positions)
+from .build import (POSITION, Options, Parsed, Streamed, Tally, assets, candle_frame, infer_interval, is_number,
+                    liq_frame, per_value, positions, whole)
 from .contracts import ContractSizes
-from .csvread import header_fields, read_csv, sniff_delimiter
+from .csvread import BATCH_ROWS, header_fields, iter_csv, read_csv, sniff_delimiter
 from .errors import InputError, UnknownColumnsError
 from .rows import Rows
 from .source import Source, parquet_file
@@ -85,14 +87,21 @@ def _resolve(display: str, mapping: dict[str, str], names: list[str]) -> dict[st
 
 
 def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
+    """The whole file as one :class:`Parsed` (see :func:`read`)."""
+    return whole(read(src, opts, task=task, batch_rows=None))
+
+
+def read(src: Source, opts: Options, task: Task | None = None,
+         batch_rows: int | None = BATCH_ROWS) -> Parsed | Streamed:
+    """Liquidations a batch of about ``batch_rows`` rows at a time (None: all at once); candles whole (one
+    series, checked for repeated open times across the file)."""
     mapping = parse_mapping(opts.mapping)
     if src.container == "parquet":
         pf = parquet_file(src)
         names = list(pf.schema_arrow.names)
         m = _resolve(src.display, mapping, names)
         kind = _kind(src.display, m, names)
-        table = pf.read(columns=sorted(set(m.values())))
-        rows = Rows(src.display, table, np.arange(1, table.num_rows + 1, dtype=np.int64), unit="row")
+        batches = _parquet_rows(src, pf, sorted(set(m.values())), batch_rows if kind == "liquidations" else None)
     else:
         delimiter = sniff_delimiter(src)
         names = header_fields(src, delimiter)
@@ -105,9 +114,32 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
         types = {}
         for field, col in m.items():
             types[col] = pa.float64() if field in NUMERIC else pa.string()
-        rows = read_csv(src, names=names, header=True, types=types, include=sorted(set(m.values()), key=names.index),
-                        delimiter=delimiter, task=task)
-    return (_liquidations if kind == "liquidations" else _candles)(rows, m, opts, names)
+        include = sorted(set(m.values()), key=names.index)
+        if kind == "candles":
+            rows = read_csv(src, names=names, header=True, types=types, include=include, delimiter=delimiter,
+                            task=task)
+            return _candles(rows, m, opts, names)
+        batches = iter_csv(src, names=names, header=True, types=types, include=include, delimiter=delimiter,
+                           task=task, batch_rows=batch_rows)
+    if kind == "candles":
+        return _candles(next(batches, None) or _no_rows(src, m), m, opts, names)
+    tally = Tally()
+    return Streamed(NAME, _frames(batches, m, opts, names, tally), tally)
+
+
+def _parquet_rows(src: Source, pf, columns: list[str], batch_rows: int | None) -> Iterator[Rows]:
+    """A Parquet file's ``columns`` as :class:`Rows` numbered by row (1 = the first)."""
+    first = 1
+    for table in pf.iter_read(columns, batch_rows):
+        yield Rows(src.display, table, first + np.arange(table.num_rows, dtype=np.int64), unit="row")
+        first += table.num_rows
+
+
+def _no_rows(src: Source, m: dict[str, str]) -> Rows:
+    """An empty Parquet file's rows (its columns, no rows)."""
+    pf = parquet_file(src)
+    table = pf.schema_arrow.empty_table().select(sorted(set(m.values())))
+    return Rows(src.display, table, np.zeros(0, dtype=np.int64), unit="row")
 
 
 def _kind(display: str, m: dict[str, str], names: list[str]) -> str:
@@ -150,8 +182,22 @@ def _side_convention(rows: Rows, col: str, cats, chosen: str | None) -> str:
                                 "liquidated position: Bybit's Buy means a long was liquidated)")
 
 
-def _liquidations(rows: Rows, m: dict[str, str], opts: Options, names: list[str]) -> Parsed:
-    warnings: list[str] = []
+def _frames(batches: Iterator[Rows], m: dict[str, str], opts: Options, names: list[str],
+            tally: Tally) -> Iterator[pd.DataFrame]:
+    for rows in batches:
+        yield _liquidations(rows, m, opts, names, tally)
+    warnings = []
+    if opts.contract_size:
+        used = tally.named("contract sizes")
+        warnings.append("qty converted from contracts: " + ", ".join(f"{c} ({s})" for c, s in sorted(used)) if used
+                        else "no symbol in this file has a --contract-size: qty taken as base units")
+    if note := unknown_asset_note(tally.named("unknown assets"), "map an asset column: --map asset=COLUMN"):
+        warnings.append(note)
+    tally.warnings = warnings + tally.order_warning()
+
+
+def _liquidations(rows: Rows, m: dict[str, str], opts: Options, names: list[str], tally: Tally) -> pd.DataFrame:
+    """One batch of rows as a canonical frame; what the file's warnings say is gathered in ``tally``."""
     ts = rows.times(m["ts"])
     if opts.exchange:
         exchange = opts.exchange.lower()
@@ -169,7 +215,7 @@ def _liquidations(rows: Rows, m: dict[str, str], opts: Options, names: list[str]
         raise UnknownColumnsError(rows.display, "no symbol column: pass --symbol or map one with --map "
                                                 "symbol=COLUMN", columns=names)
     num = {f: rows.numbers(m[f]) for f in ("price", "qty", "notional_usd") if f in m}
-    inverse = _contract_qty(rows, m, num, symbol, opts.contract_size, warnings, names) if opts.contract_size \
+    inverse = _contract_qty(rows, m, num, symbol, opts.contract_size, tally, names) if opts.contract_size \
         else None
     price = num["price"] if "price" in num else num["notional_usd"] / num["qty"]
     qty = num["qty"] if "qty" in num else num["notional_usd"] / price
@@ -183,15 +229,13 @@ def _liquidations(rows: Rows, m: dict[str, str], opts: Options, names: list[str]
         asset = per_value(rows.categorical(m["asset"]), lambda a: str(a).upper())
     else:
         asset, unknown = assets(symbol, exchange, len(rows))
-        if note := unknown_asset_note(unknown, "map an asset column: --map asset=COLUMN"):
-            warnings.append(note)
-    frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset, side=side,
-                      price=price, qty=qty, notional=notional, warnings=warnings)
-    return Parsed("liquidations", frame, NAME, warnings=warnings)
+        tally.name("unknown assets", unknown)
+    return liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset, side=side,
+                     price=price, qty=qty, notional=notional, warnings=tally)
 
 
 def _contract_qty(rows: Rows, m: dict[str, str], num: dict[str, np.ndarray], symbol, sizes: ContractSizes,
-                  warnings: list[str], names: list[str]) -> np.ndarray:
+                  tally: Tally, names: list[str]) -> np.ndarray:
     """Scale ``num["qty"]`` (contracts) by each symbol's stated size; True where it is now USD (inverse).
 
     Only symbols with a stated size are touched: the documented unit of ``qty``
@@ -203,8 +247,7 @@ def _contract_qty(rows: Rows, m: dict[str, str], num: dict[str, np.ndarray], sym
     cats = pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), categories=[symbol]) \
         if isinstance(symbol, str) else symbol
     stated = [sizes.get(str(c))[0] for c in cats.categories]
-    if not any(stated):
-        warnings.append("no symbol in this file has a --contract-size: qty taken as base units")
+    if not any(stated):  # the file's warning says so if no batch has one (see _frames)
         return np.zeros(len(rows), dtype=bool)
     table = np.array([s.value if s else 1.0 for s in stated] + [1.0])
     inv = np.array([bool(s and s.inverse) for s in stated] + [False])
@@ -218,8 +261,7 @@ def _contract_qty(rows: Rows, m: dict[str, str], num: dict[str, np.ndarray], sym
             raise rows.error(int(np.argmax(inverse)), m["notional_usd"], "notional_usd is mapped and an inverse "
                              "contract size (Nusd) would replace it: map one or the other")
     num["qty"] = num["qty"] * size
-    used = [f"{c} ({s})" for c, s in zip(cats.categories, stated) if s]
-    warnings.append("qty converted from contracts: " + ", ".join(used))
+    tally.name("contract sizes", [(str(c), str(s)) for c, s in zip(cats.categories, stated) if s])
     return inverse
 
 

@@ -237,15 +237,30 @@ class ParquetSource:
         import pyarrow as pa
 
         columns = list(self.schema_arrow.names) if columns is None else list(columns)
+        tables = list(self.iter_read(columns, None))
+        if not tables:
+            return self.schema_arrow.empty_table().select(columns)
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def iter_read(self, columns: list[str] | None = None, batch_rows: int | None = None):
+        """The ``columns`` (default all) as ``pyarrow.Table`` s of about ``batch_rows`` rows (None: one table,
+        the whole file), decoded :data:`PARQUET_BATCH` rows at a time, counting against the limit."""
+        import pyarrow as pa
+
+        columns = list(self.schema_arrow.names) if columns is None else list(columns)
         self._check_footer(columns)
-        batches, decoded = [], 0
+        batches, decoded, held = [], 0, 0
         for batch in self.file.iter_batches(batch_size=PARQUET_BATCH, columns=columns):
             decoded += batch.nbytes
             if decoded > self.limit:
                 raise too_large(self.src.display, self.src.size, "decodes to", "convert it to plain CSV first")
             batches.append(batch)
-        schema = batches[0].schema if batches else self.schema_arrow.empty_table().select(columns).schema
-        return pa.Table.from_batches(batches, schema=schema)
+            held += batch.num_rows
+            if batch_rows is not None and held >= batch_rows:
+                yield pa.Table.from_batches(batches, schema=batches[0].schema)
+                batches, held = [], 0
+        if batches:
+            yield pa.Table.from_batches(batches, schema=batches[0].schema)
 
 
 def parquet_file(src: Source) -> ParquetSource:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePath
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -42,9 +43,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..progress import Task
-from .build import ORDER, Options, Parsed, liq_frame, per_value, positions
+from .build import ORDER, Options, Parsed, Streamed, Tally, liq_frame, per_value, positions, whole
 from .contracts import resolve, tardis_unit
-from .csvread import header_fields, read_csv
+from .csvread import BATCH_ROWS, header_fields, iter_csv
 from .errors import InputError, UnknownColumnsError, UnknownContractSizeError
 from .rows import Rows
 from .source import Source
@@ -95,6 +96,16 @@ def refuse_other_kind(src: Source) -> None:
 
 
 def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
+    """The whole file as one :class:`Parsed` (see :func:`read`)."""
+    return whole(read(src, opts, task=task, batch_rows=None))
+
+
+def read(src: Source, opts: Options, task: Task | None = None, batch_rows: int | None = BATCH_ROWS) -> Streamed:
+    """The file's liquidations, a batch of about ``batch_rows`` rows at a time (None: all at once).
+
+    The header is checked here; rows as the frames are iterated. Every batch is converted the same way
+    and checked as the whole file would be: the first bad row met raises its one-line error.
+    """
     refuse_other_kind(src)
     fields = header_fields(src)
     names = [f.lower() for f in fields]
@@ -107,87 +118,128 @@ def parse(src: Source, opts: Options, task: Task | None = None) -> Parsed:
                                   columns=fields, line=1)
     types = {"exchange": DICT, "symbol": DICT, "side": DICT, "timestamp": pa.int64(),
              "local_timestamp": pa.int64(), "price": pa.float64(), "amount": pa.float64()}
-    rows = read_csv(src, names=names, header=True, types=types, include=include, task=task)
-    warnings: list[str] = []
-    skipped = 0
-    side_words = rows.categorical("side")
-    unknown = np.isin(side_words.codes, np.flatnonzero(side_words.categories.str.lower() == "unknown"))
-    if unknown.any():
-        skipped = int(unknown.sum())
-        warnings.append(f"{skipped} rows with side 'unknown' skipped")
-        rows, side_words = rows.take(~unknown), side_words[~unknown]
-    when = pc.coalesce(rows.raw("timestamp"), rows.raw("local_timestamp"))
-    ts = Rows(rows.display, pa.table({"timestamp": when}), rows.lines).times("timestamp")
-    side = positions(rows, "side", side_words, ORDER)
-    price = rows.numbers("price")
-    amount = rows.numbers("amount")
-    ex_ids = rows.categorical("exchange")
-    symbol = rows.categorical("symbol")
-    inverse, size, asset = _per_pair(rows, ex_ids, symbol, opts, warnings)
-    notional = np.where(inverse, amount * size, amount * size * price)
-    qty = np.where(inverse, notional / price, amount * size)
-    exchange = opts.exchange.lower() if opts.exchange else per_value(ex_ids, tardis_exchange)
-    frame = liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset,
-                      side=side, price=price, qty=qty, notional=notional, warnings=warnings)
-    return Parsed("liquidations", frame, NAME, skipped=skipped, warnings=warnings)
+    batches = iter_csv(src, names=names, header=True, types=types, include=include, task=task,
+                       batch_rows=batch_rows)
+    tally = Tally()
+    return Streamed(NAME, _frames(batches, opts, tally), tally)
 
 
-def _per_pair(rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical, opts: Options,
-              warnings: list[str]) -> tuple[np.ndarray, np.ndarray, pd.Categorical]:
-    """Per row: is ``amount`` inverse (USD) contracts, the size of one ``amount`` unit, and the asset.
+def _frames(batches: Iterator[Rows], opts: Options, tally: Tally) -> Iterator[pd.DataFrame]:
+    pairs = _Pairs(opts, tally)
+    for rows in batches:
+        side_words = rows.categorical("side")
+        unknown = np.isin(side_words.codes, np.flatnonzero(side_words.categories.str.lower() == "unknown"))
+        if unknown.any():
+            tally.skipped += int(unknown.sum())
+            rows, side_words = rows.take(~unknown), side_words[~unknown]
+        when = pc.coalesce(rows.raw("timestamp"), rows.raw("local_timestamp"))
+        ts = Rows(rows.display, pa.table({"timestamp": when}), rows.lines).times("timestamp")
+        side = positions(rows, "side", side_words, ORDER)
+        price = rows.numbers("price")
+        amount = rows.numbers("amount")
+        ex_ids = rows.categorical("exchange")
+        symbol = rows.categorical("symbol")
+        inverse, size, asset = pairs.per_row(rows, ex_ids, symbol, batches)
+        notional = np.where(inverse, amount * size, amount * size * price)
+        qty = np.where(inverse, notional / price, amount * size)
+        exchange = opts.exchange.lower() if opts.exchange else per_value(ex_ids, tardis_exchange)
+        yield liq_frame(rows, ts, exchange=exchange, symbol=symbol, asset=asset,
+                        side=side, price=price, qty=qty, notional=notional, warnings=tally)
+    warnings = [f"{tally.skipped} rows with side 'unknown' skipped"] if tally.skipped else []
+    tally.warnings = warnings + pairs.warnings() + tally.order_warning()
 
-    Classified once per distinct (exchange, symbol) -- files hold millions of rows
-    and a handful of symbols; an error names the first line of the first pair in
-    the file that cannot be converted. It is an :class:`UnknownContractSizeError`
-    (with every symbol a ``--contract-size`` could fix) unless that first pair is
-    one no size can make right (prices not in USD). The asset follows the
-    venue's symbol scheme (:func:`.symbols.known_asset`); a symbol of no known
-    scheme is its own asset, with a warning.
+
+class _Pairs:
+    """Per (exchange, symbol): is ``amount`` inverse (USD) contracts, the size of one ``amount`` unit, and
+    the asset -- classified once per distinct pair of the file (files hold millions of rows and a handful
+    of symbols), remembered across its batches.
+
+    A pair that cannot be converted raises for its first line, after the rest of the file has been read
+    for the other such pairs (named all at once, not one per attempt). It is an
+    :class:`UnknownContractSizeError` (with every symbol a ``--contract-size`` could fix) unless that first
+    pair is one no size can make right (prices not in USD). The asset follows the venue's symbol scheme
+    (:func:`.symbols.known_asset`); a symbol of no known scheme is its own asset, with a warning.
     """
-    width = max(len(symbol.categories), 1)
-    key = ex_ids.codes.astype(np.int64) * width + symbol.codes
-    counts = np.bincount(key, minlength=len(ex_ids.categories) * width)
-    inverse, size = np.zeros(len(counts), dtype=bool), np.ones(len(counts))
-    assets = np.full(len(counts), "", dtype=object)
-    refused: dict[int, str] = {}
-    hopeless: set[int] = set()  # refused whatever size is stated
-    converted: list[str] = []
-    unknown_assets: list[str] = []
-    for k in np.flatnonzero(counts):
-        ex, sym = str(ex_ids.categories[k // width]), str(symbol.categories[k % width])
+
+    def __init__(self, opts: Options, tally: Tally):
+        self.opts, self.tally = opts, tally
+        self.known: dict[tuple[str, str], tuple] = {}  # (exchange id, symbol) -> (inverse, size, asset) or reason
+
+    def _classify(self, ex: str, sym: str) -> tuple:
         known = known_asset(sym, ex)
-        assets[k] = known or asset_from_symbol(sym, ex)
+        asset = known or asset_from_symbol(sym, ex)
         if known is None:
-            unknown_assets.append(sym)
+            self.tally.name("unknown assets", [sym])
         unit = tardis_unit(ex, sym)
-        got = resolve(unit, ex, sym, opts.contract_size)
+        got = resolve(unit, ex, sym, self.opts.contract_size)
         if isinstance(got, str):
-            refused[int(k)] = got
-            if unit.refuse:
-                hopeless.add(int(k))
-            continue
-        inverse[k], size[k], note = got
+            return (got, bool(unit.refuse))
+        inverse, size, note = got
         if note:
-            warnings.append(note)
-        if inverse[k] or size[k] != 1.0:
-            unit = f"{size[k]:g} USD" if inverse[k] else f"{size[k]:g} {assets[k]}"
-            converted.append(f"{sym} ({counts[k]} rows, {unit} per contract)")
-    if refused:
+            self.tally.name("notes", [(ex, sym, note)])
+        return (bool(inverse), float(size), asset)
+
+    def per_row(self, rows: Rows, ex_ids: pd.Categorical, symbol: pd.Categorical,
+                rest: Iterator[Rows]) -> tuple[np.ndarray, np.ndarray, pd.Categorical]:
+        width = max(len(symbol.categories), 1)
+        key = ex_ids.codes.astype(np.int64) * width + symbol.codes
+        counts = np.bincount(key, minlength=len(ex_ids.categories) * width)
+        inverse, size = np.zeros(len(counts), dtype=bool), np.ones(len(counts))
+        assets = np.full(len(counts), "", dtype=object)
+        refused: dict[int, tuple[str, bool]] = {}
+        for k in np.flatnonzero(counts):
+            pair = (str(ex_ids.categories[k // width]), str(symbol.categories[k % width]))
+            got = self.known.get(pair)
+            if got is None:
+                got = self.known[pair] = self._classify(*pair)
+            if len(got) == 2:
+                refused[int(k)] = got
+                continue
+            inverse[k], size[k], assets[k] = got
+            if inverse[k] or size[k] != 1.0:
+                self.tally.add(("converted", *pair), counts[k])
+        if refused:
+            self._refuse(rows, key, width, symbol, refused, rest)
+        names, codes = np.unique(assets[np.flatnonzero(counts)].astype(str), return_inverse=True)
+        pair_code = np.zeros(len(counts), dtype=np.int64)
+        pair_code[np.flatnonzero(counts)] = codes
+        return inverse[key], size[key], pd.Categorical.from_codes(pair_code[key], categories=names)
+
+    def _refuse(self, rows: Rows, key: np.ndarray, width: int, symbol: pd.Categorical,
+                refused: dict[int, tuple[str, bool]], rest: Iterator[Rows]) -> None:
         first = {k: int(np.argmax(key == k)) for k in refused}
         k = min(first, key=first.get)
-        others = sorted(str(symbol.categories[j % width]) for j in refused if j != k)
-        also = f"; also unknown: {', '.join(others)}" if others else ""  # all at once, not one per attempt
-        if k in hopeless:
-            raise rows.error(first[k], "amount", refused[k] + also)
-        need = [str(symbol.categories[k % width])] + sorted(
-            str(symbol.categories[j % width]) for j in refused if j != k and j not in hopeless)
-        raise rows.error(first[k], "amount", refused[k] + also, kind=UnknownContractSizeError,
+        reason, hopeless = refused[k]
+        others = {(str(symbol.categories[j % width]), refused[j][1]) for j in refused if j != k}
+        mine = {p for p, got in self.known.items() if len(got) == 2}
+        for more in rest:  # the rest of the file: every other symbol that needs a size, named at once
+            ex_ids, sym = more.categorical("exchange"), more.categorical("symbol")
+            w = max(len(sym.categories), 1)
+            held = np.flatnonzero(np.bincount(ex_ids.codes.astype(np.int64) * w + sym.codes,
+                                              minlength=len(ex_ids.categories) * w)) if len(more) else []
+            for e, s in ((str(ex_ids.categories[x // w]), str(sym.categories[x % w])) for x in held):
+                if (e, s) not in self.known:
+                    self.known[(e, s)] = self._classify(e, s)
+                if len(self.known[(e, s)]) == 2 and (e, s) not in mine:
+                    others.add((s, self.known[(e, s)][1]))
+        also = f"; also unknown: {', '.join(sorted(s for s, _h in others))}" if others else ""
+        if hopeless:
+            raise rows.error(first[k], "amount", reason + also)
+        need = [str(symbol.categories[k % width])] + sorted(s for s, h in others if not h)
+        raise rows.error(first[k], "amount", reason + also, kind=UnknownContractSizeError,
                          symbols=list(dict.fromkeys(need)))
-    if converted:
-        warnings.append("amount converted from contracts: " + ", ".join(converted))
-    if note := unknown_asset_note(unknown_assets):
-        warnings.append(note)
-    names, codes = np.unique(assets[np.flatnonzero(counts)].astype(str), return_inverse=True)
-    pair_code = np.zeros(len(counts), dtype=np.int64)
-    pair_code[np.flatnonzero(counts)] = codes
-    return inverse[key], size[key], pd.Categorical.from_codes(pair_code[key], categories=names)
+
+    def warnings(self) -> list[str]:
+        out = [note for _e, _s, note in sorted(self.tally.named("notes"))]
+        converted = sorted((key[1], key[2], n) for key, n in self.tally.counts.items()
+                           if isinstance(key, tuple) and key[0] == "converted")
+        if converted:
+            parts = []
+            for ex, sym, n in converted:
+                inverse, size, asset = self.known[(ex, sym)]
+                unit = f"{size:g} USD" if inverse else f"{size:g} {asset}"
+                parts.append(f"{sym} ({n} rows, {unit} per contract)")
+            out.append("amount converted from contracts: " + ", ".join(parts))
+        if note := unknown_asset_note(self.tally.named("unknown assets")):
+            out.append(note)
+        return out
