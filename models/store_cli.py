@@ -35,6 +35,9 @@ def register(sub) -> None:
                         "unless a contract size is given for its symbol")
     p.add_argument("--progress", choices=["auto", "always", "never"], default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal)")
+    from .series_import import add_arguments as add_series_arguments
+
+    add_series_arguments(p)  # --series NAME [--time-column C] [--value-column V...] [--unit U]
     p.set_defaults(func=cmd_import)
 
     s = sub.add_parser("store", help="what the local store holds",
@@ -100,6 +103,11 @@ def register(sub) -> None:
 
 
 def cmd_import(args) -> int:
+    if args.series is not None or args.time_column or args.value_columns or args.unit:
+        if args.series is None:
+            raise UsageError("--time-column, --value-column and --unit apply with --series NAME")
+        from .series_import import cmd_import_series  # outside series (ETF flows, Fear & Greed, ...)
+        return cmd_import_series(args)
     from .importers import ImportCancelled, InputError, import_files
     from .progress import terminal_task
     from .store import StoreError, open_store

@@ -153,3 +153,24 @@ def test_command(tmp_path, store, capsys, monkeypatch):
         series_import.cmd_import_series(_args([bad]))
     with pytest.raises(SeriesInputError, match="--exchange does not apply to --series imports"):
         series_import.cmd_import_series(_args([p], exchange="binance"))
+
+
+def test_liqscope_import_series(tmp_path, capsys):
+    from liqscope.models import cli
+    from liqscope.models.store import open_store
+
+    p = write(tmp_path, "flows.csv", "date,IBIT,FBTC\n2025-05-08,5e8,1e8\n2025-05-09,8e8,2e8\n")
+    assert cli.main(["import", str(p), "--series", "etf_flows", "--unit", "USD"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"imported 4 rows (4 new) from {p} as series etf_flows_IBIT, etf_flows_FBTC\n" and err == ""
+    ctx = open_store().context()
+    assert list(ctx.outside("etf_flows_IBIT")["value"]) == [5e8, 8e8] and ctx.unit("etf_flows_FBTC") == "USD"
+    assert cli.main(["import", str(p), "--series", "etf_flows_IBIT", "--value-column", "IBIT", "--unit", "USD"]) == 0
+    assert "imported 2 rows (0 new)" in capsys.readouterr().out
+    bad = write(tmp_path, "bad.csv", "date,v\n2025-05-09,x\n")
+    assert cli.main(["import", str(bad), "--series", "s", "--value-column", "v"]) == 2
+    err = capsys.readouterr().err
+    assert err == "liqscope: error: bad.csv, line 2, column 'v': 'x' is not a number (store unchanged)\n"
+    assert cli.main(["import", str(p), "--unit", "USD"]) == 2
+    assert "apply with --series NAME" in capsys.readouterr().err
+    assert open_store().context().names() == ["etf_flows_FBTC", "etf_flows_IBIT"]
