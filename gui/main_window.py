@@ -12,11 +12,13 @@ from liqscope.models.timeutil import format_duration
 from liqscope.models.view import FIELDS, View, default_window, fit_view
 
 from .about import show_about
+from .alerts_ui import install_alerts
 from .axis import OriginDateAxis, from_x
 from .banner import DemoBanner
 from .controls import Controls
 from .crosshair import Crosshair
 from .drilldown import install_drilldown
+from .events_panel import install_events_panel
 from .export import install_export_menu
 from .headline import HeadlineStrip
 from .hub import DataHub
@@ -26,8 +28,10 @@ from .liq_pane import LiqPane, UsdAxis
 from .loader import DatasetLoader, read_store
 from .price_pane import PriceAxis, PricePane
 from .range_dialog import ask_range
+from .replay_ui import install_replay
 from .settings import load_view, open_settings, save_view
 from .state import ViewState
+from .tape import install_tape
 from .theme import THEMES, display_name, palette, stylesheet
 
 HEADLINE_THROTTLE_MS = 80
@@ -112,6 +116,10 @@ class MainWindow(QMainWindow):
         self.menuBar().addMenu(self.help_menu)  # keep Help last
         self.exports = install_export_menu(self)  # File ▸ Export PNG / Export CSV
         self.drilldown = install_drilldown(self)  # Panels menu, headline chip clicks, asset Details
+        self.events = install_events_panel(self)  # Panels ▸ Events: cascades, jump-to, CSV, chart shading
+        self.tape = install_tape(self)  # Panels ▸ Live tape (recording and replaying)
+        self.alerts = install_alerts(self)  # Data ▸ Alerts…: rules evaluated off the GUI thread, notifications
+        self.replay = install_replay(self)  # Data ▸ Replay…: a journal or the window at N× through the live path
         self._headline_timer = QTimer(self)
         self._headline_timer.setSingleShot(True)
         self._headline_timer.setInterval(HEADLINE_THROTTLE_MS)

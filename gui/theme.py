@@ -46,6 +46,14 @@ STATUS_WAIT = "#E69F00"     # connecting / reconnecting (orange: a transient sta
 STATUS_OFFLINE = "#D55E00"  # offline: the network or name resolution is down (vermillion)
 STATUS_IDLE = "#8a94a6"     # stopped
 
+# Cascades (Events panel): a translucent band per cascade on the main charts, behind the data.
+# Okabe-Ito reddish purple: neither a side (vermillion/blue) nor an exchange tint.
+CASCADE_SHADE = "#CC79A7"
+CASCADE_SHADE_ALPHA = 48  # of 255: candles and bars stay readable through it
+
+# Fired alerts: the in-app notice (status bar) and the alert log's newest row.
+ALERT_TEXT = "#E69F00"      # orange: "look now", apart from both sides
+
 # The first-run banner: amber on dark brown reads as "notice" in both the dark and the light theme.
 BANNER = {"background": "#5c4a00", "text": "#fff3c4", "button": "#7a6300", "button_border": "#b39200",
           "button_hover": "#8f7400", "disabled_text": "#c9b98a", "disabled_border": "#8a7a3a"}
