@@ -63,11 +63,15 @@ class HeadlineStrip(QFrame):
         self.chips.setSpacing(4)
         self.chips_box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         outer.addWidget(self.chips_box)
+        self.context = QLabel()  # open interest change and mean funding of the window, when the data exists
+        self.context.setObjectName("headline_context")
+        self.context.setProperty("role", "caption")
         self._chips_caption = QLabel("By exchange:")
         self._chips_caption.setProperty("role", "caption")
         self._chips: dict[str, QPushButton] = {}
         self.figures: dict = {}
         self.pending = False  # figures shown dimmed while the exact ones are read (see set_figures)
+        self.context_values: dict = {}
 
     def _make_chip(self, name: str) -> QPushButton:
         chip = QPushButton(self.chips_box)
@@ -77,6 +81,18 @@ class HeadlineStrip(QFrame):
         chip.clicked.connect(lambda _=False, n=name: self.exchange_clicked.emit(n))
         self._chips[name] = chip
         return chip
+
+    def set_context(self, asset: str, oi_change_pct: float | None, funding_mean: float | None) -> None:
+        """``asset`` OI change over the window (%) and its time-weighted mean funding per 8 h (a fraction),
+        as ``liqscope summary --json`` reports them; hidden when neither exists."""
+        self.context_values = {"oi_change_pct": oi_change_pct, "funding_mean": funding_mean}
+        parts = []
+        if oi_change_pct is not None:
+            parts.append(f"{asset} open interest <b>{oi_change_pct:+.1f}%</b>")
+        if funding_mean is not None:
+            parts.append(f"funding <b>{funding_mean * 100:+.4f}%</b> per 8 h")
+        self.context.setText(" · ".join(parts))
+        self.context.setVisible(bool(parts))
 
     def set_price(self, asset: str, exchange: str, stats) -> None:
         """Last price with the window's % change, and the window's high and low (hidden without candles)."""
@@ -119,6 +135,7 @@ class HeadlineStrip(QFrame):
                 chip.show()
             self.chips.addWidget(chip)
         self.chips.addStretch(1)
+        self.chips.addWidget(self.context)
         if summary["largest"]:
             top = summary["largest"][0]
             self.largest.setText(f"{usd(top['notional_usd'])} {top['side']} · {display_name(top['exchange'])}")

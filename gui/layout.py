@@ -42,3 +42,7 @@ CAPTION_BAND_PX = 30
 
 # date axes: a finer level's tick nearer than this to a coarser one is left out (labels would overlap)
 MIN_LABEL_GAP_PX = 64
+
+# context panes (open interest, funding, outside series) under the liquidation pane: each this tall
+# relative to the price pane's 3 and the liquidation pane's 2
+CONTEXT_PANE_STRETCH = 1

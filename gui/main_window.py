@@ -13,8 +13,10 @@ from liqscope.models.view import FIELDS, View, default_window, fit_view
 
 from .about import show_about
 from .alerts_ui import install_alerts
+from .annotations import install_annotations
 from .axis import OriginDateAxis, from_x
 from .banner import DemoBanner
+from .context_panes import ContextPanes
 from .controls import Controls
 from .crosshair import Crosshair
 from .drilldown import install_drilldown
@@ -116,6 +118,8 @@ class MainWindow(QMainWindow):
         self.menuBar().addMenu(self.help_menu)  # keep Help last
         self.exports = install_export_menu(self)  # File ▸ Export PNG / Export CSV
         self.drilldown = install_drilldown(self)  # Panels menu, headline chip clicks, asset Details
+        self.annotations = install_annotations(self)  # Annotate menu: levels, events, ranges on the charts
+        self.context_panes = ContextPanes(self)  # open interest, funding, outside series under the bars
         self.events = install_events_panel(self)  # Panels ▸ Events: cascades, jump-to, CSV, chart shading
         self.tape = install_tape(self)  # Panels ▸ Live tape (recording and replaying)
         self.alerts = install_alerts(self)  # Data ▸ Alerts…: rules evaluated off the GUI thread, notifications
@@ -392,6 +396,12 @@ class MainWindow(QMainWindow):
         scope = "all assets" if v.liq_scope == "all" else v.asset
         self.headline.set_figures(summary, scope, pending=not self.served)
         self.headline.set_price(v.asset, v.exchange, self.price.window_stats(v.start, v.end))
+        # the same definition as `liqscope summary --json` (models/context_cli.summary_fields): the view's
+        # asset, its exchange filter, and only the context rows inside the window
+        ctx = self.dataset.context.window(v.start, v.end)
+        exchanges = sorted(v.exchanges) if v.exchanges is not None else None
+        self.headline.set_context(v.asset, ctx.oi_change_pct(v.start, v.end, v.asset, exchanges),
+                                  ctx.funding_mean(v.start, v.end, v.asset, exchanges))
 
     def _update_view_info(self) -> None:
         """The status bar's permanent description of what is drawn now (levels follow the zoom)."""

@@ -97,6 +97,7 @@ class StoreWindows:
         self.store = store
         self.budget = raw_budget() if budget is None else int(budget)
         self.overview = figures.Overview(store)
+        self._context = None
 
     # -- whole-store facts (table logs and rollups, never raw rows) -------------
     def count(self, start=None, end=None) -> int:
@@ -158,9 +159,11 @@ class StoreWindows:
         return Part(self, ov.time_range(), ov.daily_totals(), ov.assets, ov.exchanges, loaded, **kw)
 
     def _dataset(self, prices: PriceModel, liqs: LiquidationModel, part: Part, damaged: dict) -> Dataset:
+        if self._context is None:  # open interest, funding, outside series: small, read once for all history
+            self._context = self.store.context()
         return Dataset(prices, liqs, label=self.overview.label, is_demo=False,
                        notes=self.store.notes + [d.message for d in damaged.values()],
-                       damaged=list(damaged.values()), part=part)
+                       damaged=list(damaged.values()), part=part, context=self._context)
 
     def _events(self, lo, hi, *, min_notional: float = 0.0, held: Dataset | None = None) -> Dataset:
         damaged: dict = {}
