@@ -74,6 +74,14 @@ def run(args) -> int:
 
         window = MainWindow(restore=False)  # as the app starts: placeholder, then the data swapped in
         window.set_dataset(dataset, view)
+        if getattr(args, "theme", None):
+            window.state.update(theme=args.theme)
+            window.state.flush()
+        if getattr(args, "panes", None):
+            try:
+                window.context_panes.show_only(args.panes)
+            except ValueError as exc:
+                raise cli.UsageError(str(exc)) from None
         return screenshot(window, args.screenshot, size)
 
     problem = display_problem()

@@ -220,6 +220,16 @@ class ContextPanes:
         ctx = self.window.dataset.context
         return [OI, FUNDING] + [SERIES + n for n in ctx.names()]
 
+    def show_only(self, keys: list[str]) -> None:
+        """Exactly these panes, in this order (``--panes``); ValueError naming a pane the data lacks."""
+        have = self.available()
+        missing = [k for k in keys if k not in have]
+        if missing:
+            raise ValueError(f"no {pane_title(missing[0])} pane in this data (panes: {', '.join(have)})")
+        self.order = list(keys)
+        self._save()
+        self.rebuild()
+
     def set_on(self, key: str, on: bool) -> None:
         if on and key not in self.order:
             self.order.append(key)

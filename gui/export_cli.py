@@ -44,6 +44,8 @@ def register(parser, sub) -> None:
     p.add_argument("--scope", choices=["all", "asset"], default="all",
                    help="liquidations of all assets (default) or only --asset")
     p.add_argument("--theme", choices=["dark", "light"], default="dark", help="PNG colours")
+    p.add_argument("--panes", metavar="LIST", type=cli.pane_list,
+                   help="context panes under the bars, in order: oi, funding, series:NAME (comma-separated)")
     p.set_defaults(func=cmd_export)
 
 
@@ -105,4 +107,8 @@ def _render(ds, view: View, size: tuple[int, int], args, task) -> list[str]:
     except ImportError as exc:
         raise cli.UsageError(f"cannot render without Qt ({exc}); --what liquidations --csv works without it") from None
 
-    return export_view(ds, view, size=size, scale=args.scale, png=args.png, csv=args.csv, what=args.what, task=task)
+    try:
+        return export_view(ds, view, size=size, scale=args.scale, png=args.png, csv=args.csv, what=args.what,
+                           task=task, panes=args.panes)
+    except ValueError as exc:  # a --panes name the data does not hold
+        raise cli.UsageError(str(exc)) from None

@@ -60,7 +60,7 @@ def fit_central(window, width: int, height: int) -> None:
 
 def export_view(dataset: Dataset, view: View, *, size: tuple[int, int], scale: float = 1.0,
                 png: str | None = None, csv: str | None = None, what: str = "candles",
-                task: Task | None = None) -> list[str]:
+                task: Task | None = None, panes: list[str] | None = None) -> list[str]:
     """Build the main window off screen the way the app starts (placeholder, then the data and the
     view swapped in), write the PNG and/or CSV of ``view``.
 
@@ -84,6 +84,8 @@ def export_view(dataset: Dataset, view: View, *, size: tuple[int, int], scale: f
         try:
             window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
             window.set_dataset(dataset, view)
+            if panes:
+                window.context_panes.show_only(panes)
             fit_central(window, *size)
             if png:
                 w, h = export_png(window.exports, png, scale)

@@ -22,6 +22,9 @@ def add_window_options(parser: argparse.ArgumentParser, _sub) -> None:
     gui.add_argument("--exchange", help="exchange for the price pane, e.g. binance")
     gui.add_argument("--size", default="1600x1000", metavar="WxH",
                      help="window size for --screenshot (default 1600x1000)")
+    gui.add_argument("--panes", metavar="LIST", type=cli.pane_list,
+                     help="context panes under the bars, in order: oi, funding, series:NAME (comma-separated)")
+    gui.add_argument("--theme", choices=["dark", "light"], help="colours (default: the saved choice, else dark)")
     cli.add_window_args(gui)
 
 

@@ -80,6 +80,15 @@ def check_png_path(path: str, flag: str = "--png") -> None:
         raise UsageError(f"{flag} writes PNG images: give a file name ending in .png (got {path!r})")
 
 
+def pane_list(text: str) -> list[str]:
+    """``--panes oi,funding,series:NAME``: context panes in order (names checked against the data later)."""
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    for k in keys:
+        if k not in ("oi", "funding") and not (k.startswith("series:") and len(k) > len("series:")):
+            raise argparse.ArgumentTypeError(f"unknown pane {k!r} (oi, funding or series:NAME)")
+    return keys
+
+
 def add_window_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", metavar="TIME", help="window start, ISO-8601 UTC (inclusive)")
     p.add_argument("--end", metavar="TIME", help="window end, ISO-8601 UTC (exclusive)")

@@ -94,3 +94,16 @@ def test_panes_reorder_and_persist(qtbot, demo, tmp_path, monkeypatch):
     again.set_dataset(demo)
     settle(again)
     assert again.context_panes.shown() == ["oi", f"series:{names[0]}"]
+
+
+def test_cli_png_with_panes_and_an_unknown_pane(tmp_path, capsys, qapp):
+    """``liqscope export --panes`` draws the panes asked for; a pane the data lacks is one line, exit 2."""
+    png = tmp_path / "ctx.png"
+    assert liqscope(["--demo", "export", "--asset", "BTC", *DAY_ARGS, "--png", str(png),
+                     "--panes", "oi,funding"]) == 0
+    assert png.stat().st_size > 10_000
+    capsys.readouterr()
+    assert liqscope(["--demo", "export", "--asset", "BTC", *DAY_ARGS, "--png", str(tmp_path / "x.png"),
+                     "--panes", "series:nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no nope pane in this data" in err[0]
