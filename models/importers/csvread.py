@@ -34,7 +34,7 @@ from .rows import Rows
 from .source import Source
 
 BLOCK = 1 << 22      # bytes read and handed to pyarrow at a time (cut at a line end)
-BATCH_ROWS = 1 << 20  # rows converted at a time by a streaming import (iter_csv): memory holds one batch
+BATCH_ROWS = 1 << 19  # rows read, converted and committed at a time by an import: 10M rows peak < 1 GB RSS
 MAX_LINE = 1 << 20   # longest line read: a longer one is refused with its number, never buffered on
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
