@@ -586,12 +586,14 @@ class Annotations(QObject):
         self.show_action.toggled.connect(self.set_visible)
         menu.addAction(self.show_action)
         bar = w.menuBar()
+        panels = getattr(getattr(w, "drilldown", None), "menu", None)
         help_menu = getattr(w, "help_menu", None)
-        if help_menu is not None and help_menu.menuAction() in bar.actions():
-            bar.insertMenu(help_menu.menuAction(), menu)
+        before = next((m.menuAction() for m in (panels, help_menu)  # before Panels (Panels, Help stay last)
+                       if m is not None and m.menuAction() in bar.actions()), None)
+        if before is not None:
+            bar.insertMenu(before, menu)
         else:
             bar.addMenu(menu)
-        panels = getattr(getattr(w, "drilldown", None), "menu", None)
         if panels is not None:
             act = panels.addAction("A&nnotations")
             act.setObjectName("panel_annotations_action")
