@@ -24,7 +24,6 @@ import math
 from collections import deque
 from typing import Callable
 
-import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence, QShortcut
