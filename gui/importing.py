@@ -15,8 +15,8 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QInputDialog, QLabel,
                                QLineEdit, QMessageBox, QProgressDialog)
 
-from liqscope.models.importers import (SIDE_CONVENTIONS, AmbiguousKindError, InputError, UnknownColumnsError,
-                                       UnknownContractSizeError, import_files)
+from liqscope.models.importers import (SIDE_CONVENTIONS, AmbiguousKindError, ImportCancelled, InputError,
+                                       UnknownColumnsError, UnknownContractSizeError, import_files)
 from liqscope.models.importers.generic import CANDLE_FIELDS, LIQ_FIELDS
 from liqscope.models.progress import Step
 from liqscope.models.store import StoreError, open_store
@@ -127,6 +127,7 @@ class ImportController(QObject):
         self._options: dict = {}
         self.last_reports = None
         self.last_error: Exception | None = None
+        self._stored_before_stop = 0  # rows a cancelled long import had stored (batches commit as they go)
         self.worker = Worker(self, name="liqscope-import")
         self.worker.progressed.connect(self._on_progress)
         self.worker.finished.connect(self._on_finished)
@@ -151,7 +152,15 @@ class ImportController(QObject):
         self._options = dict(options)
         self.dialog = progress_dialog(self.window, "Import", f"Importing {len(paths)} file(s)…", self.worker.cancel)
         files = list(self._paths)
-        return self.worker.start(lambda task: import_files(files, store=open_store(), task=task, **options))
+        self._stored_before_stop = 0
+
+        def run(task):
+            try:
+                return import_files(files, store=open_store(), task=task, **options)
+            except ImportCancelled as exc:  # a long import may have stored batches before the cancel
+                self._stored_before_stop = getattr(exc, "committed", 0) or 0
+                raise
+        return self.worker.start(run)
 
     def cancel(self) -> None:
         self.worker.cancel()
@@ -180,7 +189,12 @@ class ImportController(QObject):
 
     def _on_cancelled(self) -> None:
         self._close_dialog()
-        self.window.statusBar().showMessage("Import cancelled: the store is unchanged.", 10_000)
+        stored = self._stored_before_stop
+        self.window.statusBar().showMessage(
+            f"Import cancelled: {stored:,} rows were stored before it; importing the same files again adds the rest."
+            if stored else "Import cancelled: the store is unchanged.", 10_000)
+        if stored:
+            self.reload_store()
 
     def _on_failed(self, exc: Exception) -> None:
         self._close_dialog()
@@ -193,7 +207,8 @@ class ImportController(QObject):
     def _explain(self, exc: Exception) -> None:
         """One-line error; offer column mapping or a contract size when that is what the file needs."""
         box = QMessageBox(QMessageBox.Icon.Warning, "Import failed", str(exc), parent=self.window)
-        box.setInformativeText("Nothing was added: the store is unchanged.")
+        box.setInformativeText("Importing the same files again after a fix adds the rest, never a row twice."
+                               if getattr(exc, "committed", 0) else "Nothing was added: the store is unchanged.")
         box.setObjectName("import_error")
         map_button = size_button = None
         kind_buttons = {}

@@ -342,6 +342,9 @@ class Store:
         self._notes: dict[str, None] = {}
         self.schema_version, self.meta = self._check_version()
         self._snapshots = _Snapshots(self.location)
+        # partitions whose rollups commits with defer_rollups left behind (refresh_deferred)
+        self._deferred_liq: set[tuple[str, str]] = set()
+        self._deferred_candles: set[tuple[str, str, str]] = set()
 
     @property
     def root(self):
@@ -434,10 +437,13 @@ class Store:
         batch.add_gaps(df)
         return self.commit(batch)[0]
 
-    def commit(self, batch: Batch, *, task: Task | None = None) -> list[AppendResult | ReplaceResult]:
+    def commit(self, batch: Batch, *, task: Task | None = None,
+               defer_rollups: bool = False) -> list[AppendResult | ReplaceResult]:
         """Apply every queued item, each as one Delta commit, in order; then bring the rollups of the
         touched partitions up to date. ``task`` is checked before each item: a cancel before the first
-        leaves the store as it was."""
+        leaves the store as it was. ``defer_rollups``: leave the rollups for :meth:`refresh_deferred`
+        (a bulk import commits batch after batch into the same months: refreshing them once at the end
+        saves a month's re-read per batch; until then readers see the rollups as stale and read raw)."""
         if not len(batch):
             return []
         self._require_current()
@@ -445,7 +451,7 @@ class Store:
         touched: set[tuple[str, str]] = set()
         before = self._versions(batch)
         try:
-            self._commit(batch, out, touched, task)
+            self._commit(batch, out, touched, task, defer_rollups)
         except StoreError as exc:
             if self._versions(batch) != before:  # some items are in: never say "unchanged"
                 exc.committed = True
@@ -465,7 +471,21 @@ class Store:
                 out[kind] = -2
         return out
 
-    def _commit(self, batch: Batch, out: list, touched: set, task: Task | None) -> None:
+    def refresh_deferred(self) -> int:
+        """Bring the rollups that commits with ``defer_rollups`` left behind up to date; returns how many
+        liquidation partitions were refreshed."""
+        liq, candle_parts = self._deferred_liq, self._deferred_candles
+        self._deferred_liq, self._deferred_candles = set(), set()
+        if not liq and not candle_parts:
+            return 0
+        with store_errors(str(self.location), "write to"):
+            n = rollups.refresh(self.location, liq) if liq else 0
+            if candle_parts:
+                first = self._snapshots.version(CANDLE_ROLLUPS) < 0
+                candle_rollups.refresh(self.location, None if first else candle_parts, self._files(CANDLES))
+        return n
+
+    def _commit(self, batch: Batch, out: list, touched: set, task: Task | None, defer: bool = False) -> None:
         loc = self.location
         with store_errors(str(loc), "write to"):
             self._init_meta()
@@ -489,6 +509,11 @@ class Store:
                     out.append((i, AppendResult(item.offered, inserted)))
                 else:
                     out.append((i, AppendResult(item.offered, delta_io.insert_new(loc, TABLES[GAPS], item.table))))
+            if defer:
+                self._deferred_liq |= touched
+                self._deferred_candles |= {(e, i, m) for it in batch.items if it.kind == CANDLES for e, i, m in zip(
+                    *(it.table.column(c).to_pylist() for c in ("exchange", "interval", "month")))}
+                return
             rollups.refresh(loc, touched)
             self._refresh_candle_rollups(batch)
 

@@ -174,3 +174,34 @@ def test_a_file_whose_kind_its_name_does_not_say_is_asked_for(qtbot, window, tmp
     assert "--format tardis-liquidations" in window.importer.error_box.text()
     wait_import(qtbot, window, window.importer.thread)
     assert window.dataset.liquidations.totals().count == len(read_file(TARDIS).frame)
+
+
+def test_cancel_after_a_stored_batch_says_what_was_stored(qtbot, window, tmp_path):
+    """A long import commits batch by batch: a cancel after the first batch says how many rows are stored
+    (not 'the store is unchanged') and shows them."""
+    from liqscope.models.importers import run
+
+    path = tmp_path / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
+    ts0 = 1709251200000000
+    rows = ["exchange,symbol,timestamp,local_timestamp,id,side,price,amount"]
+    rows += [f"binance-futures,BTCUSDT,{ts0 + i * 1_000_000},{ts0 + i * 1_000_000},{i},sell,60000,0.01"
+             for i in range(2000)]
+    path.write_text("\n".join(rows) + "\n")
+    worker = window.importer.worker
+    start = worker.start
+    flush = run._Commits.flush
+
+    def flush_then_cancel(self):  # as if the user pressed Cancel right after the first batch was stored
+        flush(self)
+        if self.committed and self.task is not None:
+            self.task.cancel.set()
+    run._Commits.flush = flush_then_cancel
+    try:
+        with qtbot.waitSignal(worker.cancelled, timeout=20_000):
+            window.importer.start([str(path)], batch_rows=500).join(20)
+    finally:
+        run._Commits.flush = flush
+        worker.start = start
+    message = window.statusBar().currentMessage()
+    assert "2,000 rows were stored before it" in message and "again adds the rest" in message
+    assert "unchanged" not in message

@@ -70,9 +70,9 @@ class Commits:
         self.rows: list[int] = []
         real = Store.commit
 
-        def commit(store, batch, *, task=None):
+        def commit(store, batch, *, task=None, **kw):
             self.rows.append(sum(it.table.num_rows for it in batch.items))
-            return real(store, batch, task=task)
+            return real(store, batch, task=task, **kw)
         monkeypatch.setattr(Store, "commit", commit)
 
 
@@ -273,3 +273,31 @@ def test_several_files_of_less_than_a_batch_are_one_commit(tmp_path, monkeypatch
                                     "binance-futures_liquidations_2024-03-01_PERPETUALS.csv", "BTCUSDT-1m-2025-01.csv")]
     import_files(files, store=open_store(tmp_path / "s"))
     assert len(commits.rows) == 1
+
+
+def test_a_batched_import_refreshes_rollups_once_at_the_end(tmp_path, monkeypatch):
+    """Batches defer their rollups; the end of the import refreshes each touched month once, and the
+    rollups then answer for the raw rows (liqscope summary over whole days equals the raw rows)."""
+    from liqscope.models.importers import import_files
+    from liqscope.models.store import figures, open_store, rollups
+
+    calls = []
+    real = rollups.refresh
+    monkeypatch.setattr(rollups, "refresh", lambda loc, parts, *a, **k: calls.append(set(parts)) or real(loc, parts, *a, **k))
+    path = tmp_path / "binance-futures_liquidations_2024-03-01_PERPETUALS.csv"
+    ts0 = 1709251200000000
+    rows = ["exchange,symbol,timestamp,local_timestamp,id,side,price,amount"]
+    for i in range(3000):
+        rows.append(f"binance-futures,BTCUSDT,{ts0 + i * 20_000_000},{ts0 + i * 20_000_000},{i},"
+                    f"{'sell' if i % 3 else 'buy'},{60000 + i % 50},{0.01 + (i % 7) / 100:.3f}")
+    path.write_text("\n".join(rows) + "\n")
+    store = open_store(tmp_path / "s")
+    import_files([str(path)], store=store, batch_rows=500)
+    assert calls == [{("binance", "2024-03")}]
+    day = pd.Timestamp("2024-03-01", tz="UTC")
+    parts = figures.split(store, day, day + pd.Timedelta(days=1))
+    assert parts.rows.num_rows and not parts.raw  # valid rollups answer the whole day
+    raw = store.liquidations(day, day + pd.Timedelta(days=1)).totals()
+    got = figures.summary(store, day - pd.Timedelta(days=2), day + pd.Timedelta(days=3))
+    assert got["count"] == raw.count == 3000
+    assert round(got["total_usd"], 2) == round(raw.total_usd, 2)
