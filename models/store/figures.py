@@ -95,6 +95,7 @@ def days_between(store, d0: pd.Timestamp, d1: pd.Timestamp, raw: list | None = N
 
 
 _ALL_DAYS: dict[str, Parts] = {}
+LIQ_COLUMNS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd", "source"]
 DAY_COLUMNS = ["bucket", "exchange", "month", "symbol", "asset", "side", "source", "count", "notional_usd",
                "max_usd", "liq_files"]
 
@@ -244,7 +245,14 @@ def largest_events(store, rows: pa.Table, events: pd.DataFrame, n: int, *, excha
             days = pa.table({c: (inside.column(c).cast(pa.string()) if pa.types.is_dictionary(inside.column(c).type)
                                  else inside.column(c)) for c in inside.column_names}).to_pylist()
             more = _hours_raw(store, _best_hours(store, days, n))
-            frames.append(_filter_rows(more, exchanges, assets, side))
+            keep = np.ones(more.num_rows, dtype=bool)  # filters and the n largest in Arrow: a frame of n rows
+            for col, wanted in (("exchange", exchanges), ("asset", assets), ("side", side)):
+                if wanted is not None and more.num_rows:
+                    keep &= _isin(more.column(col), [wanted] if isinstance(wanted, str) else list(wanted))
+            more = more.filter(pa.array(keep))
+            if more.num_rows > n:
+                more = more.take(pc.select_k_unstable(more, n, [("notional_usd", "descending")]))
+            frames.append(tables.liq_frame(more))
     frames = [f for f in frames if len(f)]
     if not frames or n <= 0:
         return events.iloc[:0]
@@ -289,7 +297,7 @@ def _best_hours(store, days: list[dict], n: int) -> list[tuple[str, str, str, in
     return sorted({(e, m, y, h) for _v, e, m, y, h in found[:n]})
 
 
-def _hours_raw(store, hours: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+def _hours_raw(store, hours: list[tuple[str, str, str, int]]) -> pa.Table:
     """Counted events of the given (exchange, month, symbol, hour) cells: one read per (exchange, month)."""
     groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for e, m, y, h in hours:
@@ -305,11 +313,8 @@ def _hours_raw(store, hours: list[tuple[str, str, str, int]]) -> pd.DataFrame:
         hi = pd.Timestamp((max(h for _y, h in cells) + rollups.HOUR_US) * 1000, tz="UTC")
         return store._counted(store._liq_read(lo, hi, exchanges=[exchange], months=[month], extra_filter=flt))
     with ThreadPoolExecutor(max_workers=4) as pool:  # file reads and decoding release the GIL
-        frames = [tables.liq_frame(t) for t in pool.map(read, groups.items()) if t.num_rows]
-    if not frames:
-        return tables.liq_frame(None)
-    return pd.concat([f.astype({c: object for c in ("exchange", "symbol", "asset", "source")}) for f in frames],
-                     ignore_index=True)
+        got = [t.select(LIQ_COLUMNS) for t in pool.map(read, groups.items()) if t.num_rows]
+    return pa.concat_tables(got) if got else TABLES[LIQ].schema.empty_table().select(LIQ_COLUMNS)
 
 
 def daily_table(store) -> pd.DataFrame:
