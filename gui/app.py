@@ -150,8 +150,11 @@ def settle(window) -> None:
 
 
 def screenshot(window, path: str, size: tuple[int, int]) -> int:
+    from .headless import wait_for_annotations
+
     window.resize(*size)
     window.show()
+    wait_for_annotations(window)  # the store's annotations load on a worker: the image shows them
     settle(window)
     window.redraw(force=True)
     settle(window)

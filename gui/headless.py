@@ -86,6 +86,7 @@ def export_view(dataset: Dataset, view: View, *, size: tuple[int, int], scale: f
             window.set_dataset(dataset, view)
             if panes:
                 window.context_panes.show_only(panes)
+            wait_for_annotations(window)  # the store's annotations load on a worker: the image shows them
             fit_central(window, *size)
             if png:
                 w, h = export_png(window.exports, png, scale)
@@ -98,3 +99,19 @@ def export_view(dataset: Dataset, view: View, *, size: tuple[int, int], scale: f
             window.deleteLater()
             app.processEvents()
     return lines
+
+
+def wait_for_annotations(window, timeout_s: float = 10.0) -> None:
+    """Let the annotations' queued store reads finish (they are drawn in the image)."""
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
+    ann = getattr(window, "annotations", None)
+    if ann is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    QApplication.processEvents()
+    while ann.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)

@@ -50,7 +50,7 @@ def test_console_script_and_demo_data_are_declared():
     project = _pyproject()["project"]
     assert project["scripts"] == {"liqscope": "liqscope.gui.main:main"}
     data = _pyproject()["tool"]["setuptools"]["package-data"]["liqscope.resources"]
-    assert "demo/*.parquet" in data
+    assert "demo/*.parquet" in data and "demo/*.json" in data
 
 
 @pytest.mark.slow
@@ -83,6 +83,7 @@ def test_wheel_holds_only_liqscope(tmp_path):
 
     assert "liqscope/resources/demo/liquidations.parquet" in names
     assert "liqscope/resources/demo/candles.parquet" in names
+    assert "liqscope/resources/demo/annotations.json" in names  # the seed's events, shown with the demo
     # every module of every package folder (in the copy that was built) made it in
     for package, folder in _package_folders(src).items():
         for py in folder.glob("*.py"):
