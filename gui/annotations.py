@@ -804,3 +804,19 @@ def install_annotations(window) -> Annotations:
 
 __all__ = ["AnnotationDialog", "AnnotationLayer", "Annotations", "AnnotationsPanel", "install_annotations",
            "role_color"]
+
+def wait_for_annotations(window, timeout_s: float = 10.0) -> None:
+    """Let the annotations' queued store reads finish (they are drawn in the image)."""
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
+    ann = getattr(window, "annotations", None)
+    if ann is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    QApplication.processEvents()
+    while ann.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
+

@@ -150,7 +150,7 @@ def settle(window) -> None:
 
 
 def screenshot(window, path: str, size: tuple[int, int]) -> int:
-    from .headless import wait_for_annotations
+    from .annotations import wait_for_annotations
 
     window.resize(*size)
     window.show()

@@ -73,6 +73,7 @@ def export_view(dataset: Dataset, view: View, *, size: tuple[int, int], scale: f
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtCore import Qt
 
+    from .annotations import wait_for_annotations
     from .app import make_app
     from .export import export_csv, export_png
     from .main_window import MainWindow
@@ -100,18 +101,3 @@ def export_view(dataset: Dataset, view: View, *, size: tuple[int, int], scale: f
             app.processEvents()
     return lines
 
-
-def wait_for_annotations(window, timeout_s: float = 10.0) -> None:
-    """Let the annotations' queued store reads finish (they are drawn in the image)."""
-    import time
-
-    from PySide6.QtWidgets import QApplication
-
-    ann = getattr(window, "annotations", None)
-    if ann is None:
-        return
-    deadline = time.monotonic() + timeout_s
-    QApplication.processEvents()
-    while ann.busy and time.monotonic() < deadline:
-        QApplication.processEvents()
-        time.sleep(0.01)
