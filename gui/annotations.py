@@ -802,9 +802,6 @@ def install_annotations(window) -> Annotations:
     return Annotations(window)
 
 
-__all__ = ["AnnotationDialog", "AnnotationLayer", "Annotations", "AnnotationsPanel", "install_annotations",
-           "role_color"]
-
 def wait_for_annotations(window, timeout_s: float = 10.0) -> None:
     """Let the annotations' queued store reads finish (they are drawn in the image)."""
     import time
@@ -820,3 +817,6 @@ def wait_for_annotations(window, timeout_s: float = 10.0) -> None:
         QApplication.processEvents()
         time.sleep(0.01)
 
+
+__all__ = ["AnnotationDialog", "AnnotationLayer", "Annotations", "AnnotationsPanel", "install_annotations",
+           "role_color", "wait_for_annotations"]
