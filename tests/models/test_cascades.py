@@ -173,8 +173,6 @@ def test_demo_largest_cascade(demo_cascades):
     assert top.detailed and top.leader is not None
 
 
-@pytest.mark.xfail(strict=True, reason="the demo's largest cascade is at 20:11 UTC near $103K; the move through "
-                                       "$102K (16:43 UTC) holds only a moderate burst (models/demo.py)")
 def test_demo_largest_cascade_is_the_move_through_102k(demo_cascades):
     p = demo_cascades[0].price
     assert min(p.open, p.extreme) <= 102_000 <= max(p.open, p.extreme)
