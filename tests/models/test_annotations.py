@@ -82,7 +82,7 @@ def test_demo_ships_the_seed_events_read_only():
     items = {a.id: a for a in an.demo_annotations()}
     assert all(a.readonly for a in items.values())
     cross = items["demo-cross-102k"]
-    assert cross.kind == "event" and cross.at == pd.Timestamp("2025-05-09 16:43", tz=UTC) and "$102K" in cross.text
+    assert cross.kind == "event" and cross.at == pd.Timestamp("2025-05-09 16:42", tz=UTC) and "$102K" in cross.text
     res = items["demo-resistance-110k"]
     assert (res.kind, res.asset, res.price) == ("level", "BTC", 110000.0) and "resistance" in res.text
     past = [a for a in items.values() if a.id.startswith("demo-cascade-")]

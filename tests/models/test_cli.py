@@ -194,9 +194,11 @@ def test_demo_regenerate_to_a_folder(run, tmp_path):
     out_dir = tmp_path / "regen"
     status, out, err = run("demo", "--regenerate", "--out", str(out_dir))
     assert status == 0, err
-    assert sorted(p.name for p in out_dir.iterdir()) == ["candles.parquet", "liquidations.parquet"]
-    assert out.count("wrote ") == 2
-    for name in ("candles.parquet", "liquidations.parquet"):  # same data as bundled (bytes: see test_demo)
+    names = ["candles.parquet", "funding.parquet", "liquidations.parquet", "open_interest.parquet",
+             "outside_series.parquet"]
+    assert sorted(p.name for p in out_dir.iterdir()) == names
+    assert out.count("wrote ") == len(names)
+    for name in names:  # same data as bundled (bytes: see test_demo)
         assert pd.read_parquet(out_dir / name).equals(pd.read_parquet(paths.demo_dir() / name))
 
 
