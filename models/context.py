@@ -100,6 +100,17 @@ def _names(values: Iterable[str] | str | None, norm) -> set[str] | None:
     return {norm(str(v)) for v in values}
 
 
+def _matching(df: pd.DataFrame, exchanges, asset: str | None) -> np.ndarray:
+    """Rows of ``exchanges`` (None: any) and ``asset`` (None: any)."""
+    mask = np.ones(len(df), dtype=bool)
+    ex = _names(exchanges, str.lower)
+    if ex is not None:
+        mask &= df["exchange"].isin(ex).to_numpy()
+    if asset is not None:
+        mask &= (df["asset"] == asset.upper()).to_numpy()
+    return mask
+
+
 def _period_ns(period: str) -> int:
     try:
         n, unit = int(period[:-1]), period[-1]
@@ -163,12 +174,7 @@ class Context:
         """Open interest rows (``OI_COLUMNS``) with ``start <= ts < end``, of ``exchanges``/``asset``/``period``
         (None: all), sorted by time."""
         df = _window(self.oi_frame, start, end)
-        ex = _names(exchanges, str.lower)
-        mask = np.ones(len(df), dtype=bool)
-        if ex is not None:
-            mask &= df["exchange"].isin(ex).to_numpy()
-        if asset is not None:
-            mask &= (df["asset"] == asset.upper()).to_numpy()
+        mask = _matching(df, exchanges, asset)
         if period is not None:
             mask &= (df["period"] == period).to_numpy()
         return df[mask].reset_index(drop=True)
@@ -246,13 +252,7 @@ class Context:
         """Settlements with ``start <= ts < end`` (``FUNDING_VIEW_COLUMNS``): the stored rate per interval plus
         ``per_8h`` and ``annualised`` (fractions; module doc)."""
         df = _window(self.funding_frame, start, end)
-        ex = _names(exchanges, str.lower)
-        mask = np.ones(len(df), dtype=bool)
-        if ex is not None:
-            mask &= df["exchange"].isin(ex).to_numpy()
-        if asset is not None:
-            mask &= (df["asset"] == asset.upper()).to_numpy()
-        df = df[mask].reset_index(drop=True)
+        df = df[_matching(df, exchanges, asset)].reset_index(drop=True)
         hours = df["interval_hours"].to_numpy(dtype="float64")
         with np.errstate(divide="ignore", invalid="ignore"):
             ok = hours > 0

@@ -151,6 +151,21 @@ def intervals(exchange: str, symbol: str = "BTC/USDT:USDT") -> list[str]:
     return list(make_client(exchange, symbol).timeframes)
 
 
+def client_with_market(exchange: str, symbol: str, *, client=None, markets=None, api_base: str | None = None,
+                       retries: int = 3, retry_delay: float = 1.0, task: Task | None = None):
+    """A ccxt client (``client``, else a new one) with its markets (``markets``, else downloaded once) and
+    the market of ``symbol``; FetchError in words when the exchange has no such market."""
+    if client is None:
+        client = make_client(exchange, symbol, api_base=api_base)
+    if markets is not None:
+        client.set_markets(list(markets.values()) if isinstance(markets, dict) else list(markets))
+    elif not client.markets:
+        _retrying(client.load_markets, retries=retries, delay=retry_delay, task=task, what=f"{exchange} markets")
+    if symbol not in client.markets:
+        raise FetchError(f"{exchange} has no market {symbol!r} (use ccxt's unified form, e.g. BTC/USDT:USDT)")
+    return client, client.market(symbol)
+
+
 def list_symbols(exchange: str, *, spot: bool = False, api_base: str | None = None, quote: str | None = None,
                  retries: int = 3, task: Task | None = None) -> list[str]:
     """Active unified symbols (e.g. ``BTC/USDT:USDT``): perpetual swaps, or spot
@@ -297,15 +312,8 @@ def fetch_candles(
     """
     task = task or quiet()
     exchange = exchange.lower()
-    if client is None:
-        client = make_client(exchange, symbol, api_base=api_base)
-    if markets is not None:
-        client.set_markets(list(markets.values()) if isinstance(markets, dict) else list(markets))
-    elif not client.markets:
-        _retrying(client.load_markets, retries=retries, delay=retry_delay, task=task, what=f"{exchange} markets")
-    if symbol not in client.markets:
-        raise FetchError(f"{exchange} has no market {symbol!r} (use ccxt's unified form, e.g. BTC/USDT:USDT)")
-    market = client.market(symbol)
+    client, market = client_with_market(exchange, symbol, client=client, markets=markets, api_base=api_base,
+                                        retries=retries, retry_delay=retry_delay, task=task)
     if interval not in client.timeframes:
         raise FetchError(f"{exchange} has no interval {interval!r} (available: {', '.join(client.timeframes)})")
     step = int(client.parse_timeframe(interval)) * 1000

@@ -64,7 +64,7 @@ import pandas as pd
 
 from ..progress import Cancelled, Task, quiet
 from ..timeutil import parse_time
-from .candles import FetchError, _retrying, is_spot, make_client, store_exchange_name
+from .candles import FetchError, _retrying, client_with_market, is_spot, store_exchange_name
 
 OI = "oi"
 FUNDING = "funding"
@@ -237,16 +237,9 @@ def _fetch(kind, exchange, symbol, start, end, *, period, since, task, on_page, 
         if period not in OI_PERIODS[exchange]:
             raise FetchError(f"{NAMES[exchange]} has no open interest period {period!r} "
                              f"(available: {', '.join(OI_PERIODS[exchange])})")
-    if client is None:
-        client = make_client(exchange, symbol, api_base=api_base)
     what0 = f"{exchange} {symbol}"
-    if markets is not None:
-        client.set_markets(list(markets.values()) if isinstance(markets, dict) else list(markets))
-    elif not client.markets:
-        _retrying(client.load_markets, retries=retries, delay=retry_delay, task=task, what=f"{exchange} markets")
-    if symbol not in client.markets:
-        raise FetchError(f"{exchange} has no market {symbol!r} (use ccxt's unified form, e.g. BTC/USDT:USDT)")
-    market = client.market(symbol)
+    client, market = client_with_market(exchange, symbol, client=client, markets=markets, api_base=api_base,
+                                        retries=retries, retry_delay=retry_delay, task=task)
     if not (market.get("swap") or market.get("future")):
         raise FetchError(f"{what0}: open interest and funding exist for perpetual swaps only, not {symbol!r}")
     if not market.get("swap"):
