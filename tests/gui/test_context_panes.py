@@ -107,3 +107,31 @@ def test_cli_png_with_panes_and_an_unknown_pane(tmp_path, capsys, qapp):
                      "--panes", "series:nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no nope pane in this data" in err[0]
+
+
+def test_asset_panel_shows_oi_and_funding_per_exchange(window, demo):
+    if demo.context.oi_frame.empty:
+        pytest.skip("the demo has no open interest")
+    panel = window.drilldown.open_asset("BTC")
+    settle(window)
+    panel.refresh()
+    v = panel.view
+    wide = demo.context.oi_by_exchange(v.start, v.end, "BTC")
+    assert set(panel.context_values["oi"]) == {e for e in wide.columns if wide[e].notna().any()}
+    for exchange, (_ts, values) in panel.context_values["oi"].items():
+        np.testing.assert_allclose(values, wide[exchange].to_numpy())
+    rows = demo.context.funding(v.start, v.end, asset="BTC")
+    for exchange, (_ts, values) in panel.context_values["funding"].items():
+        np.testing.assert_allclose(values, rows[rows["exchange"] == exchange]["per_8h"].to_numpy() * 100.0)
+    assert panel.oi_plot.isVisible() and panel.funding_plot.isVisible()
+
+
+def test_asset_panel_hides_context_plots_without_data(window, demo):
+    """An asset with no open interest or funding shows no empty context plots."""
+    assets = [a for a in demo.assets if a not in demo.context.assets()]
+    if not assets:
+        pytest.skip("every demo asset has context")
+    panel = window.drilldown.open_asset(assets[0])
+    settle(window)
+    panel.refresh()
+    assert not panel.oi_plot.isVisible() and not panel.funding_plot.isVisible()
