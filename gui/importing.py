@@ -4,7 +4,9 @@ The importers run in a worker thread behind a cancellable progress dialog; a
 cancel or a bad file leaves the store as it was (the store commits all files of
 one import atomically). Afterwards the store is re-read off the GUI thread and
 swapped into the window, so the data appears without a restart. A file whose
-columns no format recognises gets a column-mapping dialog.
+columns no format recognises gets a column-mapping dialog, or, when it is an
+outside series (ETF flows, Fear & Greed, dominance...), Import as series…
+(gui/series_dialog.py), which stores it with ``import_series`` as named series.
 """
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ from liqscope.models.importers import (SIDE_CONVENTIONS, AmbiguousKindError, Imp
                                        UnknownColumnsError, UnknownContractSizeError, import_files)
 from liqscope.models.importers.generic import CANDLE_FIELDS, LIQ_FIELDS
 from liqscope.models.progress import Step
+from liqscope.models.schema import SchemaError
+from liqscope.models.series_import import SeriesInputError, import_series
 from liqscope.models.store import StoreError, open_store
 
 from .loader import close_progress, progress_dialog
+from .series_dialog import SeriesDialog, series_columns
 from .worker import Worker
 
 FILE_FILTER = "Data files (*.csv *.csv.gz *.gz *.zip *.parquet *.txt);;All files (*)"
@@ -125,6 +130,7 @@ class ImportController(QObject):
         self.dialog: QProgressDialog | None = None
         self._paths: list[str] = []
         self._options: dict = {}
+        self._series: dict | None = None  # the last Import as series… answers (path and options)
         self.last_reports = None
         self.last_error: Exception | None = None
         self._stored_before_stop = 0  # rows a cancelled long import had stored (batches commit as they go)
@@ -150,6 +156,7 @@ class ImportController(QObject):
             return None
         self._paths = [str(p) for p in paths]
         self._options = dict(options)
+        self._series = None
         self.dialog = progress_dialog(self.window, "Import", f"Importing {len(paths)} file(s)…", self.worker.cancel)
         files = list(self._paths)
         self._stored_before_stop = 0
@@ -160,6 +167,27 @@ class ImportController(QObject):
             except ImportCancelled as exc:  # a long import may have stored batches before the cancel
                 self._stored_before_stop = getattr(exc, "committed", 0) or 0
                 raise
+        return self.worker.start(run)
+
+    def start_series(self, paths: list[str], *, name: str, time_column: str | None = None,
+                     value_columns: list[str] | None = None, unit: str | None = None) -> threading.Thread | None:
+        """Import ``paths`` as the outside series ``name`` (``import_series``: every series of every file
+        in one commit) in the worker; returns the thread (tests join it)."""
+        if self.worker.running:
+            QMessageBox.information(self.window, "Import", "An import is already running.")
+            return None
+        files = [str(p) for p in paths]
+        opts = {"name": name, "time_column": time_column, "value_columns": list(value_columns or []) or None,
+                "unit": unit}
+        self._paths, self._options = files, {}
+        self._series = {"path": files[0], **opts}
+        self._stored_before_stop = 0
+        self.dialog = progress_dialog(self.window, "Import", f"Importing {len(files)} file(s) as series {name}…",
+                                      self.worker.cancel)
+
+        def run(task):
+            task.check()  # one commit: a cancel before it leaves the store as it was
+            return import_series(files, store=open_store(), **opts)
         return self.worker.start(run)
 
     def cancel(self) -> None:
@@ -179,6 +207,9 @@ class ImportController(QObject):
     def _on_finished(self, reports) -> None:
         self._close_dialog()
         lines = [r.summary() for r in reports]
+        if self._series is not None:  # say where the new series are, and what was fixed on the way
+            lines += [f"{Path(r.path).name}: {w}" for r in reports for w in getattr(r, "warnings", [])]
+            lines.append("View ▸ Context panes shows them")
         self.window.statusBar().showMessage("; ".join(lines), 15_000)
         self.last_reports = reports
         self.reload_store()
@@ -199,7 +230,7 @@ class ImportController(QObject):
     def _on_failed(self, exc: Exception) -> None:
         self._close_dialog()
         self.last_error = exc
-        if isinstance(exc, (InputError, StoreError, ValueError, OSError)):
+        if isinstance(exc, (InputError, SeriesInputError, SchemaError, StoreError, ValueError, OSError)):
             self._explain(exc)
             return
         QMessageBox.critical(self.window, "Import failed", f"{type(exc).__name__}: {exc}\n\nThe store is unchanged.")
@@ -210,26 +241,50 @@ class ImportController(QObject):
         box.setInformativeText("Importing the same files again after a fix adds the rest, never a row twice."
                                if getattr(exc, "committed", 0) else "Nothing was added: the store is unchanged.")
         box.setObjectName("import_error")
-        map_button = size_button = None
+        map_button = size_button = series_button = None
         kind_buttons = {}
         if isinstance(exc, AmbiguousKindError):  # the file's name does not say what it holds: the user does
             for fmt in exc.formats:
                 kind_buttons[box.addButton(f"It holds {KIND_WORDS.get(fmt, fmt)}", QMessageBox.ButtonRole.ActionRole)] = fmt
         if isinstance(exc, UnknownColumnsError) and getattr(exc, "file", None):
             map_button = box.addButton("Map columns…", QMessageBox.ButtonRole.ActionRole)
+        if (isinstance(exc, UnknownColumnsError) and getattr(exc, "file", None)) or (
+                isinstance(exc, (SeriesInputError, SchemaError)) and self._series is not None):
+            # an outside series (ETF flows, Fear & Greed...): a time column and values, no liquidation fields
+            series_button = box.addButton("Import as series…", QMessageBox.ButtonRole.ActionRole)
         if isinstance(exc, UnknownContractSizeError):
             size_button = box.addButton("Set contract size…", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Close)
         self.error_box = box
         box.exec()
         if map_button is not None and box.clickedButton() is map_button:
-            file = exc.file
-            path = next((p for p in self._paths if Path(p).name == Path(file).name or p == file), self._paths[0])
-            self.map_and_import(path)
+            self.map_and_import(self._failed_path(exc))
+        elif series_button is not None and box.clickedButton() is series_button:
+            if self._series is not None:  # the series import failed: ask again, with the answers given
+                self.import_as_series(self._series["path"], previous=self._series)
+            else:
+                self.import_as_series(self._failed_path(exc))
         elif size_button is not None and box.clickedButton() is size_button:
             self.ask_contract_size(str(exc))
         elif box.clickedButton() in kind_buttons:
             self.start(self._paths, **{**self._options, "fmt": kind_buttons[box.clickedButton()]})
+
+    def _failed_path(self, exc: Exception) -> str:
+        file = getattr(exc, "file", None) or ""
+        return next((p for p in self._paths if Path(p).name == Path(file).name or p == file), self._paths[0])
+
+    def import_as_series(self, path: str, previous: dict | None = None) -> None:
+        """Ask name, time column, value columns and unit, then import ``path`` as outside series."""
+        try:
+            columns, numeric = series_columns(path, header_only=file_columns)
+        except Exception as exc:  # one line, naming the file once
+            text = str(exc) if isinstance(exc, SeriesInputError) else f"{Path(path).name}: cannot read columns: {exc}"
+            QMessageBox.warning(self.window, "Import failed", " ".join(text.split()))
+            return
+        dlg = SeriesDialog(path, columns, numeric, self.window, previous=previous)
+        self.series_dialog = dlg
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.start_series([path], **dlg.options())
 
     def ask_contract_size(self, reason: str) -> None:
         """The file is in contracts of a size Liqscope does not know: the user states it, never a guess."""

@@ -1,4 +1,5 @@
-"""Data → Record live and Data → Fetch candles…: the connectors, wired to the window.
+"""Data → Record live and Data → Fetch candles…: the connectors, wired to the window
+(Data → Fetch open interest… / Fetch funding… are gui/context_fetch.py, installed from here).
 
 The recorder and the candle fetcher run on their own threads (the recorder has
 its own asyncio loop); their callbacks are re-emitted as Qt signals, which
@@ -24,6 +25,7 @@ from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, OFF
 from liqscope.models.progress import Step
 from liqscope.models.store import open_store
 
+from .context_fetch import ContextFetchController
 from .loader import close_progress, progress_dialog
 from .theme import STATUS_IDLE, STATUS_OFFLINE, STATUS_OK, STATUS_WAIT, display_name
 from .worker import Worker
@@ -218,6 +220,11 @@ class FetchController(QObject):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(lambda: self._on_finished(None))  # cancelled before anything was stored
+        # Data ▸ Fetch open interest… / Fetch funding…, next to Fetch candles… (gui/context_fetch.py)
+        self.context = ContextFetchController(window)
+        menu = getattr(window, "data_menu", None)
+        if menu is not None:
+            self.context.install(menu)
 
     # the worker's signals, under the names callers and tests know
     @property
