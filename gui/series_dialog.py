@@ -57,10 +57,13 @@ class SeriesDialog(QDialog):
         super().__init__(parent)
         previous = previous or {}
         self.setWindowTitle("Import as series")
+        self.setMinimumWidth(460)
         self.columns, self.numeric = list(columns), list(numeric)
         form = QFormLayout(self)
-        form.addRow(QLabel(f"<b>{Path(path).name}</b>: import as a named outside series (ETF flows, Fear &amp; "
-                           "Greed, dominance, your own indicator), shown in View ▸ Context panes."))
+        intro = QLabel(f"<b>{Path(path).name}</b>: import as a named outside series (ETF flows, Fear &amp; "
+                       "Greed, dominance, your own indicator), shown in View ▸ Context panes.")
+        intro.setWordWrap(True)
+        form.addRow(intro)
         self.name = QLineEdit(previous.get("name") or default_name(path))
         self.name.setObjectName("series_name")
         self.name.setToolTip("Letters, digits, '_', '.' and '-'; several value columns are stored as NAME_<column>")
@@ -79,7 +82,12 @@ class SeriesDialog(QDialog):
         self._checked = set(previous.get("value_columns") or [])
         self._fill_values(first=not self._checked)
         self.time.currentIndexChanged.connect(lambda _i: self._fill_values())
+        self.values.setMaximumHeight(160)
         form.addRow("Value columns", self.values)
+        several = QLabel("Several value columns are stored as one series each, named NAME_<column>.")
+        several.setWordWrap(True)
+        several.setProperty("role", "caption")
+        form.addRow(several)
         self.unit = QComboBox()
         self.unit.setObjectName("series_unit")
         self.unit.setEditable(True)
