@@ -184,12 +184,12 @@ def import_files(paths: Iterable[str | Path], *, store: Store | None = None, fmt
                 task.progress(done, total, reading)
         commits.flush()
     except (InputError, ImportCancelled, StoreError) as exc:
-        raise commits.said(exc) from None
-    finally:  # what was committed gets its rollups, whatever stopped the import
-        try:
+        try:  # what was committed before the failure gets its rollups too
             store.refresh_deferred()
         except StoreError:
-            pass  # rollups lag (readers then read raw rows); the rows themselves are stored
+            pass  # they lag (readers read raw rows meanwhile); the failure that stopped the import is the news
+        raise commits.said(exc) from None
+    store.refresh_deferred()  # a failure here says the rows are in (StoreError, "partly committed")
     for report in reports:
         report.new = commits.new.get(id(report), 0)
     return reports

@@ -478,11 +478,17 @@ class Store:
         self._deferred_liq, self._deferred_candles = set(), set()
         if not liq and not candle_parts:
             return 0
-        with store_errors(str(self.location), "write to"):
-            n = rollups.refresh(self.location, liq) if liq else 0
-            if candle_parts:
-                first = self._snapshots.version(CANDLE_ROLLUPS) < 0
-                candle_rollups.refresh(self.location, None if first else candle_parts, self._files(CANDLES))
+        try:
+            with store_errors(str(self.location), "write to"):
+                n = rollups.refresh(self.location, liq) if liq else 0
+                if candle_parts:
+                    first = self._snapshots.version(CANDLE_ROLLUPS) < 0
+                    candle_rollups.refresh(self.location, None if first else candle_parts, self._files(CANDLES))
+        except StoreError as exc:  # the rows are in (readers read them raw until the rollups catch up)
+            exc.committed = True
+            exc.args = (f"{exc} (partly committed: what was written before the failure is stored; "
+                        "the same command again adds the rest)",)
+            raise
         return n
 
     def _commit(self, batch: Batch, out: list, touched: set, task: Task | None, defer: bool = False) -> None:

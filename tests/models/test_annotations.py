@@ -118,7 +118,8 @@ def test_table_round_trip_upsert_and_reopen(tmp_path):
     assert (tmp_path / "store" / "annotations" / "_delta_log").is_dir()
     assert open_store(tmp_path / "store").has_data() is False  # annotations are not market data
     delete_annotation(store, items[1].id)
-    assert [a.id for a in load_annotations(store)] == [edited.id, items[2].id]
+    assert [a.id for a in load_annotations(store)] == [a.id for a in sorted([edited, items[2]],
+                                                                           key=lambda a: (a.created, a.id))]
     with pytest.raises(AnnotationError, match=f"no annotation with id '{items[1].id}'"):
         delete_annotation(store, items[1].id)
 

@@ -263,7 +263,7 @@ def run_cli(tmp_path, capsys, *args: str) -> tuple[int, str, str]:
     (["--asset", "BTC", "--csv", "{tmp}/no/such/dir/x.csv"], "does not exist"),
     (["--asset", "BTC", "--png", "{tmp}"], "is a directory"),
     (["--asset", "BTC", "--png", "{tmp}/x.png", "--size", "big"], "invalid --size"),
-    (["--asset", "BTC", "--csv", "{tmp}/x.csv", "--what", "trades"], "invalid choice: 'trades'"),
+    (["--asset", "BTC", "--csv", "{tmp}/x.csv", "--what", "trades"], "invalid choice 'trades'"),
     (["--asset", "BTC", "--png", "{tmp}/x.png", "--scale", "3"], "invalid choice: 3"),
     (["--asset", "BTC", "--png", "{tmp}/x.jpg"], "give a file name ending in .png"),
     (["--asset", "BTC", "--csv", "{tmp}/x.csv", "--min-usd", "-1"], "must be a number >= 0"),
