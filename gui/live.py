@@ -36,6 +36,19 @@ MERGE_MS = 400
 STATE_COLORS = {CONNECTED: STATUS_OK, RECONNECTING: STATUS_WAIT, OFFLINE: STATUS_OFFLINE, STOPPED: STATUS_IDLE}
 
 
+def recording_to_store(exchanges, **kw) -> Recorder:
+    """The window's recorder: into the local store, with the store kept compacted in the background and
+    open interest and funding of the recorded symbols kept current (as ``liqscope record --context``).
+    A store that cannot be opened now is opened by the recorder when it can (events wait meanwhile)."""
+    from liqscope.models.store import StoreError
+
+    try:
+        store = open_store()
+    except (StoreError, OSError):
+        store = None
+    return Recorder(exchanges, store=store, context_poll=store is not None, **kw)
+
+
 class LiveController(QObject):
     """Owns the recorder while recording is on; shows per-exchange status in the status bar."""
 
@@ -46,7 +59,7 @@ class LiveController(QObject):
     def __init__(self, window, recorder_factory: Callable[..., Recorder] | None = None):
         super().__init__(window)
         self.window = window
-        self.recorder_factory = recorder_factory or Recorder
+        self.recorder_factory = recorder_factory or recording_to_store
         self.recorder: Recorder | None = None
         self.labels: dict[str, QLabel] = {}
         self._pending: list[pd.DataFrame] = []

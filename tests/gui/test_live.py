@@ -166,3 +166,12 @@ def test_status_label_shows_what_could_not_be_stored(window):
     assert "3 quarantined" in label.text() and "1 oversize frames dropped" in label.text()
     assert "12 waiting for the store" in label.text()
     assert "price is not a number (True)" in label.toolTip()
+
+
+def test_the_windows_recorder_keeps_the_store_compacted_and_the_context_current(_isolated_data_dir):
+    """Recording from the window writes to the local store with background maintenance and open interest /
+    funding polling on (built, not started: nothing connects)."""
+    from liqscope.gui.live import recording_to_store
+
+    rec = recording_to_store(["binance", "okx"])
+    assert rec.maintenance is not None and rec.context is not None
