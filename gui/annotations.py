@@ -36,6 +36,7 @@ from liqscope.models.annotations import Annotation, AnnotationError
 from liqscope.models.timeutil import format_time
 
 from .axis import from_x
+from .layout import LEVEL_LABEL_AT
 from .theme import PRICE_LINE_COLOR, STATUS_OK, STATUS_WAIT, THEMES, Theme
 from .worker import Worker
 
@@ -106,7 +107,7 @@ class AnnotationLayer:
                 y = math.log10(a.price) if v.log_scale else a.price
                 line = pg.InfiniteLine(pos=y, angle=0, movable=False, pen=pg.mkPen(color, width=2),
                                        label=_level_label(a),
-                                       labelOpts={"position": 0.985, "anchors": [(1, 1), (1, 1)], "color": color,
+                                       labelOpts={"position": LEVEL_LABEL_AT, "anchors": [(1, 1), (1, 1)], "color": color,
                                                   "fill": pg.mkBrush(fill)})
                 line.setZValue(30)
                 line.label.setZValue(31)
@@ -149,7 +150,8 @@ class AnnotationLayer:
         self.place_edges()
 
     def place_edges(self) -> None:
-        """A level above (below) the visible prices is named at the pane's top (bottom) right edge."""
+        """A level above (below) the visible prices is named at the pane's top (bottom) edge, where its label
+    would be (left of the last-price tag, which owns the right edge)."""
         if not self.edges:
             return
         (x0, x1), (y0, y1) = self.window.price.vb.viewRange()
@@ -162,7 +164,7 @@ class AnnotationLayer:
             above = y > y1
             tag.setText(("▲ " if above else "▼ ") + line.label.format)
             tag.setAnchor((1, 0) if above else (1, 1))
-            tag.setPos(x1, y1 if above else y0)
+            tag.setPos(x0 + (x1 - x0) * LEVEL_LABEL_AT, y1 if above else y0)
             tag.show()
 
     def items_of(self, annotation_id: str) -> list:

@@ -46,3 +46,7 @@ MIN_LABEL_GAP_PX = 64
 # context panes (open interest, funding, outside series) under the liquidation pane: each this tall
 # relative to the price pane's 3 and the liquidation pane's 2
 CONTEXT_PANE_STRETCH = 1
+
+# annotation level labels (and their ▲/▼ tags when off the visible prices) end this far across the price
+# pane: the last-price tag owns the right edge
+LEVEL_LABEL_AT = 0.86
