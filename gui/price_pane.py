@@ -99,7 +99,7 @@ class PricePane:
         self.last_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(ZERO_LINE_COLOR, width=1,
                                                                               style=Qt.PenStyle.DotLine),
                                          label="", labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)]})
-        self.last_line.setZValue(15)
+        self.last_line.setZValue(25)  # its tag above the liquidation markers (20): the price stays readable
         self.last_line.hide()
         plot.addItem(self.last_line, ignoreBounds=True)
         self.lod_worker = Worker(name="liqscope-lod")  # the one worker type; one build at a time
