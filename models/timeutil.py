@@ -85,3 +85,15 @@ def format_time(ts, style: str = "iso") -> str:
 
 def iso_z(ts: pd.Timestamp) -> str:
     return format_time(ts, "iso")
+
+
+def to_ms(value) -> int:
+    """Epoch milliseconds of a time (naive: UTC), as exchanges' REST APIs take them."""
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+    return int(ts.value // 1_000_000)
+
+
+def from_ms(ms: int) -> pd.Timestamp:
+    """The UTC time of epoch milliseconds (exchange timestamps)."""
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC")

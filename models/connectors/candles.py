@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..progress import Cancelled, Task, quiet
-from ..timeutil import parse_time
+from ..timeutil import from_ms, parse_time, to_ms
 from .netcause import network_cause
 
 EXCHANGE_IDS = ("binance", "okx", "bybit")
@@ -187,7 +187,7 @@ def missing_ranges(coverage, start_ms: int, end_ms: int, step_ms: int) -> list[t
     candle's open time then costs one re-fetched candle, never a hole."""
     spans = []
     for a, b in coverage or []:
-        a_ms, b_ms = _ms(a), _ms(b)
+        a_ms, b_ms = to_ms(a), to_ms(b)
         if b_ms > a_ms:
             spans.append((a_ms, b_ms))
     spans.sort()
@@ -209,12 +209,6 @@ def missing_ranges(coverage, start_ms: int, end_ms: int, step_ms: int) -> list[t
         if a < b:
             aligned.append((a, b))
     return aligned
-
-
-def _ms(value) -> int:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
-    return int(ts.value // 1_000_000)
 
 
 def _retrying(call, *, retries: int, delay: float, task: Task, what: str):
@@ -317,10 +311,10 @@ def fetch_candles(
     if interval not in client.timeframes:
         raise FetchError(f"{exchange} has no interval {interval!r} (available: {', '.join(client.timeframes)})")
     step = int(client.parse_timeframe(interval)) * 1000
-    now_ms = _ms(parse_time(now)) if now is not None else int(time.time() * 1000)
-    start_ms = -(-_ms(parse_time(start)) // step) * step
+    now_ms = to_ms(parse_time(now)) if now is not None else int(time.time() * 1000)
+    start_ms = -(-to_ms(parse_time(start)) // step) * step
     last_closed_end = (now_ms // step) * step
-    end_ms = min(_ms(parse_time(end)), last_closed_end) if end is not None else last_closed_end
+    end_ms = min(to_ms(parse_time(end)), last_closed_end) if end is not None else last_closed_end
     listed = market.get("created")
     if listed:
         start_ms = max(start_ms, (int(listed) // step) * step)
@@ -331,11 +325,11 @@ def fetch_candles(
         from ..store import open_store
 
         store = open_store()
-    result = FetchResult(name, native, interval, asset, _ts(start_ms), _ts(max(start_ms, end_ms)))
+    result = FetchResult(name, native, interval, asset, from_ms(start_ms), from_ms(max(start_ms, end_ms)))
     if end_ms <= start_ms:
         return result
     ranges = missing_ranges(store.candle_coverage(name, native, interval), start_ms, end_ms, step)
-    result.missing = [(_ts(a), _ts(b)) for a, b in ranges]
+    result.missing = [(from_ms(a), from_ms(b)) for a, b in ranges]
     pager = _Pager(client, symbol, interval, step, page_limit or PAGE_LIMIT.get(exchange, 500), store, result,
                    task, lambda call: _retrying(call, retries=retries, delay=retry_delay, task=task,
                                                 what=f"{exchange} {symbol} {interval}"))
@@ -424,5 +418,3 @@ class _Pager:
         r.new += int(getattr(res, "new", len(df)))
 
 
-def _ts(ms: int) -> pd.Timestamp:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC")

@@ -63,7 +63,7 @@ from typing import Callable
 import pandas as pd
 
 from ..progress import Cancelled, Task, quiet
-from ..timeutil import parse_time
+from ..timeutil import from_ms, parse_time, to_ms
 from .candles import FetchError, _retrying, client_with_market, is_spot, store_exchange_name
 
 OI = "oi"
@@ -218,9 +218,9 @@ def oi_periods(exchange: str) -> list[str]:
 
 def served_from(kind: str, exchange: str, now, period: str = "1h") -> pd.Timestamp | None:
     """First time the exchange serves ``kind`` history at ``now``, or None when it serves back to listing."""
-    ms = _floor_ms(kind, _exchange(exchange), _ms(parse_time(now)), _step_ms(period) if kind == OI else HOUR_MS,
+    ms = _floor_ms(kind, _exchange(exchange), to_ms(parse_time(now)), _step_ms(period) if kind == OI else HOUR_MS,
                    period)
-    return None if ms is None else _ts(ms)
+    return None if ms is None else from_ms(ms)
 
 
 # ---------------------------------------------------------------------------
@@ -249,9 +249,9 @@ def _fetch(kind, exchange, symbol, start, end, *, period, since, task, on_page, 
                          f"(linear ones such as BTC/USDT:USDT are)")
 
     step = _step_ms(period) if kind == OI else HOUR_MS  # OI grid / funding walking unit
-    now_ms = _ms(parse_time(now)) if now is not None else int(time.time() * 1000)
-    asked_ms = _ms(parse_time(start))
-    end_ms = min(_ms(parse_time(end)), now_ms) if end is not None else now_ms
+    now_ms = to_ms(parse_time(now)) if now is not None else int(time.time() * 1000)
+    asked_ms = to_ms(parse_time(start))
+    end_ms = min(to_ms(parse_time(end)), now_ms) if end is not None else now_ms
     start_ms = asked_ms
     if kind == OI:
         start_ms = -(-start_ms // step) * step  # first snapshot on the grid at or after start
@@ -261,22 +261,22 @@ def _fetch(kind, exchange, symbol, start, end, *, period, since, task, on_page, 
         start_ms = max(start_ms, first)
     native = str(market["id"])
     asset = str(market.get("base") or native).upper()
-    result = ContextResult(kind, store_exchange_name(exchange, symbol), native, asset, _ts(start_ms),
-                           _ts(max(start_ms, end_ms)), period=period, frame=_empty(kind))
+    result = ContextResult(kind, store_exchange_name(exchange, symbol), native, asset, from_ms(start_ms),
+                           from_ms(max(start_ms, end_ms)), period=period, frame=_empty(kind))
 
     floor = _floor_ms(kind, exchange, now_ms, step, period)
     if floor is not None and start_ms < floor and start_ms < end_ms:
-        notice = _notice(kind, exchange, native, _ts(start_ms), _ts(floor), _ts(end_ms))
+        notice = _notice(kind, exchange, native, from_ms(start_ms), from_ms(floor), from_ms(end_ms))
         if floor >= end_ms:
             raise HistoryUnavailable(notice.message, notice)
         result.notices.append(notice)
         start_ms = floor
-        result.start = _ts(start_ms)
+        result.start = from_ms(start_ms)
     if since is not None:
-        start_ms = max(start_ms, _ms(parse_time(since)))
+        start_ms = max(start_ms, to_ms(parse_time(since)))
         if kind == OI:
             start_ms = -(-start_ms // step) * step
-    result.resume_from = _ts(min(start_ms, end_ms))
+    result.resume_from = from_ms(min(start_ms, end_ms))
     if start_ms >= end_ms:
         result.resume_from = result.end
         return result
@@ -352,7 +352,7 @@ class _Walker:
             done += -(-(hi - cursor) // unit)
             cursor = hi
             # a settlement held back for its successor is not done yet: a resume starts at it
-            self.result.resume_from = _ts(cursor if self.pending is None else min(cursor, self.pending["ts"]))
+            self.result.resume_from = from_ms(cursor if self.pending is None else min(cursor, self.pending["ts"]))
             self.task.progress(min(done, total), total)
         if self.pending is not None:
             self.emit([], final=True)
@@ -640,7 +640,7 @@ def _floor_ms(kind: str, exchange: str, now_ms: int, step: int, period: str | No
             floor = max(floor, _OKX_DAILY_FIRST_MS)
         return floor
     if kind == FUNDING and exchange == "okx":  # "This endpoint can retrieve data from the last 3 months."
-        return _ms(_ts(now_ms) - pd.DateOffset(months=3))
+        return to_ms(from_ms(now_ms) - pd.DateOffset(months=3))
     return None
 
 
@@ -682,16 +682,6 @@ def _empty(kind: str) -> pd.DataFrame:
     for c in ("exchange", "symbol", "asset", "source"):
         df[c] = pd.Series(dtype="object")
     return df
-
-
-def _ms(value) -> int:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
-    return int(ts.value // 1_000_000)
-
-
-def _ts(ms: int) -> pd.Timestamp:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC")
 
 
 def _fmt(ts: pd.Timestamp) -> str:

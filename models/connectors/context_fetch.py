@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..progress import Step, Task, quiet
-from ..timeutil import parse_time
+from ..timeutil import from_ms, parse_time, to_ms
 from .candles import FetchError, _retrying, is_spot, make_client, missing_ranges, store_exchange_name
 from .context import (FUNDING, HOUR_MS, OI, HistoryNotice, HistoryUnavailable, _step_ms, fetch_funding,
                       fetch_open_interest)
@@ -79,8 +79,8 @@ def fetch_context(kind: str, exchange: str, symbol: str, start, end=None, *, sto
     from ..store.context_tables import funding_coverage, oi_coverage
 
     held = oi_coverage(store, name, native, period) if kind == OI else funding_coverage(store, name, native)
-    ranges = missing_ranges(held, _ms(s), _ms(e), step if kind == OI else 1)
-    out.missing = [(_ts(a), _ts(b)) for a, b in ranges]
+    ranges = missing_ranges(held, to_ms(s), to_ms(e), step if kind == OI else 1)
+    out.missing = [(from_ms(a), from_ms(b)) for a, b in ranges]
     sizes = [-(-(b - a) // step) for a, b in ranges]
     total = sum(sizes)
 
@@ -103,9 +103,9 @@ def fetch_context(kind: str, exchange: str, symbol: str, start, end=None, *, sto
                   now=now_ts)
         try:
             if kind == OI:
-                res = fetch_open_interest(ex, symbol, _ts(a), _ts(b), period=period, **kw)
+                res = fetch_open_interest(ex, symbol, from_ms(a), from_ms(b), period=period, **kw)
             else:
-                res = fetch_funding(ex, symbol, _ts(a), _ts(b), **kw)
+                res = fetch_funding(ex, symbol, from_ms(a), from_ms(b), **kw)
         except HistoryUnavailable as exc:  # this range is older than served; a later one may not be
             unavailable = exc
             out.notices.append(exc.notice)
@@ -128,11 +128,3 @@ def fetch_context(kind: str, exchange: str, symbol: str, start, end=None, *, sto
     return out
 
 
-def _ms(value) -> int:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
-    return int(ts.value // 1_000_000)
-
-
-def _ts(ms: int) -> pd.Timestamp:
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC")
