@@ -28,10 +28,6 @@ FORMAT = 2
 
 def key(store) -> str:
     """What a cached value depends on: the store and its tables' versions, and the precedence."""
-    return _key(store)
-
-
-def _key(store) -> str:
     snaps = store._snapshots
     return json.dumps([FORMAT, str(store.location), snaps.version(LIQ), snaps.version(ROLLUPS),
                        snaps.version(COVERAGE), list(store.precedence)])
@@ -45,21 +41,21 @@ def _path(store, what: str) -> Path:
 def cached(store, what: str, compute: Callable[[], tuple[pa.Table, dict]]) -> tuple[pa.Table, dict]:
     """``(table, extra)`` for ``what``: from the cache when it was computed from the same table versions,
     else ``compute()`` (then cached; ``extra`` must be JSON)."""
-    key, path = _key(store), _path(store, what)
+    wanted, path = key(store), _path(store, what)
     try:
         table = pq.read_table(path)
         meta = table.schema.metadata or {}
-        if meta.get(b"liqscope.key", b"").decode() == key:
+        if meta.get(b"liqscope.key", b"").decode() == wanted:
             return table.replace_schema_metadata(None), json.loads(meta[b"liqscope.extra"])
     except (OSError, pa.ArrowException, KeyError, ValueError):
         pass
     table, extra = compute()
-    if key != _key(store):  # a commit landed meanwhile: what was computed may mix versions, keep it out
+    if wanted != key(store):  # a commit landed meanwhile: what was computed may mix versions, keep it out
         return table, extra
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{id(table)}.tmp")
-        pq.write_table(table.replace_schema_metadata({"liqscope.key": key, "liqscope.extra": json.dumps(extra)}), tmp)
+        pq.write_table(table.replace_schema_metadata({"liqscope.key": wanted, "liqscope.extra": json.dumps(extra)}), tmp)
         tmp.replace(path)
     except (OSError, pa.ArrowException):
         pass
