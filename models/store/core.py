@@ -663,7 +663,7 @@ class Store:
         return bool(self._files(LIQ) or self._files(CANDLES))
 
     def _liq_read(self, start, end, *, exchanges=None, symbols=None, columns=None, months=None,
-                  on_damage=None, extra_filter=None) -> pa.Table:
+                  on_damage=None, extra_filter=None, dictionary: tuple[str, ...] = ()) -> pa.Table:
         self._require_current()
         s = _us(_time(start)) if start is not None else None
         e = _us(_time(end)) if end is not None else None
@@ -680,7 +680,7 @@ class Store:
         flt = delta_io.window_filter(s, e, also=flt)
         with store_errors(str(self.location), "read"):
             return delta_io.read(self.location, TABLES[LIQ], data, columns=columns, row_filter=flt,
-                                 on_damage=on_damage)
+                                 on_damage=on_damage, dictionary=dictionary)
 
     def coverage(self) -> provenance.Coverage:
         """Which source covers what (read once per version of the coverage table)."""
@@ -700,7 +700,17 @@ class Store:
         if not table.num_rows:
             return table
         cov = self.coverage()
-        if len({s for s in table.column("source").unique().to_pylist()}) < 2 and not cov.spans:
+        if not cov.spans:
+            return table
+        order = self.precedence
+        sources = table.column("source").unique().to_pylist()
+        span = pc.min_max(table.column("ts").cast(pa.int64()))
+        lo, hi = span["min"].as_py(), span["max"].as_py()
+        low = max(provenance.rank(s, order) for s in sources)
+        if not any(provenance.rank(src, order) < low  # no row here can be outranked
+                   and bool(np.any((np.asarray(a) <= hi) & (np.asarray(b) > lo)))
+                   for e in table.column("exchange").unique().to_pylist() for (src, ex, _y), (a, b) in
+                   cov.spans.items() if ex == e):
             return table
         keep = provenance.counted({"exchange": np.asarray(table.column("exchange").to_pylist(), dtype=object),
                                    "symbol": np.asarray(table.column("symbol").to_pylist(), dtype=object),

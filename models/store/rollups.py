@@ -9,28 +9,19 @@ commits, two writers racing) but never be wrong.
 """
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import delta_io, provenance
+from . import delta_io, minute_rollups, provenance
+from .listings import fingerprint, recall as _recall, remember as _remember, touched_days
 from .location import Location
 from .tables import LIQ, ROLLUP_SCHEMA, ROLLUPS, TABLES, TS
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 LEVELS = {"1d": DAY_US, "1h": HOUR_US}
-
-
-def fingerprint(data: list[delta_io.DataFile]) -> str:
-    """Identifies a partition's raw content: Delta data files are immutable and uniquely named."""
-    names = sorted(f.uri.rsplit("/", 1)[-1] for f in data)
-    return hashlib.sha1("\n".join(names).encode()).hexdigest()[:16]
 
 
 def compute(raw: pa.Table, exchange: str, month: str, liq_files: str, writer: str) -> pa.Table:
@@ -64,53 +55,11 @@ def compute(raw: pa.Table, exchange: str, month: str, liq_files: str, writer: st
     return pa.concat_tables(out)
 
 
-# Incremental refresh. A partition's rollup computed from the file set F_old is right for F_new on every day
-# no file of the symmetric difference F_old ^ F_new holds rows of (files are immutable; their time statistics
-# bound their rows): those days' raw rows are the same in both snapshots. So a refresh recomputes only the
-# days the difference touches -- a recorder commit touches one -- and carries the other days' rows, restamped
-# with the new fingerprint, in the same single commit. F_old is known only as a fingerprint in the table; the
-# file sets behind the fingerprints this process computed are remembered here (fingerprints name file sets
-# exactly: Delta data files are uniquely named), so any other case falls back to a whole recompute.
-INCREMENTAL_MAX_DAYS = 7  # more days touched than this: recompute the partition whole
-_LISTINGS: OrderedDict[tuple[str, str, str, str], tuple[tuple[str, int | None, int | None], ...]] = OrderedDict()
-_LISTINGS_MAX = 512
-_LISTINGS_LOCK = threading.Lock()
-
-
-def _remember(table_uri: str, key: tuple[str, str], fp: str, part: list[delta_io.DataFile]) -> None:
-    with _LISTINGS_LOCK:
-        _LISTINGS[(table_uri, *key, fp)] = tuple((f.uri, f.ts_min, f.ts_max) for f in part)
-        _LISTINGS.move_to_end((table_uri, *key, fp))
-        while len(_LISTINGS) > _LISTINGS_MAX:
-            _LISTINGS.popitem(last=False)
-
-
-def _recall(table_uri: str, key: tuple[str, str], fp: str):
-    with _LISTINGS_LOCK:
-        return _LISTINGS.get((table_uri, *key, fp))
-
-
-def touched_days(old: tuple[tuple[str, int | None, int | None], ...], new: list[delta_io.DataFile]) -> set[int] | None:
-    """Day starts (µs) the files of one listing but not the other hold rows of; None if a file has no time
-    statistics."""
-    a = {u: (lo, hi) for u, lo, hi in old}
-    b = {f.uri: (f.ts_min, f.ts_max) for f in new}
-    days: set[int] = set()
-    for uri in a.keys() ^ b.keys():
-        lo, hi = a.get(uri) or b[uri]
-        if lo is None or hi is None:
-            return None
-        first, last = lo - lo % DAY_US, hi - hi % DAY_US
-        if (last - first) // DAY_US >= INCREMENTAL_MAX_DAYS:
-            return None
-        days.update(range(first, last + DAY_US, DAY_US))
-    return days
-
-
 def refresh(loc: Location, partitions: set[tuple[str, str]]) -> int:
     """Recompute the rollups of ``partitions`` ((exchange, month)) from the latest raw snapshot -- only the
-    days changed since the rollup's own snapshot where that is known (see :func:`touched_days`).
-    Returns how many partitions were rewritten (those already current are skipped)."""
+    days changed since the rollup's own snapshot where that is known (see :func:`.listings.touched_days`) -- the
+    hourly and daily ones here, then the per-minute ones (:mod:`.minute_rollups`). Returns how many
+    partitions were rewritten (those already current are skipped)."""
     if not partitions:
         return 0
     spec, rspec = TABLES[LIQ], TABLES[ROLLUPS]
@@ -121,7 +70,7 @@ def refresh(loc: Location, partitions: set[tuple[str, str]]) -> int:
     fps = held.select(["exchange", "month", "liq_files"]).group_by(["exchange", "month", "liq_files"]).aggregate([])
     for e, m, fp in zip(*(fps.column(c).to_pylist() for c in ("exchange", "month", "liq_files"))):
         current.setdefault((e, m), set()).add(fp)
-    done = 0
+    done: set[tuple[str, str]] = set()
     for exchange, month in sorted(partitions):
         key = (exchange, month)
         part = delta_io.prune(raw_files, where={"exchange": [exchange], "month": [month]})
@@ -145,8 +94,9 @@ def refresh(loc: Location, partitions: set[tuple[str, str]]) -> int:
         pred = f"exchange = {delta_io.sql_literal(exchange)} AND month = {delta_io.sql_literal(month)}"
         delta_io.replace_where(loc, rspec, rows, pred, {"liqscope.op": "rollup"})
         _remember(uri, key, fp, part)
-        done += 1
-    return done
+        done.add(key)
+    done |= minute_rollups.refresh(loc, partitions, raw_files, recall=lambda key, fp: _recall(uri, key, fp))
+    return len(done)
 
 
 def _held(loc: Location, partitions: set[tuple[str, str]]) -> pa.Table:

@@ -19,6 +19,7 @@ TS = pa.timestamp("us", tz="UTC")
 TABLE_VERSION = 1  # of every table's schema below; recorded in store.json
 LIQ, CANDLES, GAPS, COVERAGE, ROLLUPS, SERIES = "liquidations", "candles", "gaps", "coverage", "rollups", "series"
 CANDLE_ROLLUPS = "candle_rollups"
+MINUTES = "minute_rollups"
 OPEN_INTEREST, FUNDING, OUTSIDE = "open_interest", "funding", "outside_series"
 
 LIQ_SCHEMA = pa.schema([
@@ -72,6 +73,17 @@ CANDLE_ROLLUP_SCHEMA = pa.schema([
 ])
 
 
+# Liquidated USD and events per (exchange, asset, source, UTC minute) (minute_rollups.py): what cascade
+# detection reads instead of every raw row. The fingerprint of the raw files (``liq_files``) and the writer
+# are partition values, so a reader picks the current rows from the file listing alone. USD is float32:
+# the table finds cascades; the figures shown for one are summed from its events.
+MINUTE_SCHEMA = pa.schema([
+    ("ts", TS), ("exchange", pa.string()), ("month", pa.string()), ("liq_files", pa.string()),
+    ("writer", pa.string()), ("asset", pa.string()), ("source", pa.string()), ("count", pa.int32()),
+    ("notional_usd", pa.float32()),
+])
+
+
 # Context series (context_tables.py): open interest per period snapshot, funding per settlement, and outside
 # series imported from files. Upserted on their natural keys (a later fetch overwrites a value, never
 # duplicates it); ``source`` is the provenance (binance-rest, file:flows.csv, demo...).
@@ -104,6 +116,7 @@ TABLES = {
     ROLLUPS: TableSpec(ROLLUPS, ROLLUP_SCHEMA, ("level", "exchange", "month"), ()),
     SERIES: TableSpec(SERIES, SERIES_SCHEMA, (), tuple(SERIES_SCHEMA.names)),
     CANDLE_ROLLUPS: TableSpec(CANDLE_ROLLUPS, CANDLE_ROLLUP_SCHEMA, ("level", "exchange", "month"), ()),
+    MINUTES: TableSpec(MINUTES, MINUTE_SCHEMA, ("exchange", "month", "liq_files", "writer"), ()),
     OPEN_INTEREST: TableSpec(OPEN_INTEREST, OI_SCHEMA, ("exchange",), ("exchange", "symbol", "period", "ts")),
     FUNDING: TableSpec(FUNDING, FUNDING_SCHEMA, ("exchange",), ("exchange", "symbol", "ts")),
     OUTSIDE: TableSpec(OUTSIDE, OUTSIDE_SCHEMA, ("name",), ("name", "ts")),

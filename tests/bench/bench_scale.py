@@ -525,7 +525,7 @@ def build_store(root: Path, plan: Plan, params: dict) -> dict:
         compacted[kind] = _compact(loc, kind)
     rebuilt = open_store(root).rebuild_rollups()
     compacted[tables.ROLLUPS] = _compact(loc, tables.ROLLUPS)
-    for kind in (tables.LIQ, tables.CANDLES, tables.COVERAGE, tables.ROLLUPS):
+    for kind in (tables.LIQ, tables.CANDLES, tables.COVERAGE, tables.ROLLUPS, tables.MINUTES):
         dt = delta_io.open_table(loc, tables.TABLES[kind])
         if dt is not None:
             dt.create_checkpoint()

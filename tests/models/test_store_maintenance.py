@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from liqscope.models.store import Batch, delta_io, figures, maintenance, open_store, rollups
+from liqscope.models.store import Batch, delta_io, figures, listings, maintenance, open_store, rollups
 from liqscope.models.store.tables import LIQ, ROLLUPS, TABLES
 from store_testutil import candles, liqs
 
@@ -106,7 +106,7 @@ def test_a_compaction_or_a_foreign_rollup_recomputes_the_partition(tmp_path, mon
     assert store.rebuild_rollups() == 1
     assert spy.take() == ["compute"]  # the whole month: the compaction rewrote every file
     assert_rollups_exact(store)
-    monkeypatch.setattr(rollups, "_LISTINGS", type(rollups._LISTINGS)())  # another process wrote the rollup
+    monkeypatch.setattr(listings, "_LISTINGS", type(listings._LISTINGS)())  # another process wrote the rollup
     store.append_liquidations(liqs(20, start="2025-05-20", span="1D", seed=9), source="binance-ws")
     assert spy.take() == ["compute"]
     assert_rollups_exact(store)
