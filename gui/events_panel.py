@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMessageBox,
                                QPushButton, QVBoxLayout, QWidget)
 
-from liqscope.models.cascades import find_cascades
+from liqscope.models.cascade_search import find_cascades
 from liqscope.models.export import ExportError, default_name, write_csv
 from liqscope.models.format import usd
 from liqscope.models.timeutil import format_duration

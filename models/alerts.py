@@ -357,7 +357,7 @@ class AlertEngine:
             self._size(a).add(float(u))
 
     def seed_minutes(self, names, asset_codes, minutes, usd_, counts) -> None:
-        """History as a per-minute table (``cascades.store_minutes``): cascade baselines only."""
+        """History as a per-minute table (``cascades_store.store_minutes``): cascade baselines only."""
         for a, m, u, c in zip(asset_codes, minutes, usd_, counts):
             self._watch.add(str(names[int(a)]), int(m), float(u), int(c))
 

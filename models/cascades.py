@@ -28,15 +28,15 @@ Method (parameters in :class:`Params`, documented in the README's *Cascades* sec
    from liquidation prices when none has).
 
 Inputs: a :class:`~liqscope.models.dataset.Dataset` (the demo, a store window) or a
-:class:`~liqscope.models.store.Store` (all history: read per exchange-month, only the columns needed,
-aggregated with numpy -- no Python loop per event).
+:class:`~liqscope.models.store.Store` (all history: the store's per-minute rollups, raw rows where those
+cannot answer; :mod:`.cascades_store`).
 """
 from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -234,207 +234,427 @@ class _Baseline:
     threshold: np.ndarray   # per cell, log10 USD of the hot threshold (inf: no baseline)
 
 
+@dataclass
+class _Days:
+    """The baseline per (asset, UTC day) row, which is all detection needs, and the per-cell flags. Only
+    :func:`baseline` expands the rows to per-cell arrays (on a 30M-cell table three such copies cost more than
+    the rest of the detection)."""
+
+    first_row: np.ndarray   # per asset, its first row (len(names) + 1: the last is the number of rows)
+    first_day: np.ndarray   # per asset, the UTC day (days since the epoch) of its first row
+    cells: np.ndarray       # per row, the asset's cells that day (rows cover each asset's first to last day)
+    median: np.ndarray      # per row, log10 USD
+    threshold: np.ndarray   # per row, log10 USD of the hot threshold (inf: no baseline)
+    rate: np.ndarray        # per row, trailing events per minute of the asset
+    warm: np.ndarray        # the warm cells (indices into the table, ascending)
+    hot: np.ndarray         # per warm cell, whether it is hot (hot cells are warm)
+
+    def row(self, asset: np.ndarray, minute: np.ndarray) -> np.ndarray:
+        """The rows of cells given by asset code and minute."""
+        return self.first_row[asset] + minute // DAY_MIN - self.first_day[asset]
+
+
+_THREADS = 2  # assets' baselines in parallel (numpy releases the GIL)
+
+
 def baseline(mins: Minutes, params: Params = Params()) -> _Baseline:
     """Hot and warm flags per cell from each asset's own trailing per-minute distribution."""
-    n = len(mins)
-    med_out = np.full(n, np.nan)
-    thr_out = np.full(n, np.inf)
-    warm_thr_out = np.full(n, np.inf)
-    rate_out = np.zeros(n)
-    per_active = np.zeros(n)
-    if not n:
-        return _Baseline(med_out, np.zeros(0), np.zeros(0, bool), np.zeros(0, bool), thr_out)
+    days = _day_baseline(mins, params)
+    hot, warm = np.zeros(len(mins), bool), np.zeros(len(mins), bool)
+    warm[days.warm] = True
+    hot[days.warm[days.hot]] = True
+    return _Baseline(np.repeat(days.median, days.cells), np.repeat(days.rate, days.cells), hot, warm,
+                     np.repeat(days.threshold, days.cells))
+
+
+def _bounds(mins: Minutes) -> np.ndarray:
+    """:meth:`Minutes.bounds`, searching with the codes' own dtype (int64 probes copy the whole code column)."""
+    return np.searchsorted(mins.asset, np.arange(len(mins.names) + 1, dtype=mins.asset.dtype), "left")
+
+
+def _day_baseline(mins: Minutes, params: Params, bounds: np.ndarray | None = None) -> _Days:
+    """:func:`baseline` per (asset, day) row, the assets in ``_THREADS`` threads."""
+    n_assets = len(mins.names)
     nb = int(math.ceil((_HI_DEX - _LO_DEX) / params.bin_dex))
-    x_all = np.log10(np.maximum(mins.usd, 1e-300))
-    bins_all = np.clip(((x_all - _LO_DEX) / params.bin_dex).astype(np.int64), 0, nb - 1)
-    bounds = mins.bounds()
+    bounds = _bounds(mins) if bounds is None else bounds
+    assets = [a for a in range(n_assets) if bounds[a] < bounds[a + 1]]
+
+    def one(a):
+        return _asset_days(mins, int(bounds[a]), int(bounds[a + 1]), params, nb)
+    if len(assets) > 1 and _THREADS > 1:
+        with ThreadPoolExecutor(_THREADS) as pool:
+            res = list(pool.map(one, assets))
+    else:
+        res = [one(a) for a in assets]
+    first_row = np.zeros(n_assets + 1, np.int64)
+    first_day = np.zeros(n_assets, np.int64)
+    for a, r in zip(assets, res):
+        first_day[a] = r["day0"]
+        first_row[a + 1] = len(r["cells"])
+    np.cumsum(first_row, out=first_row)
+
+    def cat(key, dtype):
+        return np.concatenate([r[key] for r in res]) if res else np.zeros(0, dtype)
+    return _Days(first_row, first_day, cat("cells", np.int64), cat("median", float), cat("threshold", float),
+                 cat("rate", float), cat("warm", np.int64), cat("hot", bool))
+
+
+def _asset_days(mins: Minutes, lo: int, hi: int, params: Params, nb: int) -> dict:
+    """One asset's baseline per UTC day (its cells ``lo:hi``), and its hot and warm cells.
+
+    The median and MAD of every trailing window come from one 2-D running sum of the counts per (day, bin),
+    probed by binary searches (the count up to a bin grows with the bin, the mass within r bins of the median
+    with r) rather than from an array per (day, candidate radius)."""
     w = max(1, int(params.baseline_days))
-    for a in range(len(mins.names)):
-        lo, hi = bounds[a], bounds[a + 1]
-        if lo == hi:
-            continue
-        day = mins.minute[lo:hi] // DAY_MIN
-        d0 = int(day[0])
-        di = day - d0
-        nd = int(di[-1]) + 1
-        b = bins_all[lo:hi]
-        used = np.unique(b)
-        # histogram over the bins this asset uses (a compact axis: a few hundred columns, not thousands)
-        col = np.searchsorted(used, b)
-        k = len(used)
-        hist = np.bincount(di * k + col, minlength=nd * k).reshape(nd, k)
-        cum = np.cumsum(hist, axis=0)
-        win = cum.copy()
-        if nd > w:
-            win[w:] -= cum[:-w]
-        q = np.cumsum(win, axis=1)
-        total = q[:, -1]
-        half = total / 2.0
-        mcol = np.argmax(q >= half[:, None], axis=1)           # median's column
-        mbin = used[mcol]
-        # MAD: smallest radius r (in bins) with at least half the mass within [median - r, median + r]
-        r = np.arange(nb)
-        rows = np.arange(nd)[:, None]
-        hi_idx = np.searchsorted(used, mbin[:, None] + r, side="right") - 1
-        lo_idx = np.searchsorted(used, mbin[:, None] - r, side="left") - 1
-        mass = q[rows, np.maximum(hi_idx, 0)] * (hi_idx >= 0) - np.where(lo_idx >= 0, q[rows, np.maximum(lo_idx, 0)], 0)
-        rbin = np.argmax(mass >= half[:, None], axis=1)
-        med = _LO_DEX + (mbin + 0.5) * params.bin_dex
-        sigma = np.maximum(1.4826 * rbin * params.bin_dex, params.min_sigma)
-        hot_thr = med + np.maximum(params.k_hot * sigma, math.log10(params.hot_ratio))
-        warm_thr = med + params.k_warm * sigma
-        ev = np.cumsum(np.bincount(di, weights=mins.count[lo:hi], minlength=nd))
-        ev_win = ev.copy()
-        if nd > w:
-            ev_win[w:] -= ev[:-w]
-        rate = ev_win / (np.minimum(np.arange(nd) + 1, w) * DAY_MIN)
-        rate_out[lo:hi] = rate[di]
-        per_active[lo:hi] = (ev_win / np.maximum(total, 1))[di]
-        bad = total < params.min_samples
-        hot_thr[bad] = np.inf
-        warm_thr[bad] = np.inf
-        med_out[lo:hi] = med[di]
-        thr_out[lo:hi] = hot_thr[di]
-        warm_thr_out[lo:hi] = warm_thr[di]
+    minute = mins.minute[lo:hi]
+    d0 = int(minute[0] // DAY_MIN)
+    nd = int(minute[-1] // DAY_MIN) - d0 + 1
+    starts = np.searchsorted(minute, (d0 + np.arange(nd + 1)) * DAY_MIN)  # day i: cells starts[i]:starts[i+1]
+    per_day = np.diff(starts)
+    usd = mins.usd[lo:hi]
+    x = np.log10(usd) if usd.min() >= 1e-300 else np.log10(np.maximum(usd, 1e-300))
+    b = x - _LO_DEX
+    b /= params.bin_dex
+    b = b.astype(np.int64)
+    bmin, bmax = int(b.min()), int(b.max())
+    if bmin < 0 or bmax >= nb:  # off the histogram's range: into its end bins
+        np.clip(b, 0, nb - 1, out=b)
+        bmin, bmax = (min(max(v, 0), nb - 1) for v in (bmin, bmax))
+    k = bmax - bmin + 1  # the bins this asset spans
+    # counts per (day, bin) after w empty days, summed over days then bins (in place): the trailing window of
+    # day d has p[w + d, c] - p[d, c] active minutes in bins bmin .. bmin + c
+    b += np.repeat((np.arange(nd) + w) * k - bmin, per_day)
+    p = np.bincount(b, minlength=(nd + w) * k).reshape(nd + w, k)
+    del b
+    np.cumsum(p, axis=0, out=p)
+    np.cumsum(p, axis=1, out=p)
+    p = p.ravel()
+    now, before = (np.arange(nd) + w) * k, np.arange(nd) * k
+
+    def upto(c):
+        return p[now + c] - p[before + c]
+    total = upto(k - 1)
+    half = total / 2.0
+    mcol = _first_true(lambda c: upto(c) >= half, np.full(nd, k - 1))  # the median's bin - bmin
+
+    def within(r):  # at least half the window within r bins of the median
+        below = mcol - r - 1
+        return upto(np.minimum(mcol + r, k - 1)) - np.where(below >= 0, upto(np.maximum(below, 0)), 0) >= half
+    rbin = _first_true(within, np.maximum(mcol, k - 1 - mcol))  # the MAD, in bins
+    med = _LO_DEX + (mcol + bmin + 0.5) * params.bin_dex
+    sigma = np.maximum(1.4826 * rbin * params.bin_dex, params.min_sigma)
+    hot_thr = med + np.maximum(params.k_hot * sigma, math.log10(params.hot_ratio))
+    warm_thr = med + params.k_warm * sigma
+    cnt = mins.count[lo:hi]
+    ev = np.cumsum(np.where(per_day > 0, np.add.reduceat(cnt, starts[:-1]), 0))
+    ev_win = ev.copy()
+    if nd > w:
+        ev_win[w:] -= ev[:-w]
+    rate = ev_win / (np.minimum(np.arange(nd) + 1, w) * DAY_MIN)
+    per_active = ev_win / np.maximum(total, 1)
+    bad = total < params.min_samples
+    hot_thr[bad] = np.inf
+    warm_thr[bad] = np.inf
     hot_n = np.maximum(params.hot_min_events, params.hot_count_ratio * per_active)
     warm_n = np.maximum(params.warm_min_events, params.warm_count_ratio * per_active)
-    hot = (x_all >= thr_out) & (mins.count >= hot_n)
-    warm = hot | ((x_all >= warm_thr_out) & (mins.count >= warm_n))
-    return _Baseline(med_out, rate_out, hot, warm, thr_out)
+    # flags for the few cells at or above the lower of their day's two thresholds (the others have none)
+    cand = np.flatnonzero(x >= np.repeat(np.minimum(hot_thr, warm_thr), per_day))
+    day = np.searchsorted(starts, cand, "right") - 1
+    xc, cc = x[cand], cnt[cand]
+    hot = (xc >= hot_thr[day]) & (cc >= hot_n[day])
+    warm = hot | ((xc >= warm_thr[day]) & (cc >= warm_n[day]))
+    return {"day0": d0, "cells": per_day, "median": med, "threshold": hot_thr, "rate": rate,
+            "warm": lo + cand[warm], "hot": hot[warm]}
 
 
-def _bursts(mins: Minutes, base: _Baseline, params: Params) -> pd.DataFrame:
-    """One row per burst: asset code, start and end minute (end exclusive), cells lo..hi of its warm run."""
-    idx = np.flatnonzero(base.warm)
-    cols = ["asset", "start", "end", "usd", "count", "peak", "median", "threshold"]
+def _first_true(pred, hi: np.ndarray) -> np.ndarray:
+    """Per element, the smallest v in 0..hi with ``pred(v)`` (monotone in v, true at hi): a vectorised binary
+    search, log2(hi) calls of ``pred`` instead of an array column per candidate v."""
+    lo, hi = np.zeros_like(hi), hi.copy()
+    for _ in range(int(hi.max(initial=0)).bit_length()):
+        mid = (lo + hi) >> 1
+        ok = pred(mid)
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid + 1)
+    return hi
+
+
+def _bursts(mins: Minutes, days: _Days, params: Params) -> dict[str, np.ndarray]:
+    """One entry per burst (arrays): asset code, start and end minute (end exclusive) of its warm run, its
+    events, its largest minute's USD, and the median and hot threshold of its first day."""
+    idx = days.warm
     if not len(idx):
-        return pd.DataFrame({c: [] for c in cols})
+        return {c: np.zeros(0) for c in ("asset", "start", "end", "count", "peak", "median", "threshold")}
     a = mins.asset[idx]
     m = mins.minute[idx]
     new = np.r_[True, (a[1:] != a[:-1]) | (m[1:] - m[:-1] > params.gap_minutes + 1)]
     first = np.flatnonzero(new)
     last = np.r_[first[1:], len(idx)] - 1
-    hot = np.add.reduceat(base.hot[idx].astype(np.int64), first) > 0
-    # figures of the run's own window, from cumulative sums over all cells of the asset
-    cu = np.r_[0.0, np.cumsum(mins.usd)]
-    cc = np.r_[0, np.cumsum(mins.count)]
-    lo_cell = idx[first]
-    hi_cell = idx[last] + 1  # cells of the same asset between are in the window (sorted by asset, minute)
-    usd = cu[hi_cell] - cu[lo_cell]
-    count = cc[hi_cell] - cc[lo_cell]
+    hot = np.logical_or.reduceat(days.hot, first)
+    # events of the run's own window: cells of the same asset between are in it (sorted by asset, minute)
+    count = _range_sums(mins.count, idx[first], idx[last] + 1)
     peak = np.maximum.reduceat(mins.usd[idx], first)
     length = m[last] + 1 - m[first]
-    keep = hot & (count >= params.min_events) & (count >= params.rate_ratio * base.rate[lo_cell] * length)
-    return pd.DataFrame({
-        "asset": a[first][keep], "start": m[first][keep], "end": m[last][keep] + 1,
-        "usd": usd[keep], "count": count[keep], "peak": peak[keep],
-        "median": base.median[lo_cell][keep], "threshold": base.threshold[lo_cell][keep]})
+    row = days.row(a[first], m[first])
+    keep = hot & (count >= params.min_events) & (count >= params.rate_ratio * days.rate[row] * length)
+    return {"asset": a[first][keep], "start": m[first][keep], "end": m[last][keep] + 1, "count": count[keep],
+            "peak": peak[keep], "median": days.median[row][keep], "threshold": days.threshold[row][keep]}
 
 
-def _window_sum(mins: Minutes, bounds: np.ndarray, cu, cc, asset: int, start: int, end: int) -> tuple[float, int]:
-    lo, hi = bounds[asset], bounds[asset + 1]
-    i = lo + np.searchsorted(mins.minute[lo:hi], start, "left")
-    j = lo + np.searchsorted(mins.minute[lo:hi], end, "left")
-    return float(cu[j] - cu[i]), int(cc[j] - cc[i])
+def _ranges(lo: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The indices lo[0] .. lo[0] + n[0] - 1, then lo[1] .. and so on, as one array."""
+    ends = np.cumsum(n)
+    return np.repeat(lo - (ends - n), n) + np.arange(int(ends[-1]) if len(n) else 0)
+
+
+def _range_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sums of ``values[lo:hi]`` for non-empty ranges, touching only their cells (exact for integers; USD goes
+    through :func:`_prefix_at`)."""
+    if not len(lo):
+        return np.zeros(0, values.dtype)
+    n = hi - lo
+    return np.add.reduceat(values[_ranges(lo, n)], np.cumsum(n) - n)
+
+
+def _prefix_at(values: np.ndarray, idx: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``np.r_[0, np.cumsum(values)][idx]`` without the table-sized array: the same left-to-right running sum
+    (a window's USD is a difference of two, with the rounding detection always had), a chunk at a time."""
+    order = np.argsort(idx, kind="stable")
+    want = idx[order]
+    run = np.empty(chunk + 1, np.cumsum(values[:0]).dtype)
+    got = np.empty(len(idx), run.dtype)
+    carry, done = run.dtype.type(0), 0
+    for s in range(0, len(values), chunk):
+        if done == len(want):
+            break
+        e = min(s + chunk, len(values))
+        run[0] = carry
+        run[1:e - s + 1] = values[s:e]
+        np.cumsum(run[:e - s + 1], out=run[:e - s + 1])  # run[i] = sum of values[:s + i]
+        upto = int(np.searchsorted(want, e, "right"))
+        got[done:upto] = run[want[done:upto] - s]
+        done, carry = upto, run[e - s]
+    got[done:] = carry  # only idx 0 of an empty table
+    out = np.empty_like(got)
+    out[order] = got
+    return out
+
+
+def _window_sum(mins: Minutes, bounds: np.ndarray, asset: np.ndarray, start: np.ndarray, end: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """USD and events of each window: the cells of ``asset`` with ``start <= minute < end`` (one searchsorted
+    per asset)."""
+    i, j = np.empty(len(asset), np.int64), np.empty(len(asset), np.int64)
+    order = np.argsort(asset, kind="stable")
+    seg = np.flatnonzero(np.r_[True, np.diff(asset[order]) != 0]) if len(order) else order
+    for s, e in zip(seg.tolist(), np.r_[seg[1:], len(order)].tolist()):
+        sel = order[s:e]
+        lo, hi = bounds[asset[sel[0]]], bounds[asset[sel[0]] + 1]
+        i[sel] = lo + np.searchsorted(mins.minute[lo:hi], start[sel], "left")
+        j[sel] = lo + np.searchsorted(mins.minute[lo:hi], end[sel], "left")
+    cu = _prefix_at(mins.usd, np.r_[i, j])
+    return cu[len(i):] - cu[:len(i)], _range_sums(mins.count, i, j)
 
 
 def _ts(minute: int) -> pd.Timestamp:
     return pd.Timestamp(int(minute) * MINUTE_US * 1000, tz="UTC")
 
 
-def detect(mins: Minutes, params: Params = Params(), *, start=None, end=None) -> list[Cascade]:
+def detect(mins: Minutes, params: Params = Params(), *, start=None, end=None, limit: int | None = None,
+           min_usd: float = 0.0) -> list[Cascade]:
     """Cascades in a per-minute table, largest first (figures from the table: total and events; call
     :func:`add_details` for the rest). ``start``/``end`` keep the cascades that start in
-    ``[start, end)`` (the baseline still uses the history before ``start``)."""
-    base = baseline(mins, params)
-    bursts = _bursts(mins, base, params)
-    if not len(bursts):
+    ``[start, end)`` (the baseline still uses the history before ``start``). ``min_usd`` and ``limit`` (None or
+    0: all) keep the ``limit`` largest of at least ``min_usd`` -- only those are built as objects."""
+    if not len(mins):
         return []
-    bursts = bursts.sort_values(["start", "asset"], kind="stable").reset_index(drop=True)
-    s = bursts["start"].to_numpy(np.int64)
-    e = bursts["end"].to_numpy(np.int64)
-    reach = np.maximum.accumulate(e)
-    group = np.cumsum(np.r_[True, s[1:] > reach[:-1] + params.gap_minutes])
-    bounds = mins.bounds()
-    cu = np.r_[0.0, np.cumsum(mins.usd)]
-    cc = np.r_[0, np.cumsum(mins.count)]
+    bounds = _bounds(mins)
+    bursts = _bursts(mins, _day_baseline(mins, params, bounds), params)
+    if not len(bursts["start"]):
+        return []
     lo_m = None if start is None else parse_time(start).value // (MINUTE_US * 1000)
     hi_m = None if end is None else parse_time(end).value // (MINUTE_US * 1000)
-    out: list[Cascade] = []
-    for _g, rows in bursts.groupby(group, sort=True):
-        cs, ce = int(rows["start"].min()), int(rows["end"].max())
-        if (lo_m is not None and cs < lo_m) or (hi_m is not None and cs >= hi_m):
-            continue
-        parts = []
-        for asset, prow in rows.groupby("asset", sort=False):
-            usd, cnt = _window_sum(mins, bounds, cu, cc, int(asset), cs, ce)
-            parts.append(Part(mins.names[int(asset)], _ts(prow["start"].min()), _ts(prow["end"].max()), usd, cnt,
-                              peak_usd=float(prow["peak"].max()),
-                              baseline_usd=float(10 ** prow["median"].iloc[0]),
-                              threshold_usd=float(10 ** prow["threshold"].iloc[0])))
-        parts.sort(key=lambda p: -p.total_usd)
-        out.append(Cascade(_ts(cs), _ts(ce), sorted(p.asset for p in parts),
-                           float(sum(p.total_usd for p in parts)), int(sum(p.count for p in parts)), parts))
-    out.sort(key=lambda c: (-c.total_usd, c.start))
+    g, parts = _groups(bursts, params, lo_m, hi_m)
+    if not len(g["start"]):
+        return []
+    usd, count = _window_sum(mins, bounds, parts["asset"], g["start"][parts["group"]], g["end"][parts["group"]])
+    # each cascade's parts largest first (ties: in the order of their first burst), and its figures summed in
+    # that order, as Python's sum over its list of parts: the same totals, so the same ranking
+    order = np.lexsort((parts["first"], -usd, parts["group"]))
+    parts = {k: v[order] for k, v in parts.items()}
+    usd, count = usd[order], count[order]
+    seg = np.flatnonzero(np.r_[True, parts["group"][1:] != parts["group"][:-1]])
+    n_parts = np.diff(np.r_[seg, len(order)])
+    total = _sums_in_order(usd, seg)
+    events = np.add.reduceat(count, seg)
+    rank = np.lexsort((g["start"], -total))
+    rank = rank[total[rank] >= min_usd]
+    if limit:
+        rank = rank[:limit]
+    take = _ranges(seg[rank], n_parts[rank])  # the listed cascades' parts, in order
+    return _cascades(mins, g["start"][rank], g["end"][rank], total[rank], events[rank], n_parts[rank],
+                     {k: v[take] for k, v in parts.items()}, usd[take], count[take])
+
+
+def _groups(bursts: dict, params: Params, lo_m, hi_m) -> tuple[dict, dict]:
+    """Bursts in time order into cascades (overlapping or at most ``gap_minutes`` apart), those starting in
+    ``[lo_m, hi_m)`` (None: open): the cascades' start and end minutes, and their parts, one per (cascade,
+    asset): cascade, asset, first burst (its index in time order), start, end, peak, and the median and hot
+    threshold of its first burst."""
+    o = np.lexsort((bursts["asset"], bursts["start"]))
+    b = {k: v[o] for k, v in bursts.items()}
+    s, e = b["start"].astype(np.int64), b["end"].astype(np.int64)
+    reach = np.maximum.accumulate(e)
+    new = np.r_[True, s[1:] > reach[:-1] + params.gap_minutes]
+    first = np.flatnonzero(new)
+    group = np.cumsum(new) - 1
+    cs, ce = s[first], np.maximum.reduceat(e, first)
+    keep = np.ones(len(first), bool)
+    if lo_m is not None:
+        keep &= cs >= lo_m
+    if hi_m is not None:
+        keep &= cs < hi_m
+    # the bursts of the cascades kept, by (cascade, asset) and in time order within
+    mine = np.flatnonzero(keep[group])
+    po = mine[np.lexsort((b["asset"][mine], group[mine]))]
+    pg, pa = group[po], b["asset"][po]
+    pf = np.flatnonzero(np.r_[True, (pg[1:] != pg[:-1]) | (pa[1:] != pa[:-1])][:len(po)])
+
+    def each(ufunc, v):
+        return ufunc.reduceat(v[po], pf) if len(po) else v[:0]
+    parts = {"group": (np.cumsum(keep) - 1)[pg[pf]], "asset": pa[pf].astype(np.int64), "first": po[pf],
+             "start": each(np.minimum, s), "end": each(np.maximum, e), "peak": each(np.maximum, b["peak"]),
+             "median": b["median"][po[pf]], "threshold": b["threshold"][po[pf]]}
+    return {"start": cs[keep], "end": ce[keep]}, parts
+
+
+def _sums_in_order(values: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Per segment (``seg``: start offsets), the left-to-right float sum of its values -- the rounding of
+    Python's ``sum`` -- one step per position (a cascade has at most one part per asset)."""
+    lengths = np.diff(np.r_[seg, len(values)])
+    out = np.zeros(len(seg))
+    for k in range(int(lengths.max(initial=0))):
+        on = np.flatnonzero(lengths > k)
+        out[on] += values[seg[on] + k]
     return out
 
 
+def _cascades(mins: Minutes, cs, ce, total, events, n_parts, parts: dict, usd, count) -> list[Cascade]:
+    """The objects: cascade ``c`` has the next ``n_parts[c]`` of ``parts`` (with ``usd`` and ``count``)."""
+    n = len(usd)
+    stamps = _stamps(np.concatenate([parts["start"], parts["end"], cs, ce]))
+    names = [mins.names[a] for a in parts["asset"].tolist()]
+    # on Python floats 10 ** x is C's pow, as on numpy scalars (and a part's threshold is below a real minute's
+    # log10 USD, so it cannot overflow)
+    base = [10 ** v for v in parts["median"].tolist()]
+    thr = [10 ** v for v in parts["threshold"].tolist()]
+    made = [Part(a, s, e, u, c, peak_usd=pk, baseline_usd=bu, threshold_usd=tu)
+            for a, s, e, u, c, pk, bu, tu in zip(names, stamps[:n], stamps[n:2 * n], usd.tolist(), count.tolist(),
+                                                 parts["peak"].tolist(), base, thr)]
+    out: list[Cascade] = []
+    i = 0
+    for c, k in enumerate(n_parts.tolist()):
+        out.append(Cascade(stamps[2 * n + c], stamps[2 * n + len(cs) + c], sorted(names[i:i + k]),
+                           float(total[c]), int(events[c]), made[i:i + k]))
+        i += k
+    return out
+
+
+def _stamps(minutes: np.ndarray) -> list[pd.Timestamp]:
+    """:func:`_ts` of many minutes: each distinct minute boxed once, in bulk (parts share their cascade's
+    bounds; several times faster than one by one)."""
+    uniq, inv = np.unique(np.asarray(minutes, np.int64), return_inverse=True)
+    boxed = pd.to_datetime(uniq * (MINUTE_US * 1000), unit="ns", utc=True).tolist()
+    return [boxed[i] for i in inv.tolist()]
+
+
 # -- details from the events and candles of a cascade's window ------------------------------------------
+def _codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and names of a text column (a categorical's own codes: no string per row); a missing
+    value gets a code of its own, named ""."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, names = col.cat.codes.to_numpy(), [str(c) for c in col.cat.categories]
+    else:
+        codes, uniq = pd.factorize(col)
+        names = [str(n) for n in uniq]
+    if len(codes) and codes.min() < 0:
+        codes = np.where(codes < 0, len(names), codes)
+        names = names + [""]
+    return codes.astype(np.int64), names
+
+
 def add_details(c: Cascade, events: pd.DataFrame, candles=None, params: Params = Params()) -> Cascade:
     """Fill the long/short split, per-exchange USD, peak minute, exact totals, onsets and price move from
     ``events`` (the liquidations of ``c``'s assets with ``c.start <= ts < c.end``: ts, exchange, asset,
     side, price, notional_usd) and ``candles(asset, exchange, start, end)`` (a frame indexed by time with
-    open/high/low/close, or None)."""
-    ev = events.sort_values("ts", kind="stable")
+    open/high/low/close, or None). Sums per exchange, asset and side are bincounts over codes: a
+    market-wide cascade holds millions of events."""
+    ev = events if events["ts"].is_monotonic_increasing else events.sort_values("ts", kind="stable")
     usd = ev["notional_usd"].to_numpy(float)
-    side = ev["side"].astype(str).to_numpy()
-    exch = ev["exchange"].astype(str).to_numpy()
-    asset = ev["asset"].astype(str).to_numpy()
+    side_c, side_n = _codes(ev["side"])
+    ex_c, ex_n = _codes(ev["exchange"])
+    as_c, as_n = _codes(ev["asset"])
     ts = ev["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    n_side, n_as = max(len(side_n), 1), max(len(as_n), 1)
+    # one pass for every (asset, side) sum; codes of a categorical are never -1 here (no missing values)
+    cell = np.bincount(as_c.astype(np.int64) * n_side + side_c, weights=usd, minlength=n_as * n_side)
+    cell = cell.reshape(n_as, n_side)
+    n_per_asset = np.bincount(as_c, minlength=n_as)
+    li = side_n.index("long") if "long" in side_n else None
+    si = side_n.index("short") if "short" in side_n else None
     c.total_usd = float(usd.sum())
     c.count = int(len(ev))
-    c.long_usd = float(usd[side == "long"].sum())
-    c.short_usd = float(usd[side == "short"].sum())
-    by_ex = pd.Series(usd).groupby(exch).sum().sort_values(ascending=False, kind="stable")
+    c.long_usd = float(cell[:, li].sum()) if li is not None else 0.0
+    c.short_usd = float(cell[:, si].sum()) if si is not None else 0.0
+    per_ex = np.bincount(ex_c, weights=usd, minlength=len(ex_n))
+    by_ex = pd.Series(per_ex, index=ex_n).sort_index().sort_values(ascending=False, kind="stable")
     c.by_exchange = {str(k): float(v) for k, v in by_ex.items() if v > 0}
+    where = {n: i for i, n in enumerate(as_n)}
     for p in c.parts:
-        mine = asset == p.asset
-        p.total_usd = float(usd[mine].sum())
-        p.count = int(mine.sum())
-        p.long_usd = float(usd[mine & (side == "long")].sum())
-        p.short_usd = float(usd[mine & (side == "short")].sum())
+        i = where.get(p.asset)
+        p.total_usd = float(cell[i].sum()) if i is not None else 0.0
+        p.count = int(n_per_asset[i]) if i is not None else 0
+        p.long_usd = float(cell[i, li]) if i is not None and li is not None else 0.0
+        p.short_usd = float(cell[i, si]) if i is not None and si is not None else 0.0
     c.parts.sort(key=lambda p: -p.total_usd)
     if len(ev):
-        minute = ts // (MINUTE_US * 1000)
-        per_min = pd.Series(usd).groupby(minute).sum()
-        c.peak_ts = _ts(int(per_min.idxmax()))
-        c.peak_usd = float(per_min.max())
-    # onsets: when each (large enough) exchange's running USD reaches onset_share of its total
+        minute = ts // (MINUTE_US * 1000)  # sorted: each minute one run
+        first = np.flatnonzero(np.r_[True, minute[1:] != minute[:-1]])
+        per_min = np.add.reduceat(usd, first)
+        k = int(np.argmax(per_min))
+        c.peak_ts = _ts(int(minute[first[k]]))
+        c.peak_usd = float(per_min[k])
+    # onsets: when each (large enough) exchange's running USD reaches onset_share of its total (a running
+    # sum over all events with the others' USD as 0.0: the same partial sums, no selection)
     c.onsets = {}
     for ex, total in c.by_exchange.items():
         if total < params.leader_min_share * c.total_usd:
             continue
-        sel = exch == ex
-        run = np.cumsum(usd[sel])
+        run = np.cumsum(np.where(ex_c == ex_n.index(ex), usd, 0.0))
         i = int(np.searchsorted(run, params.onset_share * total, "left"))
-        c.onsets[ex] = pd.Timestamp(int(ts[sel][min(i, len(run) - 1)]), tz="UTC")
+        c.onsets[ex] = pd.Timestamp(int(ts[min(i, len(run) - 1)]), tz="UTC")
     ranked = sorted(c.onsets.items(), key=lambda kv: kv[1])
     c.leader = ranked[0][0] if ranked else None
     c.lead_s = (ranked[1][1] - ranked[0][1]).total_seconds() if len(ranked) > 1 else None
-    c.price = _price_move(c, ev, candles)
+    c.price = _price_move(c, ev, candles, (as_c, as_n, ex_c, ex_n))
     c.detailed = True
     return c
 
 
-def _price_move(c: Cascade, ev: pd.DataFrame, candles) -> PriceMove | None:
+def _price_move(c: Cascade, ev: pd.DataFrame, candles, codes) -> PriceMove | None:
+    """The main asset's open -> extreme -> close: from candles of its venues (most USD first), else from
+    the liquidation prices on its main venue. ``codes``: (asset codes, names, exchange codes, names)."""
     if not c.parts:
         return None
+    as_c, as_n, ex_c, ex_n = codes
     main = c.parts[0].asset
-    mine = ev[ev["asset"].astype(str) == main]
-    venues = mine.groupby(mine["exchange"].astype(str))["notional_usd"].sum().sort_values(ascending=False,
-                                                                                         kind="stable")
+    mine = as_c == (as_n.index(main) if main in as_n else -1)
+    usd = ev["notional_usd"].to_numpy(float)
+    per_ex = np.bincount(ex_c[mine], weights=usd[mine], minlength=len(ex_n))
+    rows = np.bincount(ex_c[mine], minlength=len(ex_n))
+    venues = sorted((i for i in range(len(ex_n)) if rows[i]), key=lambda i: (-per_ex[i], ex_n[i]))
     if candles is not None:
-        for ex in list(venues.index) + [None]:
+        for ex in [ex_n[i] for i in venues] + [None]:
             got = candles(main, ex, c.start, c.end)
             if got is None:
                 continue
@@ -446,228 +666,11 @@ def _price_move(c: Cascade, ev: pd.DataFrame, candles) -> PriceMove | None:
             hi, lo = float(frame["high"].iloc[hi_i]), float(frame["low"].iloc[lo_i])
             ext, when = (hi, frame.index[hi_i]) if hi - o >= o - lo else (lo, frame.index[lo_i])
             return PriceMove(main, ex_name, "candles", o, ext, pd.Timestamp(when), cl)
-    if not len(venues):
+    if not venues:
         return None
-    ex = str(venues.index[0])
-    px = mine[mine["exchange"].astype(str) == ex]
-    p = px["price"].to_numpy(float)
-    t = px["ts"]
+    sel = mine & (ex_c == venues[0])
+    p = ev["price"].to_numpy(float)[sel]
+    t = ev["ts"].to_numpy(dtype="datetime64[ns]")[sel]
     far = int(np.argmax(np.abs(p - p[0])))
-    return PriceMove(main, ex, "liquidations", float(p[0]), float(p[far]), pd.Timestamp(t.iloc[far]), float(p[-1]))
-
-
-# -- sources: a Dataset or a Store ----------------------------------------------------------------------
-_EVENT_COLS = ["ts", "exchange", "symbol", "asset", "side", "price", "qty", "notional_usd"]
-
-
-def find_cascades(source, *, start=None, end=None, assets: Sequence[str] | None = None, min_usd: float = 0.0,
-                  limit: int | None = None, params: Params = Params(), details: bool = True) -> list[Cascade]:
-    """Cascades of a :class:`~liqscope.models.dataset.Dataset` or a :class:`~liqscope.models.store.Store`,
-    largest first: those starting in ``[start, end)`` (None: all history; the baseline always uses the
-    history before ``start`` as well), of ``assets`` only (None: all), at least ``min_usd`` in total,
-    at most ``limit`` (None or 0: all). ``details``: also the split, exchanges, onsets and price move
-    (reads the events of each cascade listed)."""
-    assets = None if not assets else [str(a).upper() for a in assets]
-    if _is_store(source):
-        mins = store_minutes(source, end=end, assets=assets, warmup_from=start, params=params)
-    else:
-        mins = minutes_from_frame(source.liquidations.frame, assets)
-    found = detect(mins, params, start=start, end=end)
-    found = [c for c in found if c.total_usd >= min_usd]
-    if limit:
-        found = found[:limit]
-    if details and found:
-        if _is_store(source):
-            _store_details(source, found, params)
-        else:
-            _dataset_details(source, found, params)
-        found = [c for c in found if c.total_usd >= min_usd]
-        found.sort(key=lambda c: (-c.total_usd, c.start))
-    return found
-
-
-def _is_store(source) -> bool:
-    return hasattr(source, "_liq_read") and hasattr(source, "_files")
-
-
-def _dataset_details(ds, found: list[Cascade], params: Params) -> None:
-    liq = ds.liquidations.events_only() if ds.liquidations.has_aggregates else ds.liquidations
-
-    def candles(asset, exchange, s, e):
-        ex = exchange or next(iter(ds.prices.exchanges_for(asset)), None)
-        key = ds.prices.find(asset, ex) if ex else None
-        if key is None:
-            return None
-        return key.exchange, ds.prices.candles(key, s, e)
-    for c in found:
-        f = liq.window(c.start, c.end).frame
-        f = f[f["asset"].astype(str).isin(c.assets)]
-        add_details(c, f, candles, params)
-
-
-# -- the store: per exchange-month reads, numpy aggregation ------------------------------------------------
-def store_minutes(store, *, end=None, assets: Sequence[str] | None = None, warmup_from=None,
-                  params: Params = Params(), threads: int = 2) -> Minutes:
-    """The per-minute table of a store's counted liquidations (one count per event, by source precedence),
-    up to ``end``; from ``warmup_from - baseline_days`` when given (the baseline needs the days before).
-    Reads ts, notional_usd and asset (plus source and symbol on exchanges several sources cover) per
-    (exchange, month) file group, in ``threads`` threads."""
-    from .store import delta_io
-    from .store.errors import store_errors
-    from .store.tables import LIQ, TABLES
-
-    store._require_current()
-    s_us = None
-    if warmup_from is not None:
-        s_us = int((parse_time(warmup_from).floor("D") - pd.Timedelta(days=params.baseline_days)).value // 1000)
-    e_us = None if end is None else int(parse_time(end).value // 1000)
-    files = delta_io.prune(store._files(LIQ), start_us=s_us, end_us=e_us)
-    groups: dict[tuple[str, str], list] = {}
-    for f in files:
-        groups.setdefault((f.partition["exchange"], f.partition["month"]), []).append(f)
-    cov = store.coverage()
-    order = store.precedence
-    from .store import provenance
-
-    def multi(exchange: str) -> bool:
-        ranks = {provenance.rank(s, order) for s in cov.sources(exchange)}
-        return len(ranks) > 1
-
-    flt = delta_io.window_filter(s_us, e_us)
-    if assets is not None:
-        import pyarrow.compute as pc
-        cond = pc.field("asset").isin(list(assets))
-        flt = cond if flt is None else flt & cond
-    spec = TABLES[LIQ]
-
-    def read(key):
-        exchange, _month = key
-        check = multi(exchange)
-        cols = ["ts", "notional_usd", "asset"] + (["source", "symbol"] if check else [])
-        with store_errors(str(store.location), "read"):
-            t = delta_io.read(store.location, spec, groups[key], columns=cols, row_filter=flt,
-                              dictionary=("asset", "source", "symbol"))
-        return exchange, t, check
-
-    names: dict[str, int] = {}
-    out_a, out_m, out_u, out_c = [], [], [], []
-    keys = sorted(groups, key=lambda k: (k[1], k[0]))
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        for exchange, t, check in pool.map(read, keys):
-            if not t.num_rows:
-                continue
-            if any(col.num_chunks != 1 for col in t.columns):
-                t = t.unify_dictionaries().combine_chunks()
-            ts = t.column("ts").chunk(0).cast("int64").to_numpy()
-            usd = t.column("notional_usd").chunk(0).to_numpy()
-            acol = t.column("asset").chunk(0)
-            if check:
-                keep = _counted_mask(exchange, t, ts, cov, order)
-                if keep is not None:
-                    ts, usd = ts[keep], usd[keep]
-                    acol = acol.filter(keep)
-            dict_names = acol.dictionary.to_pylist()
-            remap = np.array([names.setdefault(n, len(names)) for n in dict_names] or [0], dtype=np.int32)
-            codes = remap[acol.indices.to_numpy(zero_copy_only=False)]
-            a, m, u, c = aggregate(codes, ts // MINUTE_US, usd, len(names))
-            out_a.append(a), out_m.append(m), out_u.append(u), out_c.append(c)
-    if not out_a:
-        return Minutes.empty()
-    a, m, u, c = (np.concatenate(x) for x in (out_a, out_m, out_u, out_c))
-    # the same (asset, minute) from several exchanges: sum them (sorted by asset, then minute)
-    order_idx = np.lexsort((m, a))
-    a, m, u, c = a[order_idx], m[order_idx], u[order_idx], c[order_idx]
-    new = np.r_[True, (a[1:] != a[:-1]) | (m[1:] != m[:-1])]
-    first = np.flatnonzero(new)
-    u = np.add.reduceat(u, first) if len(first) else u
-    c = np.add.reduceat(c, first) if len(first) else c
-    a, m = a[first], m[first]
-    # names in alphabetical order (codes renumbered)
-    sorted_names = sorted(names)
-    renum = np.empty(len(names), np.int32)
-    for i, n in enumerate(sorted_names):
-        renum[names[n]] = i
-    a = renum[a]
-    o = np.argsort(a, kind="stable")
-    return Minutes(sorted_names, a[o], m[o], u[o], c[o])
-
-
-def _counted_mask(exchange: str, t, ts: np.ndarray, cov, order) -> np.ndarray | None:
-    """Rows of one exchange's read that count (None: all), by the store's source precedence: only rows of
-    a source that a higher-ranked source covers somewhere at their time are checked row by row
-    (:func:`provenance.counted`, the rule ``Store._counted`` applies)."""
-    from .store import provenance
-
-    src = t.column("source").chunk(0)
-    src_names = src.dictionary.to_pylist()
-    src_codes = src.indices.to_numpy(zero_copy_only=False)
-    keep = np.ones(len(ts), dtype=bool)
-    touched = False
-    for code, name in enumerate(src_names):
-        mine_rank = provenance.rank(name, order)
-        above = [o for o in cov.sources(exchange) if provenance.rank(o, order) < mine_rank]
-        if not above:
-            continue
-        starts, ends = [], []
-        for (s, e, _sym), (a, b) in cov.spans.items():
-            if e == exchange and s in above:
-                starts.append(a), ends.append(b)
-        if not starts:
-            continue
-        us, ue = provenance.merge_spans(np.concatenate(starts), np.concatenate(ends))
-        rows = np.flatnonzero(src_codes == code)
-        if not len(rows):
-            continue
-        inside = rows[provenance._inside(us, ue, ts[rows])]
-        if not len(inside):
-            continue
-        sym = t.column("symbol").chunk(0)
-        sym_names = np.asarray(sym.dictionary.to_pylist(), dtype=object)
-        sym_codes = sym.indices.to_numpy(zero_copy_only=False)
-        frame_like = {"exchange": np.full(len(inside), exchange, dtype=object),
-                      "symbol": sym_names[sym_codes[inside]],
-                      "source": np.full(len(inside), name, dtype=object),
-                      "ts": ts[inside]}
-        keep[inside] = provenance.counted(frame_like, cov, order)
-        touched = True
-    return keep if touched and not keep.all() else None
-
-
-def _store_details(store, found: list[Cascade], params: Params) -> None:
-    """Events of each cascade's window (one read per month, counted by source precedence) and candles."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from .store import tables
-
-    by_month: dict[str, list[Cascade]] = {}
-    for c in found:
-        by_month.setdefault(c.start.strftime("%Y-%m"), []).append(c)
-    series = None
-
-    def candles(asset, exchange, s, e):
-        nonlocal series
-        if series is None:
-            series = store.candle_series()
-        opts = [(ex, sym, iv) for ex, sym, iv, a in series if a == asset and (exchange is None or ex == exchange)]
-        opts = [o for o in opts if o[2] == "1m"] or opts
-        for ex, sym, iv in sorted(opts):
-            frame = store.candles(ex, sym, iv, s, e)
-            if len(frame):
-                return ex, frame
-        return None
-    for cs in by_month.values():
-        lo, hi = min(c.start for c in cs), max(c.end for c in cs)
-        flt = None
-        for c in cs:
-            cond = ((pc.field("ts") >= pa.scalar(c.start.value // 1000, pa.timestamp("us", tz="UTC")))
-                    & (pc.field("ts") < pa.scalar(c.end.value // 1000, pa.timestamp("us", tz="UTC"))))
-            flt = cond if flt is None else flt | cond
-        assets = sorted({a for c in cs for a in c.assets})
-        flt = flt & pc.field("asset").isin(assets)
-        t = store._counted(store._liq_read(lo, hi, columns=[*_EVENT_COLS, "source"], extra_filter=flt))
-        frame = tables.liq_frame(t)
-        ts = frame["ts"]
-        for c in cs:
-            sel = (ts >= c.start) & (ts < c.end) & frame["asset"].astype(str).isin(c.assets)
-            add_details(c, frame[sel.to_numpy()], candles, params)
+    return PriceMove(main, ex_n[venues[0]], "liquidations", float(p[0]), float(p[far]),
+                     pd.Timestamp(t[far], tz="UTC"), float(p[-1]))

@@ -39,22 +39,21 @@ def _source(args):
         try:
             store = open_store()
             if store.has_data():
-                return store, store.notes
+                return store
         except StoreError as exc:
             raise UsageError(str(exc)) from None
-    ds = load(args)
-    return ds, ds.notes
+    return load(args)
 
 
 def cmd_cascades(args) -> int:
-    from .cascades import find_cascades
+    from .cascade_search import find_cascades
     from .store import StoreError
     from .view import requested_window
 
     start, end = requested_window(args.start, args.end)
     if start is not None and end is not None and end <= start:
         raise UsageError(f"--end {format_time(end)} is not after --start {format_time(start)}")
-    source, notes = _source(args)
+    source = _source(args)
     try:
         found = find_cascades(source, start=start, end=end, assets=args.assets, min_usd=args.min_usd,
                               limit=args.limit or None)
@@ -68,7 +67,7 @@ def cmd_cascades(args) -> int:
         print(format_table(found))
     if not found:
         print("liqscope: note: no cascades found" + (" in this window" if start or end else ""), file=sys.stderr)
-    for note in notes:
+    for note in source.notes:  # read after the search: a store notes what it read
         print(f"liqscope: note: {note}", file=sys.stderr)
     return 0
 

@@ -99,7 +99,7 @@ def _monitor(rules, printer: _Printer):
 
 def _seed_from_store(monitor, start) -> None:
     """Cascade baselines from the store's days before ``start`` (when it has any)."""
-    from .cascades import store_minutes
+    from .cascades_store import store_minutes
     from .store import StoreError, open_store
 
     try:

@@ -22,8 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT = Path.home() / ".cache/liqscope/bench_scale/store-100000000-5y-552effe4ad"
+CACHE = Path.home() / ".cache/liqscope/bench_scale"
 TARGET_S = 10.0
+
+
+def default_store() -> Path | None:
+    """The newest 100M-event store bench_scale.py cached (its folder name carries the generator's key)."""
+    found = sorted(CACHE.glob("store-100000000-5y-*"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
 
 
 def emit(**rec) -> None:
@@ -32,10 +38,10 @@ def emit(**rec) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--store", type=Path, default=DEFAULT)
+    ap.add_argument("--store", type=Path, default=default_store())
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    if not (args.store / "liquidations").exists():
+    if args.store is None or not (args.store / "liquidations").exists():
         print(f"no benchmark store at {args.store}: run tests/bench/bench_scale.py first", file=sys.stderr)
         return 2
     exe = [sys.executable, "-m", "liqscope.models.cli"]
@@ -55,16 +61,17 @@ def main() -> int:
              exit=res.returncode, cascades=len(lines), peak_rss_mb=rss and round(rss),
              load_avg_1m=round(load, 2), largest={k: top.get(k) for k in ("start", "end", "assets", "total_usd")})
     from liqscope.models import cascades as C
+    from liqscope.models.cascades_store import store_details, store_minutes
     from liqscope.models.store import open_store
 
     store = open_store(args.store)
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    mins = C.store_minutes(store)
+    mins = store_minutes(store)
     t1 = time.perf_counter()
     found = C.detect(mins)
     t2 = time.perf_counter()
-    C._store_details(store, found[:20], C.Params())
+    store_details(store, found[:20], C.Params())
     t3 = time.perf_counter()
     emit(case="inproc_minutes", seconds=round(t1 - t, 2), cells=len(mins), assets=len(mins.names), load_avg_1m=round(load, 2))
     emit(case="inproc_detect", seconds=round(t2 - t1, 2), cascades=len(found))

@@ -8,7 +8,7 @@ import pytest
 
 from liqscope.gui.events_panel import COLUMNS
 from liqscope.models import cli
-from liqscope.models.cascades import find_cascades
+from liqscope.models.cascade_search import find_cascades
 
 from conftest import DEMO_DAY
 

@@ -10,7 +10,7 @@ import pytest
 from liqscope.models.alerts import AlertEngine, load_settings
 from liqscope.models.replay import FakeClock
 
-from liqscope.models.cascades import find_cascades
+from liqscope.models.cascade_search import find_cascades
 
 _SPAN: list = []
 

@@ -11,7 +11,7 @@ import pytest
 from liqscope.models import cli
 from liqscope.models.alerts import (AlertEngine, AlertMonitor, AlertSettings, RuleError, load_settings, parse_rule,
                                     parse_size, save_settings)
-from liqscope.models.cascades import find_cascades
+from liqscope.models.cascade_search import find_cascades
 from liqscope.models.dataset import load_demo
 from liqscope.models.replay import FakeClock, Replay
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from liqscope.models import cascades as C
+from liqscope.models.cascade_search import find_cascades
 from liqscope.models.dataset import Dataset, load_demo
 from liqscope.models.liquidations import LiquidationModel
 
@@ -129,7 +130,7 @@ def test_synthetic_precision_recall():
     tp_found = n_found = tp_truth = n_truth = 0
     for seed in SEEDS:
         frame, truth = synthetic(seed)
-        found = C.find_cascades(_dataset(frame), details=False)
+        found = find_cascades(_dataset(frame), details=False)
         precision, recall = score(found, truth)
         parts = sum(len(c.parts) for c in found)
         tp_found += round(precision * parts)
@@ -162,7 +163,7 @@ def demo():
 
 @pytest.fixture(scope="module")
 def demo_cascades(demo):
-    return C.find_cascades(demo)
+    return find_cascades(demo)
 
 
 def test_demo_largest_cascade(demo_cascades):
@@ -194,8 +195,8 @@ def test_store_path_equals_dataset_path(tmp_path):
     ds = _dataset(frame)
     store = open_store(tmp_path / "store")
     store.append_liquidations(ds.liquidations.frame, source="file:synthetic")
-    mem = C.find_cascades(ds)
-    disk = C.find_cascades(store)
+    mem = find_cascades(ds)
+    disk = find_cascades(store)
     assert [(c.start, c.end, c.assets) for c in mem] == [(c.start, c.end, c.assets) for c in disk]
     for a, b in zip(mem, disk):
         assert a.total_usd == pytest.approx(b.total_usd, abs=0.01)
@@ -211,12 +212,12 @@ def store_summary(store, c):
 
 
 def test_window_and_filters(demo, demo_cascades):
-    day = C.find_cascades(demo, start="2025-05-08T00:00Z", end="2025-05-09T00:00Z")
+    day = find_cascades(demo, start="2025-05-08T00:00Z", end="2025-05-09T00:00Z")
     assert day and all(pd.Timestamp("2025-05-08", tz="UTC") <= c.start < pd.Timestamp("2025-05-09", tz="UTC")
                        for c in day)
-    eth = C.find_cascades(demo, assets=["eth"])
+    eth = find_cascades(demo, assets=["eth"])
     assert eth and all(c.assets == ["ETH"] for c in eth)
-    big = C.find_cascades(demo, min_usd=5e6, limit=2)
+    big = find_cascades(demo, min_usd=5e6, limit=2)
     assert len(big) <= 2 and all(c.total_usd >= 5e6 for c in big)
 
 
