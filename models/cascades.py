@@ -583,27 +583,43 @@ def _codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), names
 
 
-def add_details(c: Cascade, events: pd.DataFrame, candles=None, params: Params = Params()) -> Cascade:
+@dataclass
+class Events:
+    """A cascade's events as arrays, sorted by time: ts (ns), notional_usd, price, and the codes and names
+    of side, exchange and asset (what the details need; a market-wide cascade holds millions)."""
+
+    ts: np.ndarray
+    usd: np.ndarray
+    price: np.ndarray
+    side: tuple[np.ndarray, list[str]]
+    exchange: tuple[np.ndarray, list[str]]
+    asset: tuple[np.ndarray, list[str]]
+
+    @classmethod
+    def of(cls, events: pd.DataFrame) -> "Events":
+        ev = events if events["ts"].is_monotonic_increasing else events.sort_values("ts", kind="stable")
+        return cls(ev["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64), ev["notional_usd"].to_numpy(float),
+                   ev["price"].to_numpy(float), _codes(ev["side"]), _codes(ev["exchange"]), _codes(ev["asset"]))
+
+
+def add_details(c: Cascade, events: "pd.DataFrame | Events", candles=None, params: Params = Params()) -> Cascade:
     """Fill the long/short split, per-exchange USD, peak minute, exact totals, onsets and price move from
-    ``events`` (the liquidations of ``c``'s assets with ``c.start <= ts < c.end``: ts, exchange, asset,
-    side, price, notional_usd) and ``candles(asset, exchange, start, end)`` (a frame indexed by time with
-    open/high/low/close, or None). Sums per exchange, asset and side are bincounts over codes: a
-    market-wide cascade holds millions of events."""
-    ev = events if events["ts"].is_monotonic_increasing else events.sort_values("ts", kind="stable")
-    usd = ev["notional_usd"].to_numpy(float)
-    side_c, side_n = _codes(ev["side"])
-    ex_c, ex_n = _codes(ev["exchange"])
-    as_c, as_n = _codes(ev["asset"])
-    ts = ev["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    ``events`` (the liquidations of ``c``'s assets with ``c.start <= ts < c.end``: a frame with ts, exchange,
+    asset, side, price, notional_usd, or :class:`Events`) and ``candles(asset, exchange, start, end)`` (a
+    frame indexed by time with open/high/low/close, or None). Sums per exchange, asset and side are
+    bincounts over codes: a market-wide cascade holds millions of events."""
+    ev = events if isinstance(events, Events) else Events.of(events)
+    usd, ts = ev.usd, ev.ts
+    (side_c, side_n), (ex_c, ex_n), (as_c, as_n) = ev.side, ev.exchange, ev.asset
     n_side, n_as = max(len(side_n), 1), max(len(as_n), 1)
-    # one pass for every (asset, side) sum; codes of a categorical are never -1 here (no missing values)
+    # one pass for every (asset, side) sum
     cell = np.bincount(as_c.astype(np.int64) * n_side + side_c, weights=usd, minlength=n_as * n_side)
     cell = cell.reshape(n_as, n_side)
     n_per_asset = np.bincount(as_c, minlength=n_as)
     li = side_n.index("long") if "long" in side_n else None
     si = side_n.index("short") if "short" in side_n else None
     c.total_usd = float(usd.sum())
-    c.count = int(len(ev))
+    c.count = int(len(usd))
     c.long_usd = float(cell[:, li].sum()) if li is not None else 0.0
     c.short_usd = float(cell[:, si].sum()) if si is not None else 0.0
     per_ex = np.bincount(ex_c, weights=usd, minlength=len(ex_n))
@@ -617,7 +633,7 @@ def add_details(c: Cascade, events: pd.DataFrame, candles=None, params: Params =
         p.long_usd = float(cell[i, li]) if i is not None and li is not None else 0.0
         p.short_usd = float(cell[i, si]) if i is not None and si is not None else 0.0
     c.parts.sort(key=lambda p: -p.total_usd)
-    if len(ev):
+    if len(usd):
         minute = ts // (MINUTE_US * 1000)  # sorted: each minute one run
         first = np.flatnonzero(np.r_[True, minute[1:] != minute[:-1]])
         per_min = np.add.reduceat(usd, first)
@@ -636,20 +652,19 @@ def add_details(c: Cascade, events: pd.DataFrame, candles=None, params: Params =
     ranked = sorted(c.onsets.items(), key=lambda kv: kv[1])
     c.leader = ranked[0][0] if ranked else None
     c.lead_s = (ranked[1][1] - ranked[0][1]).total_seconds() if len(ranked) > 1 else None
-    c.price = _price_move(c, ev, candles, (as_c, as_n, ex_c, ex_n))
+    c.price = _price_move(c, ev, candles)
     c.detailed = True
     return c
 
 
-def _price_move(c: Cascade, ev: pd.DataFrame, candles, codes) -> PriceMove | None:
+def _price_move(c: Cascade, ev: Events, candles) -> PriceMove | None:
     """The main asset's open -> extreme -> close: from candles of its venues (most USD first), else from
-    the liquidation prices on its main venue. ``codes``: (asset codes, names, exchange codes, names)."""
+    the liquidation prices on its main venue."""
     if not c.parts:
         return None
-    as_c, as_n, ex_c, ex_n = codes
+    (as_c, as_n), (ex_c, ex_n), usd = ev.asset, ev.exchange, ev.usd
     main = c.parts[0].asset
     mine = as_c == (as_n.index(main) if main in as_n else -1)
-    usd = ev["notional_usd"].to_numpy(float)
     per_ex = np.bincount(ex_c[mine], weights=usd[mine], minlength=len(ex_n))
     rows = np.bincount(ex_c[mine], minlength=len(ex_n))
     venues = sorted((i for i in range(len(ex_n)) if rows[i]), key=lambda i: (-per_ex[i], ex_n[i]))
@@ -669,8 +684,7 @@ def _price_move(c: Cascade, ev: pd.DataFrame, candles, codes) -> PriceMove | Non
     if not venues:
         return None
     sel = mine & (ex_c == venues[0])
-    p = ev["price"].to_numpy(float)[sel]
-    t = ev["ts"].to_numpy(dtype="datetime64[ns]")[sel]
+    p, t = ev.price[sel], ev.ts[sel]
     far = int(np.argmax(np.abs(p - p[0])))
     return PriceMove(main, ex_n[venues[0]], "liquidations", float(p[0]), float(p[far]),
-                     pd.Timestamp(t[far], tz="UTC"), float(p[-1]))
+                     pd.Timestamp(int(t[far]), tz="UTC"), float(p[-1]))

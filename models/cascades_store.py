@@ -4,7 +4,7 @@ Per-minute totals come from the store's minute rollups (:mod:`.store.minute_roll
 current and every row of the minute counts; raw rows are read, and counted by source precedence, for the
 rest: partitions whose minutes are stale or missing, minutes a higher-precedence source covers in part
 (minute rows name no symbol), and the partial minute before ``end``. Either way the table is the same:
-one count per counted event. Five years of 100M events take about 5 s and 2 GB (bench_cascades.py).
+one count per counted event. Five years of 100M events take about 5 s and 2.5 GB (bench_cascades.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .cascades import MINUTE_US, Cascade, Minutes, Params, add_details
+from .cascades import MINUTE_US, Cascade, Events, Minutes, Params, add_details
 from .timeutil import parse_time
 
 
@@ -23,8 +23,8 @@ def store_minutes(store, *, end=None, assets: Sequence[str] | None = None, warmu
                   params: Params = Params(), threads: int = 2) -> Minutes:
     """The per-minute table of a store's counted liquidations (one count per event, by source precedence),
     up to ``end``; from ``warmup_from - baseline_days`` when given (the baseline needs the days before).
-    One month at a time in ``threads`` threads: each month's exchanges are summed per (asset, minute), then
-    each asset's slice of every month is copied into place (:func:`_by_asset`)."""
+    The partitions are read in ``threads`` threads, then each asset's exchanges summed per minute
+    (:func:`_per_asset`)."""
     from .store import delta_io, minute_rollups, provenance, rollups
     from .store.errors import store_errors
     from .store.tables import LIQ, MINUTES, TABLES
@@ -131,91 +131,76 @@ def store_minutes(store, *, end=None, assets: Sequence[str] | None = None, warmu
                        minute.astype(np.int32), t.column("notional_usd").to_numpy(), t.column("count").to_numpy()))
         return [p for p in pieces if p is not None and len(p[2])]
 
-    def month_pieces(month: str) -> list:
-        """The month's (names, asset codes, minute, usd, count) pieces, one or two per exchange (in a worker
-        thread: Arrow's reads release the GIL)."""
-        pieces = []
-        for exchange in sorted(e for e, m in wanted if m == month):
-            files = fresh.get((exchange, month))
-            if files is None:  # no current minutes here: the raw rows, counted
-                pieces.append(raw(exchange, month, s_us, e_us))
-                continue
-            pieces += minutes(exchange, month, files)
+    def partition_pieces(key: tuple[str, str]) -> list:
+        """One (exchange, month)'s (names, asset codes, minute, usd, count) pieces (in a worker thread:
+        Arrow's reads release the GIL)."""
+        exchange, month = key
+        files = fresh.get(key)
+        if files is None:  # no current minutes here: the raw rows, counted
+            pieces = [raw(exchange, month, s_us, e_us)]
+        else:
+            pieces = minutes(exchange, month, files)
             if e_whole is not None and e_whole < e_us:  # the minute ``end`` cuts: its raw rows before end
                 pieces.append(raw(exchange, month, max(e_whole, s_us or e_whole), e_us))
         return [p for p in pieces if p is not None and len(p[2])]
-
-    def month_cells(month: str):
-        """The month's cells (names, asset code, minute, usd, count), summed over its exchanges."""
-        pieces = month_pieces(month)
-        if not pieces:
-            return None
-        local = sorted({n for p in pieces for n in p[0]})
-        where = {n: i for i, n in enumerate(local)}
-        codes = [np.array([where[n] for n in p[0]] or [0], np.int32)[p[1]] for p in pieces]
-        return (local, *_cells(np.concatenate(codes), np.concatenate([p[2] for p in pieces]),
-                               np.concatenate([p[3] for p in pieces]), np.concatenate([p[4] for p in pieces])))
 
     stale = len(wanted) - len(fresh)
     if stale * 10 > len(wanted):  # worth a word: reading raw rows is ~10x slower
         store._note(f"{stale} of {len(wanted)} exchange-months have no current per-minute table, so their raw "
                     "rows were read (slower); `liqscope store rebuild-rollups` builds it once")
-    names: dict[str, int] = {}
-    blocks = []
-    months = sorted({m for _e, m in wanted})
+    # each exchange's months in order: an asset's minute rows of one exchange then form one sorted run
+    keys = sorted(wanted, key=lambda k: (k[1], k[0]))
     with store_errors(str(store.location), "read"), ThreadPoolExecutor(max(1, threads)) as pool:
-        for got in pool.map(month_cells, months):
-            if got is not None:
-                local, a, m, u, c = got
-                blocks.append((np.array([names.setdefault(n, len(names)) for n in local], np.int32)[a], m, u, c))
-    return _by_asset(names, blocks)
+        months: dict[str, list] = {}
+        for key, got in zip(keys, pool.map(partition_pieces, keys)):
+            months.setdefault(key[1], []).extend(got)
+        return _per_asset(list(months.values()), pool)
 
 
-def _cells(asset: np.ndarray, minute: np.ndarray, usd: np.ndarray, count: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """USD and events summed per (asset code, minute) -- rows of several exchanges, or minute rows that each
-    stand for ``count`` events -- sorted by asset, then minute. The pieces arrive as a few sorted runs
-    (an exchange's minute rows are sorted by asset and minute), which a stable sort merges in linear time."""
-    if not len(minute):
-        return np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64)
-    minute = minute.astype(np.int64)
-    m0 = int(minute.min())
-    span = int(minute.max()) - m0 + 1
-    key = asset.astype(np.int64) * span + (minute - m0)
-    o = np.argsort(key, kind="stable")
-    key = key[o]
-    new = np.r_[True, key[1:] != key[:-1]]
-    cell = np.cumsum(new) - 1
-    total = np.bincount(cell, weights=usd[o])
-    events = np.bincount(cell, weights=count[o])
-    a, m = np.divmod(key[new], span)
-    return a.astype(np.int32), m + m0, total, np.rint(events).astype(np.int64)
+def _per_asset(months: list[list], pool) -> Minutes:
+    """One table, sorted by asset then minute, from each month's pieces of rows (names, codes, minute, usd,
+    count): the rows of one minute from several exchanges, or minute rows that each stand for ``count``
+    events, are summed. Per asset (in ``pool``'s threads) and month, one dense sum over the month's minutes
+    -- arrays of a month fit the CPU's cache; no sort."""
+    names = sorted({n for pieces in months for p in pieces for n in p[0]})
+    where = {n: i for i, n in enumerate(names)}
+    held = []
+    for pieces in months:
+        month = []
+        for p_names, codes, minute, usd, count in pieces:
+            code = np.array([where[n] for n in p_names] or [0], np.int32)[codes]
+            if len(code) > 1 and bool((code[1:] < code[:-1]).any()):  # raw rows come by day and symbol
+                o = np.argsort(code, kind="stable")
+                code, minute, usd, count = code[o], minute[o], usd[o], count[o]
+            month.append((np.searchsorted(code, np.arange(len(names) + 1, dtype=np.int32)), minute, usd, count))
+        held.append(month)
 
-
-def _by_asset(names: dict[str, int], blocks: list) -> Minutes:
-    """One table from per-month blocks (time order; each sorted by asset, then minute): each asset's slice
-    of each block is copied to its place -- a counting sort, no sort or gather of the whole table."""
-    if not blocks:
+    def one(k: int):
+        out_m, out_u, out_c = [], [], []
+        for month in held:
+            sl = [(b[k], b[k + 1], m, u, c) for b, m, u, c in month if b[k + 1] > b[k]]
+            if not sl:
+                continue
+            m = np.concatenate([m[lo:hi] for lo, hi, m, _u, _c in sl]) if len(sl) > 1 else sl[0][2][sl[0][0]:sl[0][1]]
+            u = np.concatenate([u[lo:hi] for lo, hi, _m, u, _c in sl]) if len(sl) > 1 else sl[0][3][sl[0][0]:sl[0][1]]
+            c = np.concatenate([c[lo:hi] for lo, hi, _m, _u, c in sl]) if len(sl) > 1 else sl[0][4][sl[0][0]:sl[0][1]]
+            m0 = int(m.min())
+            at = m - m0
+            total = np.bincount(at, weights=u)
+            events = np.bincount(at, weights=c)  # integers, exact in float64
+            hit = np.zeros(len(events), bool)
+            hit[at] = True
+            cells = np.flatnonzero(hit)
+            out_m.append(cells + m0), out_u.append(total[cells]), out_c.append(events[cells].astype(np.int64))
+        return out_m, out_u, out_c
+    got = list(pool.map(one, range(len(names))))
+    kept = [(names[k], r) for k, r in enumerate(got) if r[0]]  # a dictionary may name assets a filter left out
+    if not kept:
         return Minutes.empty()
-    n = len(names)
-    counts = np.array([np.bincount(b[0], minlength=n) for b in blocks])  # blocks x assets
-    present = counts.sum(axis=0) > 0  # a dictionary may name assets a filter left out
-    ordered = sorted(k for k, i in names.items() if present[i])
-    code = np.zeros(n, np.int32)
-    for i, k in enumerate(ordered):
-        code[names[k]] = i
-    old = np.array([names[k] for k in ordered], np.int64)  # new code -> old code
-    per = counts[:, old]
-    start = np.r_[0, np.cumsum(per.sum(axis=0))][:-1][None, :] + np.cumsum(per, axis=0) - per
-    total = int(per.sum())
-    out_m, out_u, out_c = np.empty(total, np.int64), np.empty(total), np.empty(total, np.int64)
-    for bi, (a, m, u, c) in enumerate(blocks):
-        bounds = np.searchsorted(code[a], np.arange(len(ordered) + 1))  # the block is sorted by new code too
-        for j in np.flatnonzero(per[bi]):
-            lo, hi, at = bounds[j], bounds[j + 1], start[bi, j]
-            out_m[at:at + hi - lo], out_u[at:at + hi - lo], out_c[at:at + hi - lo] = m[lo:hi], u[lo:hi], c[lo:hi]
-    asset = np.repeat(np.arange(len(ordered), dtype=np.int32), per.sum(axis=0))
-    return Minutes(ordered, asset, out_m, out_u, out_c)
+    sizes = [sum(len(x) for x in r[0]) for _n, r in kept]
+    asset = np.repeat(np.arange(len(kept), dtype=np.int32), sizes)
+    return Minutes([n for n, _r in kept], asset, *(np.concatenate([x for _n, r in kept for x in r[i]], dtype=dt)
+                                                   for i, dt in ((0, np.int64), (1, np.float64), (2, np.int64))))
 
 
 def _counted_mask(exchange: str, t, ts: np.ndarray, cov, order) -> np.ndarray | None:
@@ -259,7 +244,7 @@ def _counted_mask(exchange: str, t, ts: np.ndarray, cov, order) -> np.ndarray | 
     return keep if touched and not keep.all() else None
 
 
-_EVENT_COLS = ["ts", "exchange", "symbol", "asset", "side", "price", "notional_usd", "source"]
+_EVENT_COLS = ["ts", "exchange", "asset", "side", "price", "notional_usd", "source"]
 _CODED = ("symbol", "asset", "side", "source")  # read as dictionary codes: no Python string per event
 
 
@@ -283,10 +268,13 @@ def store_details(store, found: list[Cascade], params: Params = Params(), thread
                 return ex, frame
         return None
 
-    def events(c: Cascade) -> pd.DataFrame:
-        t = store._liq_read(c.start, c.end, columns=_EVENT_COLS, dictionary=_CODED,
-                            extra_filter=pc.field("asset").isin(sorted(c.assets)))
-        return _events_frame(store._counted(t))
+    def events(c: Cascade) -> Events:
+        flt = pc.field("asset").isin(sorted(c.assets))
+        t = store._liq_read(c.start, c.end, columns=_EVENT_COLS, dictionary=_CODED, extra_filter=flt)
+        if store._may_be_outranked(t):  # some rows may not count: their symbols decide
+            t = store._counted(store._liq_read(c.start, c.end, columns=[*_EVENT_COLS, "symbol"], dictionary=_CODED,
+                                               extra_filter=flt))
+        return _events(t)
 
     def detail(c: Cascade) -> None:
         add_details(c, events(c), candles, params)
@@ -295,19 +283,18 @@ def store_details(store, found: list[Cascade], params: Params = Params(), thread
         list(pool.map(detail, found))
 
 
-def _events_frame(t: pa.Table) -> pd.DataFrame:
-    """The columns :func:`add_details` reads, sorted by time: text columns as categoricals of their codes."""
+def _events(t: pa.Table) -> Events:
+    """A read's events for :func:`add_details`, sorted by time, text columns as their dictionary codes (no
+    pandas frame: a market-wide cascade holds millions of events)."""
     if any(col.num_chunks != 1 for col in t.columns):
         t = t.unify_dictionaries().combine_chunks()
-    ts = t.column("ts").cast(pa.int64()).to_numpy() if t.num_rows else np.empty(0, np.int64)
+    ts = t.column("ts").cast(pa.int64()).to_numpy() * 1000 if t.num_rows else np.empty(0, np.int64)
     o = np.argsort(ts, kind="stable")
-    cols: dict[str, object] = {"ts": pd.DatetimeIndex(ts[o] * 1000, tz="UTC")}
-    for name in ("exchange", "asset", "side"):
+
+    def coded(name: str) -> tuple[np.ndarray, list[str]]:
         col = t.column(name).combine_chunks() if t.num_rows else pa.array([], pa.string())
         if not pa.types.is_dictionary(col.type):
             col = col.dictionary_encode()
-        codes = col.indices.to_numpy(zero_copy_only=False)[o].astype(np.int32)
-        cols[name] = pd.Categorical.from_codes(codes, categories=pd.Index(col.dictionary.to_pylist(), dtype=object))
-    for name in ("price", "notional_usd"):
-        cols[name] = t.column(name).to_numpy()[o] if t.num_rows else np.empty(0)
-    return pd.DataFrame(cols)
+        return col.indices.to_numpy(zero_copy_only=False).astype(np.int64)[o], [str(n) for n in col.dictionary.to_pylist()]
+    cols = [t.column(n).to_numpy()[o] if t.num_rows else np.empty(0) for n in ("notional_usd", "price")]
+    return Events(ts[o], cols[0], cols[1], coded("side"), coded("exchange"), coded("asset"))

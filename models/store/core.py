@@ -697,27 +697,32 @@ class Store:
         return _liq_model(self._counted(table) if counted else table)
 
     def _counted(self, table: pa.Table) -> pa.Table:
-        if not table.num_rows:
-            return table
-        cov = self.coverage()
-        if not cov.spans:
-            return table
-        order = self.precedence
-        sources = table.column("source").unique().to_pylist()
-        span = pc.min_max(table.column("ts").cast(pa.int64()))
-        lo, hi = span["min"].as_py(), span["max"].as_py()
-        low = max(provenance.rank(s, order) for s in sources)
-        if not any(provenance.rank(src, order) < low  # no row here can be outranked
-                   and bool(np.any((np.asarray(a) <= hi) & (np.asarray(b) > lo)))
-                   for e in table.column("exchange").unique().to_pylist() for (src, ex, _y), (a, b) in
-                   cov.spans.items() if ex == e):
+        """One row per event: ``table`` (with ``exchange``, ``symbol``, ``source``, ``ts``) without the rows a
+        higher-precedence source covers."""
+        if not self._may_be_outranked(table):
             return table
         keep = provenance.counted({"exchange": np.asarray(table.column("exchange").to_pylist(), dtype=object),
                                    "symbol": np.asarray(table.column("symbol").to_pylist(), dtype=object),
                                    "source": np.asarray(table.column("source").to_pylist(), dtype=object),
                                    "ts": table.column("ts").cast(pa.int64()).to_numpy()},
-                                  cov, self.precedence)
+                                  self.coverage(), self.precedence)
         return table if keep.all() else table.filter(pa.array(keep))
+
+    def _may_be_outranked(self, table: pa.Table) -> bool:
+        """Whether a source covering some of ``table``'s exchanges and time outranks one of its rows' sources
+        (needs ``exchange``, ``source`` and ``ts``): if not, every row counts, with no check per row."""
+        if not table.num_rows:
+            return False
+        cov = self.coverage()
+        if not cov.spans:
+            return False
+        order = self.precedence
+        low = max(provenance.rank(s, order) for s in table.column("source").unique().to_pylist())
+        span = pc.min_max(table.column("ts").cast(pa.int64()))
+        lo, hi = span["min"].as_py(), span["max"].as_py()
+        exchanges = set(table.column("exchange").unique().to_pylist())
+        return any(provenance.rank(src, order) < low and bool(np.any((np.asarray(a) <= hi) & (np.asarray(b) > lo)))
+                   for (src, ex, _y), (a, b) in cov.spans.items() if ex in exchanges)
 
     def covered_liquidations(self, scope: Scope) -> pd.DataFrame:
         """The stored rows ``scope`` covers -- what deleting it would remove -- sorted by time."""

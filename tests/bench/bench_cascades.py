@@ -1,7 +1,8 @@
 """Cascade detection benchmark (a script, not a test): prints one JSON object per line.
 
 On the cached 100M-event, 5-year store of ``bench_scale.py`` (build it first with
-``.venv/bin/python tests/bench/bench_scale.py``):
+``.venv/bin/python tests/bench/bench_scale.py``; a store cached before the per-minute rollups existed needs
+``liqscope store rebuild-rollups --data-dir STORE`` once, or the run reads raw rows and says so):
 
 * ``cli_cascades``: ``liqscope cascades --data-dir STORE --json`` (default --limit 20) as a whole process:
   wall seconds against the 10 s target, peak RSS of the child (GNU ``time`` when present);
