@@ -22,13 +22,14 @@ from liqscope.models.format import usd
 from liqscope.models.timeutil import format_duration
 
 from .panel_parts import make_table
-from .table_model import Column, DataFrameModel, iso_utc, percent, usd_exact
+from .table_model import Column, DataFrameModel, percent
 from .theme import CASCADE_SHADE, CASCADE_SHADE_ALPHA, display_name
 from .worker import Worker
 
 IN_VIEW, ALL = "view", "all"
 LIMIT = 500            # cascades listed at most (largest first)
 SETTLE_MS = 300        # a moving view asks a store again once it has been still this long
+LOOKBACK = pd.Timedelta(days=1)  # a cascade overlapping the view started at most this long before it
 MIN_PAD = pd.Timedelta(minutes=10)  # jump-to: at least this much either side of the cascade
 
 
@@ -36,11 +37,18 @@ def _signed_pct(x: float) -> str:
     return "" if x is None or not np.isfinite(x) else f"{x:+.2%}"
 
 
+def _assets(joined: str) -> str:
+    """A few assets by name; a market-wide cascade (dozens) by count, so the column stays narrow."""
+    names = joined.split(",") if joined else []
+    return joined if len(names) <= 3 else f"{len(names)} assets"
+
+
+# cascades are found per minute: minutes and compact USD keep the dock narrow (the CSV has exact values)
 COLUMNS = [
-    Column("start", "start (UTC)", lambda t: iso_utc(pd.Timestamp(t))),
+    Column("start", "start (UTC)", lambda t: pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")),
     Column("duration_s", "duration", lambda s: format_duration(int(s)), True),
-    Column("assets", "assets", str),
-    Column("total_usd", "total", usd_exact, True),
+    Column("assets", "assets", _assets),
+    Column("total_usd", "total", usd, True),
     Column("short_share", "shorts", percent, True),
     Column("leader", "leader", lambda x: display_name(x) if x else "–"),
     Column("lead_s", "lead", lambda s: "" if s is None or not np.isfinite(s) else f"+{s:.0f} s", True),
@@ -171,7 +179,8 @@ class EventsPanel(QDockWidget):
         ds = self.main.dataset
         source = detection_source(ds)
         v = self.main.state.view
-        window = {} if key[-1] == ALL else {"start": v.start, "end": v.end}
+        # cascades that began before the view but run into it are in view too (at most LOOKBACK long)
+        window = {} if key[-1] == ALL else {"start": v.start - LOOKBACK, "end": v.end}
         self.status.setText("Finding cascades…" + (" (all history of the store: this can take a while)"
                                                     if ds.part is not None and key[-1] == ALL else ""))
         self.worker.start(lambda task: (key, find_cascades(source, limit=LIMIT, **window)))
@@ -200,17 +209,18 @@ class EventsPanel(QDockWidget):
 
     # -- the list ----------------------------------------------------------------
     def listed(self) -> list:
-        """The cascades the table shows: those starting in the view (In view), else all found."""
+        """The cascades the table shows: those overlapping the view (In view), else all found."""
         if self.mode == ALL:
             return list(self.found)
         v = self.main.state.view
         if not v.has_window:
             return []
-        return [c for c in self.found if v.start <= c.start < v.end]
+        return [c for c in self.found if c.start < v.end and c.end > v.start]
 
     def _show(self) -> None:
         shown = self.listed()
         self.model.set_frame(cascade_frame(shown))
+        self.table.resizeColumnsToContents()  # whole start times and totals (the user may widen them after)
         total = sum(c.total_usd for c in shown)
         where = "in view" if self.mode == IN_VIEW else "in all history"
         more = f" (the largest {LIMIT})" if len(self.found) >= LIMIT else ""

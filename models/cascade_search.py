@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import pandas as pd
+
 from .cascades import Cascade, Params, add_details, detect, minutes_from_frame
 from .cascades_store import store_details, store_minutes
+from .timeutil import parse_time
 
 
 def find_cascades(source, *, start=None, end=None, assets: Sequence[str] | None = None, min_usd: float = 0.0,
@@ -20,7 +23,10 @@ def find_cascades(source, *, start=None, end=None, assets: Sequence[str] | None 
     (reads the events of each cascade listed)."""
     assets = None if not assets else [str(a).upper() for a in assets]
     if _is_store(source):
-        mins = store_minutes(source, end=end, assets=assets, warmup_from=start, params=params)
+        # read past ``end``: a day's baseline uses the whole day, and a cascade starting before ``end`` may
+        # run past it -- the same cascade whatever window asks for it
+        read_end = None if end is None else parse_time(end).ceil("D") + pd.Timedelta(days=1)
+        mins = store_minutes(source, end=read_end, assets=assets, warmup_from=start, params=params)
     else:
         mins = minutes_from_frame(source.liquidations.frame, assets)
     found = detect(mins, params, start=start, end=end, limit=limit or None, min_usd=min_usd)

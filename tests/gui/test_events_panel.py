@@ -48,10 +48,16 @@ def test_events_panel_lists_the_demos_cascades(qtbot, window, demo, capsys):
     # sorted by total, largest first, by default; any column sorts
     assert list(shown["total_usd"]) == sorted(shown["total_usd"], reverse=True)
 
-    panel.scope.setCurrentIndex(panel.scope.findData("view"))  # the demo day in view: those starting in it
-    in_day = [c for c in want if DEMO_DAY[0] <= c.start < DEMO_DAY[1]]
+    panel.scope.setCurrentIndex(panel.scope.findData("view"))  # the demo day in view: those overlapping it
+    in_day = [c for c in want if c.start < DEMO_DAY[1] and c.end > DEMO_DAY[0]]
     assert sorted(panel.table_frame()["start"]) == sorted(c.start for c in in_day)
     assert panel.status.text().startswith(f"{len(in_day)} cascade")
+    # a view that opens in the middle of the largest cascade lists it: it is on the chart
+    top = want[0]
+    window.state.update(start=top.start + (top.end - top.start) / 2, end=top.end + pd.Timedelta(hours=1))
+    window.state.flush()
+    panel.refresh()
+    assert top.start in list(panel.table_frame()["start"])
 
 
 def test_jump_to_sets_the_view_around_the_cascade(qtbot, window):

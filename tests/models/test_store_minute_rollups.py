@@ -170,3 +170,19 @@ def test_cli_says_when_minutes_are_missing(tmp_path, capsys):
     assert code == 0, err
     code, _out, err = run_cli(capsys, "--data-dir", store.root, "cascades")
     assert code == 0 and "per-minute" not in err
+
+
+def test_a_cascade_is_the_same_whatever_window_asks_for_it(tmp_path):
+    """The Events panel asks for the cascades of the view; the CLI for --start/--end: a cascade starting in
+    the window is found whole, with the figures all history gives it, even when the window ends inside it."""
+    from test_cascades import _dataset, synthetic
+
+    frame, _ = synthetic(12, days=9, n_single=3, n_market=2)
+    store = open_store(tmp_path / "store")
+    store.append_liquidations(_dataset(frame).liquidations.frame, source="file:synthetic")
+    everything = find_cascades(store)
+    for c in everything[:3]:
+        got = find_cascades(store, start=c.start - pd.Timedelta(hours=1), end=c.start + pd.Timedelta(minutes=1))
+        same = [g for g in got if g.start == c.start]
+        assert same and (same[0].end, same[0].assets, same[0].count) == (c.end, c.assets, c.count)
+        assert same[0].total_usd == pytest.approx(c.total_usd, abs=0.01)
