@@ -10,7 +10,9 @@ import hashlib
 import threading
 from collections import OrderedDict
 
-from . import delta_io
+import numpy as np
+
+from . import delta_io, provenance
 
 DAY_US = 86_400_000_000
 
@@ -62,3 +64,16 @@ def touched_days(old: tuple[tuple[str, int | None, int | None], ...], new: list[
             return None
         days.update(range(first, last + DAY_US, DAY_US))
     return days
+
+
+def day_files(part: list[delta_io.DataFile], days: set[int]):
+    """The files of ``part`` that hold rows of ``days`` (day starts, µs), and the row filter for those days:
+    what a refresh rereads for the days :func:`touched_days` found."""
+    starts, ends = provenance.merge_spans(np.array(sorted(days), dtype=np.int64),
+                                          np.array(sorted(days), dtype=np.int64) + DAY_US)
+    flt, data = None, []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        cond = delta_io.window_filter(a, b)
+        flt = cond if flt is None else flt | cond
+        data += [f for f in delta_io.prune(part, start_us=a, end_us=b) if f not in data]
+    return data, flt

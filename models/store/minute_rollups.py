@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import delta_io, provenance
-from .listings import fingerprint, touched_days
+from . import delta_io
+from .listings import day_files, fingerprint, touched_days
 from .location import Location
 from .tables import LIQ, MINUTE_SCHEMA, MINUTES, TABLES
 
@@ -142,13 +142,7 @@ def _update(loc: Location, old_files: list[delta_io.DataFile], old: tuple, part:
     ts = held.column("ts").cast(pa.int64()).to_numpy()
     keep = ~np.isin(ts - ts % DAY_US, np.fromiter(days, dtype=np.int64, count=len(days)))
     carried = held.filter(pa.array(keep))
-    starts, ends = provenance.merge_spans(np.array(sorted(days), dtype=np.int64),
-                                          np.array(sorted(days), dtype=np.int64) + DAY_US)
-    flt, data = None, []
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        cond = delta_io.window_filter(a, b)
-        flt = cond if flt is None else flt | cond
-        data += [f for f in delta_io.prune(part, start_us=a, end_us=b) if f not in data]
+    data, flt = day_files(part, days)
     fresh = compute(delta_io.read(loc, spec, data, columns=RAW_COLUMNS, row_filter=flt), *key, fp, writer)
     n = carried.num_rows
     const = {"exchange": key[0], "month": key[1], "liq_files": fp, "writer": writer}

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import delta_io, minute_rollups, provenance
-from .listings import fingerprint, recall as _recall, remember as _remember, touched_days
+from .listings import day_files, fingerprint, recall as _recall, remember as _remember, touched_days
 from .location import Location
 from .tables import LIQ, ROLLUP_SCHEMA, ROLLUPS, TABLES, TS
 
@@ -158,13 +158,7 @@ def _incremental(loc: Location, held: pa.Table, key: tuple[str, str], old_fp: st
     day = bucket - bucket % DAY_US
     keep = ~np.isin(day, np.fromiter(days, dtype=np.int64, count=len(days)))
     carried = _restamp(mine.filter(pa.array(keep)), fp, writer)
-    starts, ends = provenance.merge_spans(np.array(sorted(days), dtype=np.int64),
-                                          np.array(sorted(days), dtype=np.int64) + DAY_US)
-    flt, data = None, []
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        cond = delta_io.window_filter(a, b)
-        flt = cond if flt is None else flt | cond
-        data += [f for f in delta_io.prune(part, start_us=a, end_us=b) if f not in data]
+    data, flt = day_files(part, days)
     raw = delta_io.read(loc, TABLES[LIQ], data, columns=["ts", "symbol", "asset", "side", "source", "notional_usd"],
                         row_filter=flt)
     fresh = compute(raw, exchange, month, fp, writer)
