@@ -28,6 +28,8 @@ from .worker import Worker
 
 IN_VIEW, ALL = "view", "all"
 LIMIT = 500            # cascades listed at most (largest first)
+STORE_ALL_LIMIT = 100  # ... of all history of a large store: each listed cascade's events are read (the 100
+                       # largest of the 100M-event benchmark take ~15 s, 500 take ~45 s)
 SETTLE_MS = 300        # a moving view asks a store again once it has been still this long
 LOOKBACK = pd.Timedelta(days=1)  # a cascade overlapping the view started at most this long before it
 MIN_PAD = pd.Timedelta(minutes=10)  # jump-to: at least this much either side of the cascade
@@ -99,6 +101,7 @@ class EventsPanel(QDockWidget):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.found: list = []           # what the last detection returned (all history, or the view's)
         self.found_for: tuple | None = None  # (id(dataset), scope key) it answers
+        self._limit = LIMIT                  # how many it asked for
         self.regions: list[pg.LinearRegionItem] = []
         self.worker = Worker(self, name="liqscope-cascades")
         self.worker.finished.connect(self._detected)
@@ -183,7 +186,9 @@ class EventsPanel(QDockWidget):
         window = {} if key[-1] == ALL else {"start": v.start - LOOKBACK, "end": v.end}
         self.status.setText("Finding cascades…" + (" (all history of the store: this can take a while)"
                                                     if ds.part is not None and key[-1] == ALL else ""))
-        self.worker.start(lambda task: (key, find_cascades(source, limit=LIMIT, **window)))
+        limit = STORE_ALL_LIMIT if ds.part is not None and key[-1] == ALL else LIMIT
+        self._limit = limit
+        self.worker.start(lambda task: (key, find_cascades(source, limit=limit, **window)))
 
     def _detected(self, result) -> None:
         key, found = result
@@ -223,7 +228,7 @@ class EventsPanel(QDockWidget):
         self.table.resizeColumnsToContents()  # whole start times and totals (the user may widen them after)
         total = sum(c.total_usd for c in shown)
         where = "in view" if self.mode == IN_VIEW else "in all history"
-        more = f" (the largest {LIMIT})" if len(self.found) >= LIMIT else ""
+        more = f" (the largest {self._limit})" if len(self.found) >= self._limit else ""
         self.status.setText(f"{len(shown):,} cascade{'s' if len(shown) != 1 else ''} {where}{more}"
                             + (f", {usd(total)} in all" if shown else ""))
         self.shade()

@@ -1,7 +1,7 @@
 """Headline strip: the figures a news headline quotes, for the visible window."""
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from liqscope.models.format import number, usd
@@ -9,17 +9,71 @@ from liqscope.models.format import number, usd
 from .theme import LONG_COLOR, PENDING_COLOR, SHORT_COLOR, display_name, exchange_color
 
 
-def _figure(caption: str) -> tuple[QWidget, QLabel]:
+class FittingLabel(QLabel):
+    """Shows the longest of its texts that fits its width -- a figure's short form when a docked panel
+    narrows the window, never a text cut mid-number. ``text()`` is the full form."""
+
+    def __init__(self, *texts: str):
+        super().__init__()
+        self._texts = list(texts) or [""]
+        self.setMinimumWidth(1)
+        self._fit()
+
+    def set_texts(self, *texts: str) -> None:
+        self._texts = list(texts) or [""]
+        self.updateGeometry()
+        self._fit()
+
+    def text(self) -> str:  # noqa: D102 - the full form, whatever fits now
+        return self._texts[0]
+
+    @property
+    def forms(self) -> list[str]:
+        """The texts, longest preferred first."""
+        return list(self._texts)
+
+    def sizeHint(self) -> QSize:
+        m = self.contentsMargins()
+        width = max(self.fontMetrics().horizontalAdvance(t) for t in self._texts) + m.left() + m.right()
+        return QSize(width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(1, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def changeEvent(self, event) -> None:  # a style sheet sets the figure font after construction
+        super().changeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        room = self.contentsRect().width()
+        shown = next((t for t in self._texts if self.fontMetrics().horizontalAdvance(t) <= room), "")
+        if QLabel.text(self) != shown:
+            QLabel.setText(self, shown)
+
+
+def _width(box: QWidget, value: FittingLabel, short: bool) -> int:
+    """The width ``box`` needs to show its caption and ``value`` whole: their full or their shortest forms."""
+    m = box.layout().contentsMargins()
+    return m.left() + m.right() + max(label.fontMetrics().horizontalAdvance(label.forms[-1 if short else 0])
+                                      for label in (box.caption, value))
+
+
+def _figure(caption: str, fitting: bool = False) -> tuple[QWidget, QLabel]:
     box = QWidget()
     lay = QVBoxLayout(box)
     lay.setContentsMargins(6, 2, 10, 2)
     lay.setSpacing(0)
-    cap = QLabel(caption)
+    cap = FittingLabel(caption) if fitting else QLabel(caption)
     cap.setProperty("role", "caption")
-    val = QLabel("–")
+    val = FittingLabel("–") if fitting else QLabel("–")
     val.setProperty("role", "figure")
     lay.addWidget(cap)
     lay.addWidget(val)
+    box.caption = cap
     return box, val
 
 
@@ -38,24 +92,30 @@ class HeadlineStrip(QFrame):
         outer.setSpacing(2)
         lay = QHBoxLayout()
         outer.addLayout(lay)
+        self._row = lay
+        self._fixed: list[QWidget] = []  # the liquidation figures: always whole; the price context fits around them
         box, self.total = _figure("Total liquidated")
         lay.addWidget(box)
+        self._fixed.append(box)
         box, self.longs = _figure("Longs liquidated")
+        self._fixed.append(box)
         self.longs.setStyleSheet(f"QLabel {{ color: {LONG_COLOR} }} QLabel:disabled {{ color: {PENDING_COLOR} }}")
         lay.addWidget(box)
         box, self.shorts = _figure("Shorts liquidated (share)")
+        self._fixed.append(box)
         self.shorts.setStyleSheet(f"QLabel {{ color: {SHORT_COLOR} }} QLabel:disabled {{ color: {PENDING_COLOR} }}")
         lay.addWidget(box)
-        self.price_box, self.price = _figure("Price")
+        # price context yields room first (it never widens the window): short forms, then nothing
+        self.price_box, self.price = _figure("Price", fitting=True)
         lay.addWidget(self.price_box)
-        self.range_box, self.range = _figure("Window high / low")
+        self.range_box, self.range = _figure("Window high / low", fitting=True)
+        self.range_box.caption.set_texts("Window high / low", "High / low")
         lay.addWidget(self.range_box)
-        for box in (self.price_box, self.range_box):  # price context yields room first: it never widens the window
-            for label in box.findChildren(QLabel):
-                label.setMinimumWidth(1)  # may be clipped when narrow, instead of forcing a minimum width
         lay.addStretch(1)
         box, self.largest = _figure("Largest single liquidation")
         lay.addWidget(box)
+        self._fixed.append(box)
+        self._has_price = False
         # per-exchange chips on their own row: they never squeeze the figures
         self.chips_box = QWidget()
         self.chips = QHBoxLayout(self.chips_box)
@@ -96,16 +156,37 @@ class HeadlineStrip(QFrame):
 
     def set_price(self, asset: str, exchange: str, stats) -> None:
         """Last price with the window's % change, and the window's high and low (hidden without candles)."""
+        self._has_price = stats is not None
         self.price_box.setVisible(stats is not None)
         self.range_box.setVisible(stats is not None)
         if stats is None:
             return
         # no colour: red/green would read as the long/short colours of the figures beside it
-        self.price.setText(f"{number(stats.last, 6)} ({stats.change_pct:+.2f}%)")
+        last = number(stats.last, 6)
+        self.price.set_texts(f"{last} ({stats.change_pct:+.2f}%)", last)
         self.price.setToolTip(f"{asset} on {display_name(exchange)}: last close in the window, change from the "
                               f"window's first open ({number(stats.open, 6)})")
-        self.range.setText(f"{number(stats.high, 6)} / {number(stats.low, 6)}")
-        self.price_box.findChild(QLabel).setText(f"{asset} last (window change)")
+        self.range.set_texts(f"{number(stats.high, 6)} / {number(stats.low, 6)}")
+        self.range.setToolTip(f"{asset} on {display_name(exchange)}: the window's high and low")
+        self.price_box.caption.set_texts(f"{asset} last (window change)", f"{asset} last")
+        self._fit_context()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_context()
+
+    def _fit_context(self) -> None:
+        """Show the window's high/low only when the price beside it fits whole, and the price only when its
+        short form fits: the room the liquidation figures leave, never a caption over nothing."""
+        if not self._has_price:
+            return
+        spacing = max(self._row.spacing(), 0)
+        m = self.contentsMargins()
+        room = self.width() - m.left() - m.right() - 12 - sum(w.sizeHint().width() + spacing for w in self._fixed)
+
+        price_full = _width(self.price_box, self.price, short=False) + spacing
+        self.range_box.setVisible(room >= price_full + _width(self.range_box, self.range, short=False) + spacing)
+        self.price_box.setVisible(room >= _width(self.price_box, self.price, short=True) + spacing)
 
     def set_figures(self, summary: dict, scope_text: str, *, pending: bool = False) -> None:
         """``pending``: figures of what is held while the exact ones for the view are read (a large store
@@ -143,3 +224,4 @@ class HeadlineStrip(QFrame):
                                     f"{number(top['qty'])} @ {number(top['price'])}")
         else:
             self.largest.setText("–")
+        self._fit_context()  # the figures' widths changed: the price context fits around them

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QHBoxL
                                QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from liqscope.models.alerts import parse_size
-from liqscope.models.format import number
+from liqscope.models.format import number, usd
 from liqscope.models.timeutil import format_time
 
 from .theme import LONG_COLOR, SHORT_COLOR, display_name
@@ -94,15 +94,18 @@ class TapeModel(QAbstractTableModel):
             return None
         row, col = self.rows[index.row()], index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                return format_time(pd.Timestamp(row[0], tz="UTC"), "second")
+            if col == 0:  # a tape spans minutes: the time of day (the date is in the tooltip)
+                return pd.Timestamp(row[0], tz="UTC").strftime("%H:%M:%S")
             if col == 1:
                 return display_name(row[1])
-            if col == 4:
-                return f"${row[4]:,.0f}"
+            if col == 4:  # compact, as traders read a tape (exact in the tooltip)
+                return usd(row[4])
             if col == 5:
                 return number(row[5])
             return row[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (f"{format_time(pd.Timestamp(row[0], tz='UTC'), 'second')} UTC · {display_name(row[1])} "
+                    f"{row[2]} · {row[3]} liquidated · ${row[4]:,.2f} at {number(row[5])}")
         if role == Qt.ItemDataRole.UserRole:
             return row[col] if col != 0 else pd.Timestamp(row[0], tz="UTC")
         if role == Qt.ItemDataRole.ForegroundRole:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from liqscope.models.alerts import AlertEngine, load_settings
+from liqscope.models.format import usd
 from liqscope.models.replay import FakeClock
 
 from liqscope.models.cascade_search import find_cascades
@@ -66,19 +67,21 @@ def test_replay_feeds_the_tape_newest_first_and_the_charts_follow(qtbot, window,
     ts = [r[0] for r in tape.model.rows]
     assert ts == sorted(ts, reverse=True)
     assert ts[0] == big["ts"].max().value
-    cell = tape.model.index(0, 4).data()
-    assert cell == f"${tape.model.rows[0][4]:,.0f}"
-    # colour by side
     from PySide6.QtCore import Qt
 
+    cell = tape.model.index(0, 4).data()
+    assert cell == usd(tape.model.rows[0][4])  # compact; exact in the tooltip
+    assert f"${tape.model.rows[0][4]:,.2f}" in tape.model.index(0, 4).data(Qt.ItemDataRole.ToolTipRole)
+    assert tape.model.index(0, 0).data() == pd.Timestamp(tape.model.rows[0][0], tz="UTC").strftime("%H:%M:%S")
+    # colour by side
     from liqscope.gui.theme import LONG_COLOR, SHORT_COLOR
     colors = {tape.model.rows[r][3]: tape.model.index(r, 0).data(Qt.ItemDataRole.ForegroundRole).name().upper()
               for r in range(tape.model.rowCount())}
     assert colors.get("short", SHORT_COLOR) == SHORT_COLOR and colors.get("long", LONG_COLOR) == LONG_COLOR
     # the size filter
     tape.size.setCurrentText("$100K")
-    usd = np.array([r[4] for r in tape.model.rows])
-    assert len(usd) == int((big["notional_usd"] >= 100_000).sum()) and (usd >= 100_000).all()
+    sizes = np.array([r[4] for r in tape.model.rows])
+    assert len(sizes) == int((big["notional_usd"] >= 100_000).sum()) and (sizes >= 100_000).all()
     assert "listed of" in tape.count.text()
     # End replay brings back the data shown before
     window.replay.end()
