@@ -23,6 +23,7 @@ from liqscope.models.alerts import (RULE_SYNTAX, Alert, AlertEngine, AlertMonito
 from liqscope.models.cascades import Params
 from liqscope.models.timeutil import format_time
 
+from .panel_parts import dock_body
 from .theme import ALERT_TEXT
 
 LOG_ROWS = 1000
@@ -165,10 +166,7 @@ class AlertsDock(QDockWidget):
     def __init__(self, main, ctl: AlertsController):
         super().__init__("Alerts", main)
         self.ctl = ctl
-        self.setObjectName("panel_alerts")
-        body = QWidget()
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(4, 2, 4, 4)
+        lay = dock_body(self, "panel_alerts")
         self.rules = QListWidget()
         self.rules.setObjectName("alert_rules")
         self.rules.itemChanged.connect(self._ticked)
@@ -230,7 +228,6 @@ class AlertsDock(QDockWidget):
         split.addWidget(top)
         split.addWidget(bottom)
         lay.addWidget(split, 1)
-        self.setWidget(body)
         self._fill()
 
     def _fill(self) -> None:

@@ -29,12 +29,13 @@ from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+                               QVBoxLayout)
 
 from liqscope.models import annotations as an
 from liqscope.models.annotations import Annotation, AnnotationError
 from liqscope.models.timeutil import format_time
 
+from .panel_parts import dock_body
 from .axis import from_x
 from .layout import LEVEL_LABEL_AT
 from .theme import PRICE_LINE_COLOR, STATUS_OK, STATUS_WAIT, THEMES, Theme
@@ -292,13 +293,7 @@ class AnnotationsPanel(QDockWidget):
     def __init__(self, ctl: "Annotations"):
         super().__init__("Annotations", ctl.window)
         self.ctl = ctl
-        self.setObjectName("panel_annotations")
-        self.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
-                         | QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        body = QWidget()
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(4, 2, 4, 4)
+        lay = dock_body(self, "panel_annotations")
         bar = QHBoxLayout()
         add = QPushButton("Add ▾")
         add.setObjectName("annotations_add")
@@ -338,7 +333,6 @@ class AnnotationsPanel(QDockWidget):
         self.status = QLabel()
         self.status.setProperty("role", "caption")
         lay.addWidget(self.status)
-        self.setWidget(body)
         self.ids: list[str] = []
         self.refresh()
 

@@ -27,7 +27,7 @@ from liqscope.models.store import open_store
 
 from .loader import close_progress, progress_dialog
 from .theme import display_name
-from .worker import Worker
+from .worker import Worker, WorkerSignals
 
 TITLES = {OI: "Fetch open interest", FUNDING: "Fetch funding"}
 EXCHANGES = ("binance", "bybit", "okx")
@@ -122,7 +122,7 @@ class ContextFetchDialog(QDialog):
         return req
 
 
-class ContextFetchController(QObject):
+class ContextFetchController(WorkerSignals, QObject):
     """Runs ``fetch_context`` on the one worker type, with a cancellable progress dialog; notices in words."""
 
     def __init__(self, window, fetch: Callable = fetch_context):
@@ -142,19 +142,6 @@ class ContextFetchController(QObject):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(lambda: self._on_finished(None))
-
-    # the worker's signals, under the names callers and tests know (as FetchController)
-    @property
-    def finished(self):
-        return self.worker.finished
-
-    @property
-    def failed(self):
-        return self.worker.failed
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        return self.worker.thread
 
     # -- the menu ------------------------------------------------------------------------------
     def install(self, menu) -> None:

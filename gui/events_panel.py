@@ -14,14 +14,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMessageBox,
-                               QPushButton, QVBoxLayout, QWidget)
+                               QPushButton)
 
 from liqscope.models.cascade_search import find_cascades
 from liqscope.models.export import ExportError, default_name, write_csv
 from liqscope.models.format import usd
 from liqscope.models.timeutil import format_duration
 
-from .panel_parts import make_table
+from .panel_parts import dock_body, make_table
 from .table_model import Column, DataFrameModel, percent
 from .theme import CASCADE_SHADE, CASCADE_SHADE_ALPHA, display_name
 from .worker import Worker
@@ -95,10 +95,7 @@ class EventsPanel(QDockWidget):
     def __init__(self, main):
         super().__init__("Events: cascades", main)
         self.main = main
-        self.setObjectName("panel_events")
-        self.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
-                         | QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        lay = dock_body(self, "panel_events")
         self.found: list = []           # what the last detection returned (all history, or the view's)
         self.found_for: tuple | None = None  # (id(dataset), scope key) it answers
         self._limit = LIMIT                  # how many it asked for
@@ -110,9 +107,6 @@ class EventsPanel(QDockWidget):
         self._settle = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._settle.timeout.connect(self.refresh)
 
-        body = QWidget()
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(4, 2, 4, 4)
         bar = QHBoxLayout()
         self.scope = QComboBox()
         self.scope.setObjectName("events_scope")
@@ -146,7 +140,6 @@ class EventsPanel(QDockWidget):
         self.table.doubleClicked.connect(lambda index: self.jump_to(index.row()))
         self.table.setToolTip("Double-click a cascade to set the main view around it")
         lay.addWidget(self.table, 1)
-        self.setWidget(body)
 
         main.state.changed.connect(self._on_state)
         main.hub.dataset_changed.connect(lambda _ds: self.refresh())

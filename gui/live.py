@@ -28,7 +28,7 @@ from liqscope.models.store import open_store
 from .context_fetch import ContextFetchController
 from .loader import close_progress, progress_dialog
 from .theme import STATUS_IDLE, STATUS_OFFLINE, STATUS_OK, STATUS_WAIT, display_name
-from .worker import Worker
+from .worker import Worker, WorkerSignals
 
 MERGE_MS = 400
 # Okabe-Ito green / orange / vermillion and the theme's muted grey: offline (no network
@@ -219,7 +219,7 @@ class FetchDialog(QDialog):
                 "interval": self.interval.currentData(), "start": to_ts(self.start), "end": to_ts(self.end)}
 
 
-class FetchController(QObject):
+class FetchController(WorkerSignals, QObject):
     """Runs ``fetch_candles`` on the one worker type, with a cancellable progress dialog."""
 
     def __init__(self, window, fetch: Callable = fetch_candles):
@@ -238,19 +238,6 @@ class FetchController(QObject):
         menu = getattr(window, "data_menu", None)
         if menu is not None:
             self.context.install(menu)
-
-    # the worker's signals, under the names callers and tests know
-    @property
-    def finished(self):
-        return self.worker.finished
-
-    @property
-    def failed(self):
-        return self.worker.failed
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        return self.worker.thread
 
     def ask_and_fetch(self) -> None:
         v = self.window.state.view

@@ -1,11 +1,12 @@
-"""Small building blocks shared by the drill-down panels: split bar, tables, bars, plot set-up."""
+"""Small building blocks shared by the panels: dock frame, split bar, tables, bars, plot set-up."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableView, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHeaderView, QSizePolicy, QTableView, QVBoxLayout,
+                               QWidget)
 
 from liqscope.models.format import usd
 
@@ -13,6 +14,22 @@ from .axis import OriginDateAxis
 from .layout import AXIS_WIDTH, HIDDEN_TIME_AXIS_HEIGHT, TITLE_HEIGHT
 from .table_model import DataFrameModel
 from .theme import LONG_COLOR, SHORT_COLOR, SPLIT_EMPTY_COLOR, SPLIT_TEXT_COLOR, Theme
+
+
+PANEL_FEATURES = (QDockWidget.DockWidgetFeature.DockWidgetClosable | QDockWidget.DockWidgetFeature.DockWidgetMovable
+                  | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+
+
+def dock_body(dock: QDockWidget, name: str) -> QVBoxLayout:
+    """A panel's frame: its object name (saved layouts and tests find the panel by it), the panel features,
+    and the column its widgets go in (already the dock's widget)."""
+    dock.setObjectName(name)
+    dock.setFeatures(PANEL_FEATURES)
+    body = QWidget()
+    lay = QVBoxLayout(body)
+    lay.setContentsMargins(4, 2, 4, 4)
+    dock.setWidget(body)
+    return lay
 
 
 class SplitBar(QWidget):

@@ -12,12 +12,13 @@ import pandas as pd
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QAction, QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QTableView, QVBoxLayout, QWidget)
+                               QPushButton, QTableView)
 
 from liqscope.models.alerts import parse_size
 from liqscope.models.format import number, usd
 from liqscope.models.timeutil import format_time
 
+from .panel_parts import dock_body
 from .theme import LONG_COLOR, SHORT_COLOR, display_name
 
 CAPACITY = 2000
@@ -126,13 +127,7 @@ class TapePanel(QDockWidget):
     def __init__(self, main, tape: "Tape"):
         super().__init__("Live tape", main)
         self.main = main
-        self.setObjectName("panel_tape")
-        self.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
-                         | QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        body = QWidget()
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(4, 2, 4, 4)
+        lay = dock_body(self, "panel_tape")
         bar = QHBoxLayout()
         bar.addWidget(QLabel("At least"))
         self.size = QComboBox()
@@ -167,7 +162,6 @@ class TapePanel(QDockWidget):
         self.view.doubleClicked.connect(self._centre)
         self.view.setToolTip("Newest first; double-click to centre the main chart on a liquidation")
         lay.addWidget(self.view, 1)
-        self.setWidget(body)
         self.model.rowsInserted.connect(self._say)
         self.model.modelReset.connect(self._say)
         self._say()

@@ -91,3 +91,22 @@ class Worker(QObject):
 
 
 __all__ = ["Worker", "Step", "Task", "Cancelled"]
+
+
+class WorkerSignals:
+    """For a controller that runs its jobs on ``self.worker``: the worker's ``finished`` and ``failed``
+    signals and its ``thread``, under the names callers and tests know."""
+
+    worker: Worker
+
+    @property
+    def finished(self):
+        return self.worker.finished
+
+    @property
+    def failed(self):
+        return self.worker.failed
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self.worker.thread
