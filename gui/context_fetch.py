@@ -22,10 +22,9 @@ from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QDialog, QDialogButtonB
 from liqscope.models.connectors import ExchangeUnavailable, FetchError, NetworkUnreachable
 from liqscope.models.connectors.context import FUNDING, HISTORY_NOTES, OI, HistoryUnavailable, oi_periods
 from liqscope.models.connectors.context_fetch import WHAT, fetch_context
-from liqscope.models.progress import Step
 from liqscope.models.store import open_store
 
-from .loader import close_progress, progress_dialog
+from .loader import ProgressDialogJob, progress_dialog
 from .theme import display_name
 from .worker import Worker, WorkerSignals
 
@@ -122,7 +121,7 @@ class ContextFetchDialog(QDialog):
         return req
 
 
-class ContextFetchController(WorkerSignals, QObject):
+class ContextFetchController(WorkerSignals, ProgressDialogJob, QObject):
     """Runs ``fetch_context`` on the one worker type, with a cancellable progress dialog; notices in words."""
 
     def __init__(self, window, fetch: Callable = fetch_context):
@@ -191,16 +190,6 @@ class ContextFetchController(WorkerSignals, QObject):
         fetch = self.fetch
         return self.worker.start(lambda task: fetch(kind, exchange, symbol, start, end, store=open_store(),
                                                     period=period, task=task, **kw))
-
-    def _on_progress(self, step: Step) -> None:
-        """The bar, and the step's message (a retry and its reason) or else what is being fetched."""
-        if self.dialog is not None:
-            self.dialog.setLabelText(step.message or self._label)
-            self.dialog.setValue(int(1000 * step.fraction))
-
-    def _close(self) -> None:
-        close_progress(self.dialog)
-        self.dialog = None
 
     def _tell(self, text: str) -> None:
         self.last_message = text

@@ -22,11 +22,10 @@ from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QDialog, QDialogButtonB
 from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, OFFLINE, RECONNECTING, STOPPED,
                                         ExchangeStatus, ExchangeUnavailable, FetchError, NetworkUnreachable,
                                         Recorder, fetch_candles)
-from liqscope.models.progress import Step
 from liqscope.models.store import open_store
 
 from .context_fetch import ContextFetchController
-from .loader import close_progress, progress_dialog
+from .loader import ProgressDialogJob, progress_dialog
 from .theme import STATUS_IDLE, STATUS_OFFLINE, STATUS_OK, STATUS_WAIT, display_name
 from .worker import Worker, WorkerSignals
 
@@ -219,7 +218,7 @@ class FetchDialog(QDialog):
                 "interval": self.interval.currentData(), "start": to_ts(self.start), "end": to_ts(self.end)}
 
 
-class FetchController(WorkerSignals, QObject):
+class FetchController(WorkerSignals, ProgressDialogJob, QObject):
     """Runs ``fetch_candles`` on the one worker type, with a cancellable progress dialog."""
 
     def __init__(self, window, fetch: Callable = fetch_candles):
@@ -250,16 +249,6 @@ class FetchController(WorkerSignals, QObject):
         self.dialog = progress_dialog(self.window, "Fetch candles", self._label, self.worker.cancel)
         return self.worker.start(lambda task: self.fetch(exchange, symbol, interval, start, end, store=open_store(),
                                                          task=task, **kw))
-
-    def _on_progress(self, step: Step) -> None:
-        """The bar, and the step's message (a retry and its reason) or else what is being fetched."""
-        if self.dialog is not None:
-            self.dialog.setLabelText(step.message or self._label)
-            self.dialog.setValue(int(1000 * step.fraction))
-
-    def _close(self) -> None:
-        close_progress(self.dialog)
-        self.dialog = None
 
     def _on_finished(self, result) -> None:
         self._close()

@@ -104,3 +104,20 @@ def close_progress(dialog: QProgressDialog | None) -> None:
         dialog.canceled.disconnect()
         dialog.reset()
         dialog.deleteLater()
+
+
+class ProgressDialogJob:
+    """For a controller whose job shows a :func:`progress_dialog` (``self.dialog``; its text when a step says
+    nothing: ``self._label``): the bar and the step's message (a retry and its reason) follow the worker."""
+
+    dialog: QProgressDialog | None = None
+    _label: str = ""
+
+    def _on_progress(self, step) -> None:
+        if self.dialog is not None:
+            self.dialog.setLabelText(step.message or self._label)
+            self.dialog.setValue(int(1000 * step.fraction))
+
+    def _close(self) -> None:
+        close_progress(self.dialog)
+        self.dialog = None
