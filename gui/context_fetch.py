@@ -17,7 +17,7 @@ import pandas as pd
 from PySide6.QtCore import QDateTime, QEvent, QObject, QTimeZone
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
-                               QMessageBox, QProgressDialog)
+                               QMessageBox)
 
 from liqscope.models.connectors import ExchangeUnavailable, FetchError, NetworkUnreachable
 from liqscope.models.connectors.context import FUNDING, HISTORY_NOTES, OI, HistoryUnavailable, oi_periods
@@ -128,9 +128,7 @@ class ContextFetchController(WorkerSignals, ProgressDialogJob, QObject):
         super().__init__(window)
         self.window = window
         self.fetch = fetch
-        self.dialog: QProgressDialog | None = None
         self.kind = OI
-        self._label = ""
         self.last_result = None
         self.last_error: Exception | None = None
         self.last_message = ""  # what the user was told last (status bar / message box), one line

@@ -17,7 +17,7 @@ from typing import Callable
 import pandas as pd
 from PySide6.QtCore import QDateTime, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QLineEdit, QMessageBox, QProgressDialog)
+                               QLineEdit, QMessageBox)
 
 from liqscope.models.connectors import (CONNECTED, EXCHANGES, HISTORY_NOTES, OFFLINE, RECONNECTING, STOPPED,
                                         ExchangeStatus, ExchangeUnavailable, FetchError, NetworkUnreachable,
@@ -225,8 +225,6 @@ class FetchController(WorkerSignals, ProgressDialogJob, QObject):
         super().__init__(window)
         self.window = window
         self.fetch = fetch
-        self.dialog: QProgressDialog | None = None
-        self._label = ""
         self.worker = Worker(self, name="liqscope-fetch")
         self.worker.progressed.connect(self._on_progress)
         self.worker.finished.connect(self._on_finished)
